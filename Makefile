@@ -1,0 +1,82 @@
+# AI Chat Gateway — `make run` and `make test` do all set-up on a fresh machine.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(abspath $(VENV))/bin/python
+BIN := $(abspath $(VENV))/bin
+TEST_POSTGRES_URL ?= postgresql+asyncpg://postgres@127.0.0.1:5432/test
+TEST_REDIS_URL ?= redis://127.0.0.1:6379/15
+
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+
+.PHONY: help run test lint format migrate bootstrap reset-password frontend \
+        test-backend test-backend-sqlite test-backend-postgres test-frontend test-e2e clean
+
+help:
+	@echo "make run          install, build, migrate and start the server (http://127.0.0.1:8000)"
+	@echo "make test         install test tools and run every suite (lint, backend on SQLite and PostgreSQL, frontend)"
+	@echo "make migrate      apply database migrations"
+	@echo "make reset-password ACCOUNT=admin  set a new (printed) password for an account"
+	@echo "make format       format the backend code"
+
+$(VENV)/bin/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+
+$(VENV)/.runtime-installed: backend/pyproject.toml | $(VENV)/bin/python
+	$(BIN)/pip install --quiet -e backend
+	@touch $@
+
+$(VENV)/.dev-installed: backend/pyproject.toml | $(VENV)/bin/python
+	$(BIN)/pip install --quiet -e 'backend[dev]'
+	@touch $@ $(VENV)/.runtime-installed
+
+# The SPA, once frontend/package.json exists: built by Vite into backend/app/frontend/.
+frontend:
+	@if [ -f frontend/package.json ]; then \
+	  cd frontend && npm ci --no-audit --no-fund && npm run build; \
+	else \
+	  echo "frontend: no SPA sources yet; the server shows a placeholder page at /"; \
+	fi
+
+run: $(VENV)/.runtime-installed frontend
+	$(PY) -m app serve
+
+migrate: $(VENV)/.runtime-installed
+	$(PY) -m app migrate
+
+bootstrap: $(VENV)/.runtime-installed
+	$(PY) -m app bootstrap
+
+reset-password: $(VENV)/.runtime-installed
+	@test -n "$(ACCOUNT)" || (echo "usage: make reset-password ACCOUNT=<username>"; exit 2)
+	$(PY) -m app reset-password "$(ACCOUNT)"
+
+lint: $(VENV)/.dev-installed
+	cd backend && $(BIN)/ruff check . && $(BIN)/ruff format --check . && $(BIN)/mypy
+
+format: $(VENV)/.dev-installed
+	cd backend && $(BIN)/ruff check --fix . && $(BIN)/ruff format .
+
+test-backend-sqlite: $(VENV)/.dev-installed
+	cd backend && TEST_REDIS_URL=$(TEST_REDIS_URL) $(PY) -m pytest -q
+
+test-backend-postgres: $(VENV)/.dev-installed
+	cd backend && TEST_DATABASE_URL=$(TEST_POSTGRES_URL) TEST_REDIS_URL=$(TEST_REDIS_URL) $(PY) -m pytest -q
+
+test-backend: test-backend-sqlite test-backend-postgres
+
+test-frontend:
+	@if [ -f frontend/package.json ]; then cd frontend && npm ci --no-audit --no-fund && npm test; \
+	else echo "test-frontend: no SPA sources yet"; fi
+
+test-e2e:
+	@if [ -f frontend/package.json ]; then cd frontend && npm run test:e2e; \
+	else echo "test-e2e: no SPA sources yet"; fi
+
+test: lint test-backend test-frontend test-e2e
+
+clean:
+	rm -rf $(VENV) backend/*.egg-info backend/.pytest_cache backend/.mypy_cache backend/.ruff_cache

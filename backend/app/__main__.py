@@ -1,0 +1,137 @@
+"""Command line: `python -m app [serve|migrate|bootstrap|reset-password]`.
+
+serve            run the server (HOST/PORT and everything else from the environment / .env)
+migrate          apply database migrations and exit
+bootstrap        migrate, create the first admin if there is none, and exit
+reset-password   set a new password for an account (generated and printed unless given on stdin)
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import socket
+import sys
+from types import FrameType
+
+import uvicorn
+from pydantic import ValidationError
+
+from app.core import migrate
+from app.core.app_secrets import ConfigError, load_app_secrets
+from app.core.config import Settings
+from app.core.context import AppContext
+from app.main import create_app
+from app.users import bootstrap
+from app.users import service as user_service
+
+
+class GatewayServer(uvicorn.Server):
+    """Turns readiness to 503 the moment a stop signal arrives, and says where it is listening."""
+
+    def __init__(self, config: uvicorn.Config, ctx: AppContext) -> None:
+        super().__init__(config)
+        self.ctx = ctx
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        self.ctx.shutting_down = True
+        super().handle_exit(sig, frame)
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        if self.started:
+            host = self.config.host
+            shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host  # noqa: S104
+            url = f"http://{shown}:{self.config.port}"
+            print(f"\nAI Chat Gateway is ready: {url}  (API docs: {url}/docs)\n", flush=True)
+
+
+def serve(settings: Settings) -> None:
+    app = create_app(settings)
+    config = uvicorn.Config(
+        app,
+        host=settings.server.host,
+        port=settings.server.port,
+        log_level=settings.server.log_level,
+        proxy_headers=False,  # the app resolves client IPs itself (TRUSTED_PROXIES)
+        server_header=False,
+        timeout_graceful_shutdown=30,
+    )
+    GatewayServer(config, app.state.ctx).run()
+
+
+async def _with_context(settings: Settings, bootstrap_admin: bool) -> None:
+    ctx = AppContext.build(settings, load_app_secrets(settings))
+    engine = ctx.open_database()
+    try:
+        await migrate.upgrade(engine)
+        if bootstrap_admin:
+            first_admin = await bootstrap.ensure_first_admin(
+                ctx.sessionmaker, ctx.hasher, settings.admin
+            )
+            if first_admin is not None:
+                bootstrap.announce(first_admin)
+            else:
+                print("An admin account already exists; nothing to create.")
+    finally:
+        await ctx.close()
+
+
+async def _reset_password(settings: Settings, username: str, from_stdin: bool) -> int:
+    password = sys.stdin.readline().rstrip("\n") if from_stdin else None
+    ctx = AppContext.build(settings, load_app_secrets(settings))
+    ctx.open_database()
+    try:
+        async with ctx.sessionmaker() as db:
+            user = await user_service.find_for_login(db, username)
+            if user is None:
+                print(f"No account named '{username}'.", file=sys.stderr)
+                return 1
+            generated = await user_service.admin_reset_password(db, ctx.hasher, user, password)
+            await db.commit()
+    finally:
+        await ctx.close()
+    print(f"Password for '{user.username}' changed; their sessions were signed out.")
+    if generated:
+        print(f"New password (shown once): {generated}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m app", description=__doc__.split("\n")[0])
+    commands = parser.add_subparsers(dest="command")
+    commands.add_parser("serve", help="run the server")
+    commands.add_parser("migrate", help="apply database migrations")
+    commands.add_parser("bootstrap", help="migrate and create the first admin")
+    reset = commands.add_parser("reset-password", help="set a new password for an account")
+    reset.add_argument("username")
+    reset.add_argument(
+        "--stdin", action="store_true", help="read the new password from standard input"
+    )
+    args = parser.parse_args(argv)
+
+    try:
+        settings = Settings()
+        if args.command in (None, "serve"):
+            serve(settings)
+        elif args.command == "migrate":
+            asyncio.run(_with_context(settings, bootstrap_admin=False))
+            print("Database is up to date.")
+        elif args.command == "bootstrap":
+            asyncio.run(_with_context(settings, bootstrap_admin=True))
+        elif args.command == "reset-password":
+            return asyncio.run(_reset_password(settings, args.username, args.stdin))
+    except ConfigError as exc:
+        print(f"Configuration error: {exc}", file=sys.stderr)
+        return 2
+    except ValidationError as exc:
+        # Name the setting and the rule, never the value (it may be a secret).
+        for error in exc.errors():
+            name = "_".join(str(part) for part in error["loc"]).upper()
+            print(f"Configuration error: {name}: {error['msg']}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

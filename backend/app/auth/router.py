@@ -1,0 +1,187 @@
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, status
+from fastapi.exceptions import RequestValidationError
+from fastapi.security import OAuth2PasswordRequestForm
+from pydantic import ValidationError
+
+from app.auth import service as auth_service
+from app.auth.dependencies import CurrentPrincipal, CurrentUser, LoginThrottleDep
+from app.auth.schemas import (
+    LoginRequest,
+    MeUpdate,
+    PasswordChange,
+    RefreshRequest,
+    RegisterRequest,
+    SessionRead,
+    TokenResponse,
+)
+from app.auth.service import IssuedTokens
+from app.auth.throttle import check_registration
+from app.core.deps import ClientIP, ContextDep, SessionDep, UserAgent
+from app.users import service as user_service
+from app.users.schemas import UserRead
+
+router = APIRouter(prefix="/api/auth", tags=["auth"])
+
+
+def _token_response(issued: IssuedTokens) -> TokenResponse:
+    return TokenResponse(
+        access_token=issued.access_token,
+        refresh_token=issued.refresh_token,
+        expires_in=issued.expires_in,
+        user=UserRead.model_validate(issued.user),
+    )
+
+
+@router.post("/register", status_code=status.HTTP_201_CREATED)
+async def register(
+    body: RegisterRequest, ctx: ContextDep, db: SessionDep, client_ip: ClientIP
+) -> UserRead:
+    await check_registration(ctx.limiter, ctx.settings.auth, client_ip)
+    user = await auth_service.register(
+        db,
+        ctx.hasher,
+        username=body.username,
+        password=body.password.get_secret_value(),
+        email=body.email,
+        display_name=body.display_name,
+    )
+    return UserRead.model_validate(user)
+
+
+async def _login(
+    ctx: ContextDep,
+    db: SessionDep,
+    throttle: LoginThrottleDep,
+    client_ip: str,
+    user_agent: str | None,
+    username: str,
+    password: str,
+    *,
+    require_admin: bool = False,
+) -> TokenResponse:
+    issued = await auth_service.login(
+        db,
+        ctx.hasher,
+        ctx.tokens,
+        throttle,
+        identifier=username,
+        password=password,
+        client_ip=client_ip,
+        user_agent=user_agent,
+        require_admin=require_admin,
+    )
+    return _token_response(issued)
+
+
+@router.post("/login")
+async def login(
+    body: LoginRequest,
+    ctx: ContextDep,
+    db: SessionDep,
+    throttle: LoginThrottleDep,
+    client_ip: ClientIP,
+    user_agent: UserAgent,
+) -> TokenResponse:
+    return await _login(
+        ctx, db, throttle, client_ip, user_agent, body.username, body.password.get_secret_value()
+    )
+
+
+@router.post("/admin/login")
+async def admin_login(
+    body: LoginRequest,
+    ctx: ContextDep,
+    db: SessionDep,
+    throttle: LoginThrottleDep,
+    client_ip: ClientIP,
+    user_agent: UserAgent,
+) -> TokenResponse:
+    return await _login(
+        ctx,
+        db,
+        throttle,
+        client_ip,
+        user_agent,
+        body.username,
+        body.password.get_secret_value(),
+        require_admin=True,
+    )
+
+
+@router.post("/token", summary="Login (OAuth2 password form, used by Swagger's Authorize)")
+async def login_form(
+    form: Annotated[OAuth2PasswordRequestForm, Depends()],
+    ctx: ContextDep,
+    db: SessionDep,
+    throttle: LoginThrottleDep,
+    client_ip: ClientIP,
+    user_agent: UserAgent,
+) -> TokenResponse:
+    try:
+        body = LoginRequest.model_validate({"username": form.username, "password": form.password})
+    except ValidationError as exc:
+        raise RequestValidationError(exc.errors()) from None
+    return await _login(
+        ctx, db, throttle, client_ip, user_agent, body.username, body.password.get_secret_value()
+    )
+
+
+@router.post("/refresh")
+async def refresh(body: RefreshRequest, ctx: ContextDep, db: SessionDep) -> TokenResponse:
+    return _token_response(await auth_service.refresh(db, ctx.tokens, body.refresh_token))
+
+
+@router.post("/logout", status_code=status.HTTP_204_NO_CONTENT)
+async def logout(principal: CurrentPrincipal, db: SessionDep) -> None:
+    await auth_service.logout(db, principal)
+
+
+@router.get("/me")
+async def read_me(user: CurrentUser) -> UserRead:
+    return UserRead.model_validate(user)
+
+
+@router.patch("/me")
+async def update_me(body: MeUpdate, user: CurrentUser, db: SessionDep) -> UserRead:
+    updated = await user_service.update_profile(db, user, body.model_dump(exclude_unset=True))
+    return UserRead.model_validate(updated)
+
+
+@router.post("/me/password", status_code=status.HTTP_204_NO_CONTENT)
+async def change_password(
+    body: PasswordChange,
+    principal: CurrentPrincipal,
+    ctx: ContextDep,
+    db: SessionDep,
+    throttle: LoginThrottleDep,
+    client_ip: ClientIP,
+) -> None:
+    await auth_service.change_password(
+        db,
+        ctx.hasher,
+        throttle,
+        principal,
+        current_password=body.current_password.get_secret_value(),
+        new_password=body.new_password.get_secret_value(),
+        client_ip=client_ip,
+    )
+
+
+@router.get("/sessions")
+async def list_sessions(principal: CurrentPrincipal, db: SessionDep) -> list[SessionRead]:
+    rows = await auth_service.list_sessions(db, principal)
+    return [
+        SessionRead.model_validate(row).model_copy(
+            update={"current": row.id == principal.session_id}
+        )
+        for row in rows
+    ]
+
+
+@router.delete("/sessions/{session_id}", status_code=status.HTTP_204_NO_CONTENT)
+async def revoke_session(session_id: str, principal: CurrentPrincipal, db: SessionDep) -> None:
+    await auth_service.revoke_own_session(db, principal, session_id)

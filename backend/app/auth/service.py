@@ -1,0 +1,204 @@
+"""Sign-up, sign-in, token refresh and sign-out.
+
+Access tokens are short-lived JWTs naming a session (`sid`); every request checks that the session
+is live and the user active, so logout, password changes and disabling an account take effect on the
+next request. Refresh tokens rotate on every use; presenting an already-used one revokes the whole
+session (it was copied).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.auth import sessions
+from app.auth.throttle import LoginThrottle
+from app.core.errors import (
+    ForbiddenError,
+    NotFoundError,
+    UnauthorizedError,
+    UnprocessableError,
+)
+from app.core.security import InvalidTokenError, PasswordHasher, TokenCodec, new_id
+from app.models import AuthSession, User
+from app.models.base import utcnow
+from app.users import service as user_service
+from app.users.fields import username_key
+
+INVALID_TOKEN_MESSAGE = "Invalid or expired token"  # noqa: S105
+
+
+def invalid_token(*, commit: bool = False) -> UnauthorizedError:
+    """The one answer for every token problem, so none can be told apart from outside."""
+    return UnauthorizedError(INVALID_TOKEN_MESSAGE, code="invalid_token", commit=commit)
+
+
+@dataclass(frozen=True)
+class IssuedTokens:
+    access_token: str
+    refresh_token: str
+    expires_in: int
+    user: User
+
+
+@dataclass(frozen=True)
+class Principal:
+    user: User
+    session_id: str
+
+
+async def _start_session(
+    db: AsyncSession,
+    tokens: TokenCodec,
+    user: User,
+    client_ip: str | None,
+    user_agent: str | None,
+) -> IssuedTokens:
+    refresh_jti = new_id()
+    row = await sessions.create(
+        db,
+        user_id=user.id,
+        refresh_jti=refresh_jti,
+        expires_at=utcnow() + tokens.ttl("refresh"),
+        client_ip=client_ip,
+        user_agent=user_agent,
+    )
+    return _issue(tokens, user, row.id, refresh_jti)
+
+
+def _issue(tokens: TokenCodec, user: User, session_id: str, refresh_jti: str) -> IssuedTokens:
+    access, _ = tokens.issue("access", user.id, session_id)
+    refresh, _ = tokens.issue("refresh", user.id, session_id, jti=refresh_jti)
+    return IssuedTokens(
+        access_token=access,
+        refresh_token=refresh,
+        expires_in=int(tokens.ttl("access").total_seconds()),
+        user=user,
+    )
+
+
+async def register(
+    db: AsyncSession,
+    hasher: PasswordHasher,
+    *,
+    username: str,
+    password: str,
+    email: str | None,
+    display_name: str | None,
+) -> User:
+    return await user_service.create(
+        db, hasher, username=username, password=password, email=email, display_name=display_name
+    )
+
+
+async def login(
+    db: AsyncSession,
+    hasher: PasswordHasher,
+    tokens: TokenCodec,
+    throttle: LoginThrottle,
+    *,
+    identifier: str,
+    password: str,
+    client_ip: str,
+    user_agent: str | None,
+    require_admin: bool = False,
+) -> IssuedTokens:
+    account = identifier.strip().lower() if "@" in identifier else username_key(identifier.strip())
+    await throttle.check(account, client_ip)
+    user = await user_service.find_for_login(db, identifier)
+    # Unknown accounts are verified against a dummy hash: same work, same answer, same time.
+    ok, new_hash = await hasher.verify(password, user.password_hash if user else None)
+    if user is None or not ok:
+        await throttle.record_failure(account, client_ip)
+        raise UnauthorizedError("Invalid username or password", code="invalid_credentials")
+    await throttle.record_success(account, client_ip)
+    if new_hash is not None:
+        user.password_hash = new_hash
+    if not user.is_active:
+        raise ForbiddenError("This account is disabled", code="account_disabled", commit=True)
+    if require_admin and not user.is_admin:
+        raise ForbiddenError("This account is not an administrator", code="not_admin", commit=True)
+    user.last_login_at = utcnow()
+    return await _start_session(db, tokens, user, client_ip, user_agent)
+
+
+async def authenticate(db: AsyncSession, tokens: TokenCodec, access_token: str | None) -> Principal:
+    if not access_token:
+        raise invalid_token()
+    try:
+        claims = tokens.decode(access_token, "access")
+    except InvalidTokenError:
+        raise invalid_token() from None
+    found = await sessions.get_live_with_user(db, claims.session_id, claims.user_id)
+    if found is None or not found[1].is_active:
+        raise invalid_token()
+    return Principal(user=found[1], session_id=claims.session_id)
+
+
+async def refresh(db: AsyncSession, tokens: TokenCodec, refresh_token: str) -> IssuedTokens:
+    try:
+        claims = tokens.decode(refresh_token, "refresh")
+    except InvalidTokenError:
+        raise invalid_token() from None
+    found = await sessions.get_live_with_user(db, claims.session_id, claims.user_id)
+    if found is None:
+        raise invalid_token()
+    session_row, user = found
+    if not user.is_active:
+        raise invalid_token()
+    if session_row.refresh_jti != claims.jti:
+        # An old refresh token came back: someone holds a copy. End the session for everyone.
+        await sessions.revoke(db, session_row.id)
+        raise invalid_token(commit=True)
+    new_jti = new_id()
+    if not await sessions.rotate_refresh(
+        db, session_row.id, claims.jti, new_jti, utcnow() + tokens.ttl("refresh")
+    ):
+        raise invalid_token()  # a concurrent refresh won the race
+    return _issue(tokens, user, session_row.id, new_jti)
+
+
+async def logout(db: AsyncSession, principal: Principal) -> None:
+    await sessions.revoke(db, principal.session_id)
+
+
+async def change_password(
+    db: AsyncSession,
+    hasher: PasswordHasher,
+    throttle: LoginThrottle,
+    principal: Principal,
+    *,
+    current_password: str,
+    new_password: str,
+    client_ip: str,
+) -> None:
+    """Change the password and sign out every other session (this one stays)."""
+    user = principal.user
+    account = user.username_key
+    await throttle.check(account, client_ip)
+    ok, _ = await hasher.verify(current_password, user.password_hash)
+    if not ok:
+        await throttle.record_failure(account, client_ip)
+        raise UnprocessableError(
+            "Current password is incorrect", code="wrong_password", param="current_password"
+        )
+    if current_password == new_password:
+        raise UnprocessableError(
+            "New password must differ from the current one",
+            code="same_password",
+            param="new_password",
+        )
+    await user_service.set_password(db, hasher, user, new_password)
+    await sessions.revoke_all_for_user(db, user.id, except_session_id=principal.session_id)
+
+
+async def list_sessions(db: AsyncSession, principal: Principal) -> list[AuthSession]:
+    return await sessions.list_live(db, principal.user.id)
+
+
+async def revoke_own_session(db: AsyncSession, principal: Principal, session_id: str) -> None:
+    live = {row.id for row in await sessions.list_live(db, principal.user.id)}
+    if session_id not in live:
+        raise NotFoundError("Session not found")
+    await sessions.revoke(db, session_id)

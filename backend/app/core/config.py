@@ -1,0 +1,117 @@
+"""Process settings, read from the environment and `.env`.
+
+Each group is a pydantic-settings class with its own prefix so the documented variable names stay flat
+(`PORT`, `DATABASE_URL`, `ADMIN_PASSWORD` …) while code reads `settings.database.url`. `Settings` bundles
+the groups; `create_app(settings)` takes an instance so tests build their own.
+
+These are *process* settings (fixed for the life of the process). Options an admin edits at run time
+live in the database (`app.runtime_settings`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+ENV_FILE = ".env"
+
+
+def _config(prefix: str) -> SettingsConfigDict:
+    return SettingsConfigDict(
+        env_prefix=prefix, env_file=ENV_FILE, env_file_encoding="utf-8", extra="ignore"
+    )
+
+
+def _split_csv(value: object) -> object:
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return value
+
+
+class ServerSettings(BaseSettings):
+    model_config = _config("")
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+    environment: Literal["development", "production"] = "development"
+    data_dir: Path = Path("data")
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    # Peers whose X-Forwarded-For is believed (addresses or CIDR ranges), e.g. your reverse proxy.
+    trusted_proxies: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    max_body_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)
+
+    _split_proxies = field_validator("trusted_proxies", mode="before")(_split_csv)
+
+
+class DatabaseSettings(BaseSettings):
+    model_config = _config("DATABASE_")
+
+    # Unset: SQLite at <DATA_DIR>/app.db. PostgreSQL: postgresql+asyncpg://user:pass@host/db
+    url: SecretStr | None = None
+    # PostgreSQL only: the schema to use (search_path). Unset: the server's default (public).
+    pg_schema: str | None = Field(default=None, pattern=r"^[a-z_][a-z0-9_]{0,62}$")
+    echo: bool = False
+    pool_size: int = Field(default=10, ge=1)
+    max_overflow: int = Field(default=20, ge=0)
+    sqlite_busy_timeout_ms: int = Field(default=5000, ge=0)
+    auto_migrate: bool = True
+
+
+class RedisSettings(BaseSettings):
+    model_config = _config("REDIS_")
+
+    # Unset: limits and locks live in this process's memory (one process only).
+    url: SecretStr | None = None
+    # Prefix for every key this app writes, so several deployments can share one Redis.
+    key_prefix: str = Field(default="acgw", pattern=r"^[A-Za-z0-9_.-]{1,32}$")
+
+
+class SecuritySettings(BaseSettings):
+    model_config = _config("")
+
+    # Signs tokens. At least 32 bytes. Unset in development: generated once into <DATA_DIR>/secret_key.
+    secret_key: SecretStr | None = None
+    # Comma-separated Fernet keys; the first encrypts, all decrypt (rotation). Unset in development:
+    # generated once into <DATA_DIR>/encryption_keys.
+    encryption_keys: SecretStr | None = None
+
+
+class AuthSettings(BaseSettings):
+    model_config = _config("AUTH_")
+
+    access_token_minutes: int = Field(default=30, ge=1, le=24 * 60)
+    refresh_token_days: int = Field(default=14, ge=1, le=365)
+    # Argon2id cost. The defaults follow RFC 9106's second recommended option.
+    argon2_time_cost: int = Field(default=3, ge=1)
+    argon2_memory_kib: int = Field(default=65536, ge=1024)
+    argon2_parallelism: int = Field(default=4, ge=1)
+    # Login throttling: failures allowed per client IP, and per (account, client IP), in the window.
+    login_window_seconds: int = Field(default=900, ge=1)
+    login_max_failures_per_ip: int = Field(default=20, ge=1)
+    login_max_failures_per_account_ip: int = Field(default=5, ge=1)
+    register_max_per_ip_per_hour: int = Field(default=10, ge=1)
+
+
+class AdminSettings(BaseSettings):
+    model_config = _config("ADMIN_")
+
+    # The first admin. Unset password: one is generated and printed once at first start.
+    username: str = "admin"
+    password: SecretStr | None = None
+    email: str | None = None
+
+
+class Settings(BaseModel):
+    server: ServerSettings = Field(default_factory=ServerSettings)
+    database: DatabaseSettings = Field(default_factory=DatabaseSettings)
+    redis: RedisSettings = Field(default_factory=RedisSettings)
+    security: SecuritySettings = Field(default_factory=SecuritySettings)
+    auth: AuthSettings = Field(default_factory=AuthSettings)
+    admin: AdminSettings = Field(default_factory=AdminSettings)
+
+    @property
+    def is_production(self) -> bool:
+        return self.server.environment == "production"

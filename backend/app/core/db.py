@@ -1,0 +1,87 @@
+"""Database engine and sessions.
+
+SQLite (the embedded default) gets WAL, a busy timeout, foreign keys and `synchronous=NORMAL` on every
+connection. PostgreSQL is used through asyncpg. Engines are built in the lifespan; nothing connects at
+import time.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
+
+from app.core.app_secrets import ConfigError
+from app.core.config import Settings
+
+SQLITE_FILE = "app.db"
+
+
+def database_url(settings: Settings) -> URL:
+    """The SQLAlchemy URL to use, with the async driver filled in for the common spellings."""
+    configured = settings.database.url
+    if configured is None:
+        path = (settings.server.data_dir / SQLITE_FILE).resolve()
+        return make_url(f"sqlite+aiosqlite:///{path}")
+    try:
+        url = make_url(configured.get_secret_value())
+    except Exception as exc:  # sqlalchemy raises ArgumentError; keep the URL (a secret) out of it
+        raise ConfigError("DATABASE_URL is not a valid database URL") from exc
+    driver_for = {
+        "postgres": "postgresql+asyncpg",
+        "postgresql": "postgresql+asyncpg",
+        "postgresql+asyncpg": "postgresql+asyncpg",
+        "sqlite": "sqlite+aiosqlite",
+        "sqlite+aiosqlite": "sqlite+aiosqlite",
+    }
+    driver = driver_for.get(url.drivername)
+    if driver is None:
+        raise ConfigError(
+            f"DATABASE_URL uses '{url.drivername}'; supported are postgresql+asyncpg and "
+            "sqlite+aiosqlite"
+        )
+    return url.set(drivername=driver)
+
+
+def is_sqlite(url: URL) -> bool:
+    return url.get_backend_name() == "sqlite"
+
+
+def create_engine(settings: Settings) -> AsyncEngine:
+    url = database_url(settings)
+    db = settings.database
+    kwargs: dict[str, Any] = {"echo": db.echo, "pool_pre_ping": not is_sqlite(url)}
+    if is_sqlite(url):
+        if url.database and url.database != ":memory:":
+            settings.server.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        engine = create_async_engine(url, **kwargs)
+        _install_sqlite_pragmas(engine, db.sqlite_busy_timeout_ms)
+        return engine
+    kwargs.update(pool_size=db.pool_size, max_overflow=db.max_overflow)
+    if db.pg_schema:
+        kwargs["connect_args"] = {"server_settings": {"search_path": db.pg_schema}}
+    return create_async_engine(url, **kwargs)
+
+
+def _install_sqlite_pragmas(engine: AsyncEngine, busy_timeout_ms: int) -> None:
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.execute("PRAGMA synchronous=NORMAL")
+        finally:
+            cursor.close()
+
+
+def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    return async_sessionmaker(engine, expire_on_commit=False, autoflush=False)

@@ -1,0 +1,63 @@
+"""Apply Alembic migrations from inside the app, safely when several processes start at once.
+
+PostgreSQL: a transaction-scoped advisory lock serialises concurrent upgrades. SQLite: an exclusive
+file lock next to the database file does the same (SQLite is always on one machine).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import anyio
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import text
+from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "migrations"
+# Any constant works; it only has to be the same in every process of this app.
+PG_MIGRATION_LOCK_ID = 0x61636777  # "acgw"
+
+
+def alembic_config() -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    return config
+
+
+def _upgrade(connection: Connection, revision: str) -> None:
+    config = alembic_config()
+    config.attributes["connection"] = connection
+    command.upgrade(config, revision)
+
+
+@contextlib.asynccontextmanager
+async def _file_lock(path: Path) -> AsyncIterator[None]:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        await anyio.to_thread.run_sync(fcntl.flock, fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
+
+
+async def upgrade(engine: AsyncEngine, revision: str = "head") -> None:
+    if engine.dialect.name == "sqlite":
+        database = engine.url.database or ""
+        lock_path = Path(f"{database}.migrate.lock") if database else None
+        async with (
+            _file_lock(lock_path) if lock_path else contextlib.nullcontext(),
+            engine.begin() as conn,
+        ):
+            await conn.run_sync(_upgrade, revision)
+        return
+    async with engine.begin() as conn:
+        await conn.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": PG_MIGRATION_LOCK_ID})
+        await conn.run_sync(_upgrade, revision)

@@ -1,0 +1,65 @@
+"""Serves the built Vue SPA from `app/frontend/` on the same port as the API.
+
+Files are served as they are; any other `GET` that accepts HTML and is not under `/api`, `/v1` or the
+API docs gets `index.html` (history-mode routing). Before the SPA is built, `/` explains how to build it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import FastAPI
+from starlette.exceptions import HTTPException
+from starlette.responses import HTMLResponse, Response
+from starlette.staticfiles import StaticFiles
+from starlette.types import Scope
+
+FRONTEND_DIR = Path(__file__).resolve().parents[1] / "frontend"
+API_PREFIXES = ("/api/", "/v1/", "/docs", "/openapi.json", "/healthz", "/readyz", "/metrics")
+
+NOT_BUILT_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>AI Chat Gateway</title></head>
+<body style="font-family: system-ui, sans-serif; max-width: 40rem; margin: 4rem auto; line-height: 1.5">
+<h1>AI Chat Gateway</h1>
+<p>The API is running. The web app has not been built yet: run <code>make run</code> (it builds
+the SPA) or <code>make frontend</code>.</p>
+<p>API documentation: <a href="/docs">/docs</a></p>
+</body></html>
+"""
+
+
+def _wants_html(scope: Scope) -> bool:
+    for name, value in scope.get("headers", []):
+        if name == b"accept":
+            return b"text/html" in value
+    return False
+
+
+def _is_api_path(path: str) -> bool:
+    return path in ("/api", "/v1") or path.startswith(API_PREFIXES)
+
+
+class SPAStaticFiles(StaticFiles):
+    async def get_response(self, path: str, scope: Scope) -> Response:
+        try:
+            return await super().get_response(path, scope)
+        except HTTPException as exc:
+            request_path = scope.get("path", "")
+            if (
+                exc.status_code == 404
+                and scope.get("method") in ("GET", "HEAD")
+                and _wants_html(scope)
+                and not _is_api_path(request_path)
+            ):
+                return await super().get_response("index.html", scope)
+            raise
+
+
+def mount_spa(app: FastAPI, directory: Path = FRONTEND_DIR) -> None:
+    if (directory / "index.html").is_file():
+        app.mount("/", SPAStaticFiles(directory=directory, html=True), name="spa")
+        return
+
+    @app.get("/", include_in_schema=False)
+    async def spa_not_built() -> HTMLResponse:
+        return HTMLResponse(NOT_BUILT_PAGE)

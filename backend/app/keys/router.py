@@ -1,0 +1,87 @@
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, status
+
+from app.auth.dependencies import CurrentUser, require_admin
+from app.core.deps import SessionDep
+from app.core.pagination import Page, PageDep
+from app.keys import service as key_service
+from app.keys.schemas import (
+    AdminApiKeyRead,
+    ApiKeyCreate,
+    ApiKeyCreated,
+    ApiKeyRead,
+    ApiKeyUpdate,
+    KeyStatus,
+)
+
+router = APIRouter(prefix="/api/keys", tags=["keys"])
+admin_router = APIRouter(
+    prefix="/api/admin/keys", tags=["admin-keys"], dependencies=[Depends(require_admin)]
+)
+
+
+@router.post("", status_code=status.HTTP_201_CREATED)
+async def create_key(body: ApiKeyCreate, user: CurrentUser, db: SessionDep) -> ApiKeyCreated:
+    key, plaintext = await key_service.create(
+        db, user, name=body.name, expires_at=body.expires_at, models=body.models
+    )
+    return ApiKeyCreated(**key_service.to_read(key).model_dump(), key=plaintext)
+
+
+@router.get("")
+async def list_keys(
+    user: CurrentUser,
+    db: SessionDep,
+    page: PageDep,
+    include_revoked: Annotated[bool, Query()] = False,
+) -> Page[ApiKeyRead]:
+    rows, total = await key_service.list_for_user(
+        db, user.id, page, include_revoked=include_revoked
+    )
+    return Page(
+        items=[key_service.to_read(k) for k in rows],
+        total=total,
+        page=page.page,
+        page_size=page.page_size,
+    )
+
+
+@router.get("/{key_id}")
+async def get_key(key_id: int, user: CurrentUser, db: SessionDep) -> ApiKeyRead:
+    return key_service.to_read(await key_service.get_for_user(db, user.id, key_id))
+
+
+@router.patch("/{key_id}")
+async def update_key(
+    key_id: int, body: ApiKeyUpdate, user: CurrentUser, db: SessionDep
+) -> ApiKeyRead:
+    key = await key_service.get_for_user(db, user.id, key_id)
+    updated = await key_service.update(db, key, body.model_dump(exclude_unset=True))
+    return key_service.to_read(updated)
+
+
+@router.delete("/{key_id}", status_code=status.HTTP_204_NO_CONTENT)
+async def revoke_key(key_id: int, user: CurrentUser, db: SessionDep) -> None:
+    await key_service.revoke(db, await key_service.get_for_user(db, user.id, key_id))
+
+
+@admin_router.get("")
+async def admin_list_keys(
+    db: SessionDep,
+    page: PageDep,
+    user_id: Annotated[int | None, Query()] = None,
+    q: Annotated[str | None, Query(max_length=100)] = None,
+    key_status: Annotated[KeyStatus | None, Query(alias="status")] = None,
+) -> Page[AdminApiKeyRead]:
+    items, total = await key_service.admin_list(
+        db, page, user_id=user_id, query=q, status=key_status
+    )
+    return Page(items=items, total=total, page=page.page, page_size=page.page_size)
+
+
+@admin_router.delete("/{key_id}", status_code=status.HTTP_204_NO_CONTENT)
+async def admin_revoke_key(key_id: int, db: SessionDep) -> None:
+    await key_service.revoke(db, await key_service.get_any(db, key_id))

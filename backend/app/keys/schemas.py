@@ -1,0 +1,68 @@
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+
+MAX_MODELS_PER_KEY = 200
+
+ModelName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=128)]
+KeyName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
+
+
+def _dedupe(models: list[str] | None) -> list[str] | None:
+    if models is None:
+        return None
+    return list(dict.fromkeys(models))
+
+
+ModelList = Annotated[
+    list[ModelName] | None, Field(max_length=MAX_MODELS_PER_KEY), AfterValidator(_dedupe)
+]
+
+
+class ApiKeyCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: KeyName
+    expires_at: datetime | None = Field(default=None, description="Must be in the future")
+    models: ModelList = Field(
+        default=None, description="Allowed public model names; omit or null for every model"
+    )
+
+
+class ApiKeyUpdate(BaseModel):
+    """Omitted fields stay as they are."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: KeyName | None = None
+    expires_at: datetime | None = None
+    models: ModelList = None
+
+
+KeyStatus = Literal["active", "expired", "revoked"]
+
+
+class ApiKeyRead(BaseModel):
+    id: int
+    user_id: int
+    name: str
+    prefix: str
+    last4: str
+    masked: str = Field(description="How the key is shown in lists, e.g. sk-AbCd…wxyz")
+    models: list[str] | None
+    status: KeyStatus
+    created_at: datetime
+    expires_at: datetime | None
+    revoked_at: datetime | None
+    last_used_at: datetime | None
+
+
+class ApiKeyCreated(ApiKeyRead):
+    key: str = Field(description="The full key. Shown only in this response; store it now.")
+
+
+class AdminApiKeyRead(ApiKeyRead):
+    username: str

@@ -1,0 +1,77 @@
+"""The application factory."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.routing import APIRoute
+
+from app import __version__
+from app.auth.router import router as auth_router
+from app.core import migrate
+from app.core.app_secrets import load_app_secrets
+from app.core.config import Settings
+from app.core.context import AppContext
+from app.core.errors import install_error_handlers
+from app.core.logging import configure_logging
+from app.core.middleware import RequestContextMiddleware
+from app.core.spa import mount_spa
+from app.health.router import router as health_router
+from app.keys.router import admin_router as admin_keys_router
+from app.keys.router import router as keys_router
+from app.users import bootstrap
+from app.users.router import router as admin_users_router
+
+logger = logging.getLogger(__name__)
+
+
+def _operation_id(route: APIRoute) -> str:
+    """`<tag>-<function>`: stable, readable names for a generated TypeScript client."""
+    tag = route.tags[0] if route.tags else "default"
+    return f"{tag}-{route.name}"
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+    configure_logging(settings.server.log_level)
+    bootstrap.check_settings(settings.admin)
+    ctx = AppContext.build(settings, load_app_secrets(settings))
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        engine = ctx.open_database()
+        try:
+            if settings.database.auto_migrate:
+                await migrate.upgrade(engine)
+            first_admin = await bootstrap.ensure_first_admin(
+                ctx.sessionmaker, ctx.hasher, settings.admin
+            )
+            if first_admin is not None:
+                bootstrap.announce(first_admin)
+            yield
+        finally:
+            ctx.shutting_down = True
+            await ctx.close()
+
+    app = FastAPI(
+        title="AI Chat Gateway",
+        version=__version__,
+        description="OpenAI-compatible LLM gateway and team chat.",
+        lifespan=lifespan,
+        generate_unique_id_function=_operation_id,
+        redoc_url=None,
+    )
+    app.state.ctx = ctx
+    install_error_handlers(app)
+    app.add_middleware(
+        RequestContextMiddleware,
+        resolver=ctx.client_ip,
+        max_body_bytes=settings.server.max_body_bytes,
+    )
+    for router in (health_router, auth_router, keys_router, admin_users_router, admin_keys_router):
+        app.include_router(router)
+    mount_spa(app)
+    return app

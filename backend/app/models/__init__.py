@@ -1,0 +1,9 @@
+"""All ORM tables, one module per table. Importing this package registers every table on `Base`."""
+
+from app.models.api_key import ApiKey
+from app.models.app_meta import AppMeta
+from app.models.auth_session import AuthSession
+from app.models.base import Base
+from app.models.user import User, UserRole, UserStatus
+
+__all__ = ["ApiKey", "AppMeta", "AuthSession", "Base", "User", "UserRole", "UserStatus"]

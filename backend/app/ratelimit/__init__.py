@@ -1,0 +1,1 @@
+"""Rate limiting over the `limits` library: moving windows in memory (default) or in Redis."""

@@ -1,0 +1,86 @@
+"""Admin user management (`/api/admin/users`)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, status
+
+from app.auth.dependencies import AdminUser, require_admin
+from app.core.deps import ContextDep, SessionDep
+from app.core.pagination import Page, PageDep
+from app.models import UserRole, UserStatus
+from app.users import service as user_service
+from app.users.schemas import (
+    PasswordResetByAdmin,
+    PasswordResetResult,
+    UserCreate,
+    UserRead,
+    UserUpdate,
+)
+
+router = APIRouter(
+    prefix="/api/admin/users", tags=["admin-users"], dependencies=[Depends(require_admin)]
+)
+
+
+@router.get("")
+async def list_users(
+    db: SessionDep,
+    page: PageDep,
+    q: Annotated[str | None, Query(max_length=100)] = None,
+    role: Annotated[UserRole | None, Query()] = None,
+    user_status: Annotated[UserStatus | None, Query(alias="status")] = None,
+) -> Page[UserRead]:
+    rows, total = await user_service.list_users(db, page, query=q, role=role, status=user_status)
+    return Page(
+        items=[UserRead.model_validate(u) for u in rows],
+        total=total,
+        page=page.page,
+        page_size=page.page_size,
+    )
+
+
+@router.post("", status_code=status.HTTP_201_CREATED)
+async def create_user(body: UserCreate, ctx: ContextDep, db: SessionDep) -> UserRead:
+    user = await user_service.create(
+        db,
+        ctx.hasher,
+        username=body.username,
+        password=body.password.get_secret_value(),
+        email=body.email,
+        display_name=body.display_name,
+        role=body.role,
+        status=body.status,
+    )
+    return UserRead.model_validate(user)
+
+
+@router.get("/{user_id}")
+async def get_user(user_id: int, db: SessionDep) -> UserRead:
+    return UserRead.model_validate(await user_service.get(db, user_id))
+
+
+@router.patch("/{user_id}")
+async def update_user(user_id: int, body: UserUpdate, admin: AdminUser, db: SessionDep) -> UserRead:
+    target = await user_service.get(db, user_id)
+    updated = await user_service.admin_update(
+        db, admin, target, body.model_dump(exclude_unset=True)
+    )
+    return UserRead.model_validate(updated)
+
+
+@router.post("/{user_id}/password")
+async def reset_password(
+    user_id: int, body: PasswordResetByAdmin, ctx: ContextDep, db: SessionDep
+) -> PasswordResetResult:
+    target = await user_service.get(db, user_id)
+    generated = await user_service.admin_reset_password(
+        db, ctx.hasher, target, body.password.get_secret_value() if body.password else None
+    )
+    return PasswordResetResult(password=generated)
+
+
+@router.delete("/{user_id}", status_code=status.HTTP_204_NO_CONTENT)
+async def delete_user(user_id: int, admin: AdminUser, db: SessionDep) -> None:
+    await user_service.admin_delete(db, admin, await user_service.get(db, user_id))

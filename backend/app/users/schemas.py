@@ -1,0 +1,58 @@
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from app.models import UserRole, UserStatus
+from app.users.fields import DisplayName, Email, NewPassword, Username
+
+
+class UserRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    username: str
+    email: str | None
+    display_name: str | None
+    role: UserRole
+    status: UserStatus
+    created_at: datetime
+    last_login_at: datetime | None
+
+
+class UserCreate(BaseModel):
+    """An admin creating an account."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    username: Username
+    password: NewPassword
+    email: Email | None = None
+    display_name: DisplayName | None = None
+    role: UserRole = UserRole.USER
+    status: UserStatus = UserStatus.ACTIVE
+
+
+class UserUpdate(BaseModel):
+    """An admin editing an account. Omitted fields stay as they are; `null` clears email/name."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    email: Email | None = None
+    display_name: DisplayName | None = None
+    role: UserRole | None = None
+    status: UserStatus | None = None
+
+
+class PasswordResetByAdmin(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    # Omit to have a strong password generated and returned once.
+    password: NewPassword | None = None
+
+
+class PasswordResetResult(BaseModel):
+    password: str | None = Field(
+        default=None, description="The generated password, shown only in this response."
+    )

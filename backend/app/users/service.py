@@ -1,0 +1,204 @@
+"""Accounts: creation, lookup, profile changes and admin management."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Sequence
+
+from sqlalchemy import func, or_, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.auth import sessions
+from app.core.errors import ConflictError, NotFoundError
+from app.core.pagination import PageParams, like_pattern
+from app.core.security import PasswordHasher
+from app.models import User, UserRole, UserStatus
+from app.models.base import utcnow
+from app.users.fields import username_key
+
+LOGIN_BY_EMAIL_MARK = "@"
+
+
+async def get(db: AsyncSession, user_id: int) -> User:
+    user = await db.get(User, user_id)
+    if user is None:
+        raise NotFoundError("User not found")
+    return user
+
+
+async def find_for_login(db: AsyncSession, identifier: str) -> User | None:
+    """By e-mail when the identifier has an "@" (usernames cannot), else by username."""
+    identifier = identifier.strip()
+    if LOGIN_BY_EMAIL_MARK in identifier:
+        return await db.scalar(select(User).where(User.email == identifier.lower()))
+    return await db.scalar(select(User).where(User.username_key == username_key(identifier)))
+
+
+async def _ensure_unique(
+    db: AsyncSession, *, username: str | None, email: str | None, exclude_id: int | None = None
+) -> None:
+    if username is not None:
+        query = select(User.id).where(User.username_key == username_key(username))
+        if exclude_id is not None:
+            query = query.where(User.id != exclude_id)
+        if await db.scalar(query) is not None:
+            raise ConflictError("This username is taken", code="username_taken", param="username")
+    if email is not None:
+        query = select(User.id).where(User.email == email)
+        if exclude_id is not None:
+            query = query.where(User.id != exclude_id)
+        if await db.scalar(query) is not None:
+            raise ConflictError(
+                "This e-mail address is already registered", code="email_taken", param="email"
+            )
+
+
+async def _flush_unique(db: AsyncSession) -> None:
+    """Flush; a unique-constraint race lost to a concurrent request is a 409, not a 500."""
+    try:
+        await db.flush()
+    except IntegrityError as exc:
+        raise ConflictError("This username or e-mail address is already in use") from exc
+
+
+async def create(
+    db: AsyncSession,
+    hasher: PasswordHasher,
+    *,
+    username: str,
+    password: str,
+    email: str | None = None,
+    display_name: str | None = None,
+    role: UserRole = UserRole.USER,
+    status: UserStatus = UserStatus.ACTIVE,
+) -> User:
+    await _ensure_unique(db, username=username, email=email)
+    user = User(
+        username=username,
+        username_key=username_key(username),
+        email=email,
+        display_name=display_name,
+        password_hash=await hasher.hash(password),
+        role=role,
+        status=status,
+    )
+    db.add(user)
+    await _flush_unique(db)
+    return user
+
+
+async def update_profile(db: AsyncSession, user: User, changes: dict[str, object]) -> User:
+    """Apply `email` / `display_name` changes given explicitly (None clears them)."""
+    if "email" in changes and changes["email"] != user.email:
+        email = changes["email"]
+        assert email is None or isinstance(email, str)
+        await _ensure_unique(db, username=None, email=email, exclude_id=user.id)
+        user.email = email
+    if "display_name" in changes:
+        name = changes["display_name"]
+        assert name is None or isinstance(name, str)
+        user.display_name = name
+    await _flush_unique(db)
+    return user
+
+
+async def set_password(db: AsyncSession, hasher: PasswordHasher, user: User, password: str) -> None:
+    user.password_hash = await hasher.hash(password)
+    user.password_changed_at = utcnow()
+    await db.flush()
+
+
+async def list_users(
+    db: AsyncSession,
+    page: PageParams,
+    *,
+    query: str | None = None,
+    role: UserRole | None = None,
+    status: UserStatus | None = None,
+) -> tuple[Sequence[User], int]:
+    conditions = []
+    if query:
+        pattern = like_pattern(query.strip().lower())
+        conditions.append(
+            or_(
+                User.username_key.like(pattern, escape="\\"),
+                User.email.like(pattern, escape="\\"),
+                func.lower(User.display_name).like(pattern, escape="\\"),
+            )
+        )
+    if role is not None:
+        conditions.append(User.role == role)
+    if status is not None:
+        conditions.append(User.status == status)
+    total = await db.scalar(select(func.count()).select_from(User).where(*conditions)) or 0
+    rows = await db.scalars(
+        select(User)
+        .where(*conditions)
+        .order_by(User.id.desc())
+        .offset(page.offset)
+        .limit(page.page_size)
+    )
+    return rows.all(), total
+
+
+async def _count_active_admins(db: AsyncSession) -> int:
+    return (
+        await db.scalar(
+            select(func.count())
+            .select_from(User)
+            .where(User.role == UserRole.ADMIN, User.status == UserStatus.ACTIVE)
+        )
+        or 0
+    )
+
+
+async def _guard_admin_change(db: AsyncSession, actor: User, target: User, action: str) -> None:
+    if target.id == actor.id:
+        raise ConflictError(f"You cannot {action} your own account", code="self_change")
+    if target.is_admin and target.is_active and await _count_active_admins(db) <= 1:
+        raise ConflictError(f"Cannot {action} the last active admin", code="last_admin")
+
+
+async def admin_update(
+    db: AsyncSession, actor: User, target: User, changes: dict[str, object]
+) -> User:
+    role = changes.get("role")
+    status = changes.get("status")
+    if role is not None and role != target.role and target.role is UserRole.ADMIN:
+        await _guard_admin_change(db, actor, target, "demote")
+    if status is UserStatus.DISABLED and target.status is not UserStatus.DISABLED:
+        await _guard_admin_change(db, actor, target, "disable")
+    await update_profile(
+        db, target, {k: v for k, v in changes.items() if k in ("email", "display_name")}
+    )
+    if isinstance(role, UserRole):
+        target.role = role
+    if isinstance(status, UserStatus) and status != target.status:
+        target.status = status
+        if status is UserStatus.DISABLED:
+            # Their tokens stop at once: every session is revoked, and API keys are refused for
+            # as long as the account is disabled (re-enabling brings the keys back, not sessions).
+            await sessions.revoke_all_for_user(db, target.id)
+    await db.flush()
+    return target
+
+
+async def admin_reset_password(
+    db: AsyncSession, hasher: PasswordHasher, target: User, password: str | None
+) -> str | None:
+    """Set a new password and sign the user out everywhere. Returns the password if generated."""
+    new_password = password if password is not None else generate_password()
+    await set_password(db, hasher, target, new_password)
+    await sessions.revoke_all_for_user(db, target.id)
+    return None if password is not None else new_password
+
+
+async def admin_delete(db: AsyncSession, actor: User, target: User) -> None:
+    await _guard_admin_change(db, actor, target, "delete")
+    await db.delete(target)
+    await db.flush()
+
+
+def generate_password() -> str:
+    return secrets.token_urlsafe(15)

@@ -1,0 +1,195 @@
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import time
+
+import bcrypt
+import pytest
+from cryptography.fernet import Fernet
+from jose import jwt
+
+from app.core.config import AuthSettings
+from app.core.security import (
+    InvalidTokenError,
+    PasswordHasher,
+    SecretBox,
+    TokenCodec,
+    UndecryptableError,
+    generate_api_key,
+    hash_api_key,
+    mask_secret,
+)
+
+KEY = "unit-test-signing-key-0123456789abcdefXYZ"
+AUTH = AuthSettings(
+    _env_file=None, argon2_time_cost=1, argon2_memory_kib=8192, argon2_parallelism=1
+)
+
+
+@pytest.fixture(scope="module")
+def hasher() -> PasswordHasher:
+    return PasswordHasher(AUTH)
+
+
+async def test_argon2id_is_used_and_long_passwords_are_not_truncated(
+    hasher: PasswordHasher,
+) -> None:
+    password = "p" * 72 + "-the-rest-matters"
+    stored = await hasher.hash(password)
+    assert stored.startswith("$argon2id$")
+    assert (await hasher.verify(password, stored))[0]
+    assert not (await hasher.verify("p" * 72, stored))[0]
+    assert not (await hasher.verify("p" * 72 + "-the-rest-differs", stored))[0]
+
+
+async def test_cjk_password_over_72_bytes_round_trips(hasher: PasswordHasher) -> None:
+    password = "我的密码是一个很长的中文句子用来测试多字节字符的处理情况吧"
+    assert len(password.encode()) > 72
+    stored = await hasher.hash(password)
+    assert (await hasher.verify(password, stored)) == (True, None)
+
+
+async def test_legacy_bcrypt_hash_verifies_and_is_upgraded(hasher: PasswordHasher) -> None:
+    legacy = bcrypt.hashpw(b"old-system-password", bcrypt.gensalt(rounds=4)).decode()
+    ok, upgraded = await hasher.verify("old-system-password", legacy)
+    assert ok
+    assert upgraded is not None
+    assert upgraded.startswith("$argon2id$")
+    assert (await hasher.verify("old-system-password", upgraded))[0]
+    assert (await hasher.verify("wrong", legacy)) == (False, None)
+
+
+async def test_over_long_password_against_bcrypt_hash_is_a_plain_failure(
+    hasher: PasswordHasher,
+) -> None:
+    legacy = bcrypt.hashpw(b"x" * 10, bcrypt.gensalt(rounds=4)).decode()
+    # bcrypt 5 raises ValueError for > 72 bytes; that must be "wrong password", never an error.
+    assert (await hasher.verify("x" * 100, legacy)) == (False, None)
+
+
+async def test_unknown_hash_format_and_missing_account_fail_quietly(hasher: PasswordHasher) -> None:
+    assert (await hasher.verify("anything", "plaintext-in-db")) == (False, None)
+    assert (await hasher.verify("anything", None)) == (False, None)
+
+
+def _forge(payload: dict[str, object], alg: str, key: bytes) -> str:
+    def b64(data: bytes) -> str:
+        return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+    header = b64(json.dumps({"alg": alg, "typ": "JWT"}).encode())
+    body = b64(json.dumps(payload).encode())
+    if alg == "none":
+        return f"{header}.{body}."
+    digest = {"HS256": hashlib.sha256, "HS512": hashlib.sha512}[alg]
+    signature = hmac.new(key, f"{header}.{body}".encode(), digest).digest()
+    return f"{header}.{body}.{b64(signature)}"
+
+
+def _claims(**overrides: object) -> dict[str, object]:
+    now = int(time.time())
+    claims: dict[str, object] = {
+        "sub": "1",
+        "sid": "abc",
+        "jti": "j1",
+        "typ": "access",
+        "iat": now,
+        "exp": now + 60,
+    }
+    claims.update(overrides)
+    return {k: v for k, v in claims.items() if v is not None}
+
+
+def test_issued_token_round_trips() -> None:
+    codec = TokenCodec(KEY, AUTH)
+    token, claims = codec.issue("access", 42, "sess")
+    decoded = codec.decode(token, "access")
+    assert (decoded.user_id, decoded.session_id, decoded.jti) == (42, "sess", claims.jti)
+
+
+@pytest.mark.parametrize(
+    "token",
+    [
+        _forge(_claims(), "none", b""),
+        _forge(_claims(), "HS512", KEY.encode()),
+        _forge(_claims(), "HS256", b"another-key-entirely-0123456789abcdef"),
+        _forge(_claims(exp=int(time.time()) - 5), "HS256", KEY.encode()),
+        _forge(_claims(exp=None), "HS256", KEY.encode()),
+        _forge(_claims(sub=None), "HS256", KEY.encode()),
+        _forge(_claims(jti=None), "HS256", KEY.encode()),
+        _forge(_claims(typ="refresh"), "HS256", KEY.encode()),
+        _forge(_claims(typ=None), "HS256", KEY.encode()),
+        _forge(_claims(sub="not-a-number"), "HS256", KEY.encode()),
+        _forge(_claims(sid=""), "HS256", KEY.encode()),
+        "",
+        "garbage",
+        "a.b.c",
+    ],
+    ids=[
+        "alg-none",
+        "alg-hs512",
+        "wrong-key",
+        "expired",
+        "no-exp",
+        "no-sub",
+        "no-jti",
+        "wrong-type",
+        "no-type",
+        "bad-sub",
+        "empty-sid",
+        "empty",
+        "garbage",
+        "three-garbage-parts",
+    ],
+)
+def test_bad_tokens_are_rejected(token: str) -> None:
+    with pytest.raises(InvalidTokenError):
+        TokenCodec(KEY, AUTH).decode(token, "access")
+
+
+def test_tampered_payload_is_rejected() -> None:
+    codec = TokenCodec(KEY, AUTH)
+    token, _ = codec.issue("access", 1, "s")
+    header, body, signature = token.split(".")
+    payload = json.loads(base64.urlsafe_b64decode(body + "=="))
+    payload["sub"] = "2"
+    forged_body = base64.urlsafe_b64encode(json.dumps(payload).encode()).rstrip(b"=").decode()
+    with pytest.raises(InvalidTokenError):
+        codec.decode(f"{header}.{forged_body}.{signature}", "access")
+
+
+def test_jose_itself_is_asked_for_hs256_only() -> None:
+    # Guard against a refactor that drops the algorithm pin: an HS512 token signed with the right key
+    # would verify if the allowed list were widened.
+    token = jwt.encode(_claims(), KEY, algorithm="HS512")
+    with pytest.raises(InvalidTokenError):
+        TokenCodec(KEY, AUTH).decode(token, "access")
+
+
+def test_api_keys_are_random_and_hash_deterministically() -> None:
+    keys = {generate_api_key() for _ in range(100)}
+    assert len(keys) == 100
+    key = keys.pop()
+    assert key.startswith("sk-")
+    assert len(key) == 51
+    assert key[3:].isalnum()
+    assert hash_api_key(key) == hashlib.sha256(key.encode()).hexdigest()
+
+
+def test_secret_box_rotation_and_foreign_values() -> None:
+    old, new = Fernet.generate_key(), Fernet.generate_key()
+    token = SecretBox((old,)).encrypt("sk-upstream-secret")
+    rotated_box = SecretBox((new, old))
+    assert rotated_box.decrypt(token) == "sk-upstream-secret"
+    rotated = rotated_box.rotate(token)
+    assert SecretBox((new,)).decrypt(rotated) == "sk-upstream-secret"
+    with pytest.raises(UndecryptableError):
+        SecretBox((Fernet.generate_key(),)).decrypt(token)
+
+
+def test_mask_secret_shows_only_the_tail() -> None:
+    assert mask_secret("sk-abcdefghijklmnop1234") == "sk-…1234"
+    assert mask_secret("short") == "…"
+    assert "abcdef" not in mask_secret("abcdefghijkl")
