@@ -34,7 +34,7 @@ class RateLimiter:
             storage = storage_from_string(
                 "async+redis://",
                 implementation="redispy",
-                connection_pool=redis.connection_pool,
+                connection_pool=redis.connection_pool,  # type: ignore[arg-type]  # passed to redis-py
                 key_prefix=f"{namespace}:rl",
             )
         if not isinstance(storage, Storage):
