@@ -20,8 +20,13 @@ ENV_FILE = ".env"
 
 
 def _config(prefix: str) -> SettingsConfigDict:
+    # env_ignore_empty: `DATABASE_URL=` (as in .env.example) means "not set", not "empty string".
     return SettingsConfigDict(
-        env_prefix=prefix, env_file=ENV_FILE, env_file_encoding="utf-8", extra="ignore"
+        env_prefix=prefix,
+        env_file=ENV_FILE,
+        env_file_encoding="utf-8",
+        env_ignore_empty=True,
+        extra="ignore",
     )
 
 

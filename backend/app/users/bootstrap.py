@@ -100,7 +100,7 @@ async def ensure_first_admin(
     return FirstAdmin(username=username, generated_password=password if generated else None)
 
 
-def announce(admin: FirstAdmin, stream: TextIO = sys.stdout) -> None:
+def announce(admin: FirstAdmin, stream: TextIO | None = None) -> None:
     """Print the first admin's credentials. The only time a generated password is ever shown."""
     lines = ["", "=" * 64, f"  First admin account created: {admin.username}"]
     if admin.generated_password:
@@ -112,4 +112,4 @@ def announce(admin: FirstAdmin, stream: TextIO = sys.stdout) -> None:
     else:
         lines.append("  Password: the ADMIN_PASSWORD you configured.")
     lines += ["=" * 64, ""]
-    print("\n".join(lines), file=stream, flush=True)
+    print("\n".join(lines), file=stream or sys.stdout, flush=True)

@@ -1,0 +1,50 @@
+"""Running the app's command line as real processes, for tests that need separate processes."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.conftest import ENCRYPTION_KEY, SIGNING_KEY, DatabaseTarget
+
+BACKEND_DIR = Path(__file__).resolve().parents[1]
+# Variables the test sets itself; any the developer's shell exported are dropped so they cannot leak in.
+_OWN_PREFIXES = ("DATABASE_", "REDIS_", "ADMIN_", "AUTH_", "SECRET_KEY", "ENCRYPTION_KEYS")
+
+
+def app_env(data_dir: Path, database: DatabaseTarget, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(_OWN_PREFIXES)}
+    env.update(
+        DATA_DIR=str(data_dir),
+        DATABASE_URL=database.url,
+        SECRET_KEY=SIGNING_KEY,
+        ENCRYPTION_KEYS=ENCRYPTION_KEY,
+        AUTH_ARGON2_TIME_COST="1",
+        AUTH_ARGON2_MEMORY_KIB="8192",
+        AUTH_ARGON2_PARALLELISM="1",
+        PYTHONUNBUFFERED="1",
+    )
+    if database.pg_schema:
+        env["DATABASE_PG_SCHEMA"] = database.pg_schema
+    env.update(extra)
+    return env
+
+
+def start_cli(args: list[str], env: dict[str, str]) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "app", *args],
+        cwd=BACKEND_DIR,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])

@@ -1,0 +1,87 @@
+"""The real thing: `python -m app serve` on a free loopback port, spoken to over HTTP."""
+
+from __future__ import annotations
+
+import signal
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.conftest import DatabaseTarget
+from tests.processes import app_env, free_port, start_cli
+
+pytestmark = pytest.mark.slow
+
+
+def _wait_ready(base_url: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{base_url}/readyz", timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.2)
+    raise AssertionError("server did not become ready")
+
+
+def test_server_starts_prints_credentials_and_serves_login(
+    tmp_path: Path, fresh_database: DatabaseTarget
+) -> None:
+    port = free_port()
+    env = app_env(tmp_path / "data", fresh_database, PORT=str(port), HOST="127.0.0.1")
+    proc = start_cli(["serve"], env)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        _wait_ready(base)
+        with httpx.Client(base_url=base, timeout=10) as client:
+            docs = client.get("/docs")
+            assert docs.status_code == 200
+            assert "swagger" in docs.text.lower()
+            registered = client.post(
+                "/api/auth/register", json={"username": "http_user", "password": "over the wire"}
+            )
+            assert registered.status_code == 201
+            login = client.post(
+                "/api/auth/login", json={"username": "http_user", "password": "over the wire"}
+            )
+            assert login.status_code == 200
+            token = login.json()["access_token"]
+            me = client.get("/api/auth/me", headers={"Authorization": f"Bearer {token}"})
+            assert me.json()["username"] == "http_user"
+            assert me.headers["x-request-id"]
+            assert "server" not in me.headers
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=60)
+    # A graceful stop: uvicorn finishes shutdown, then re-raises SIGTERM (exit by that signal).
+    assert proc.returncode in (0, -signal.SIGTERM), err
+    assert "Application shutdown complete" in err
+    assert f"AI Chat Gateway is ready: http://127.0.0.1:{port}" in out
+    assert "Generated password:" in out
+    # The generated password is printed once on stdout and never logged.
+    password = out.split("Generated password:")[1].split()[0]
+    assert password not in err
+
+
+def test_weak_secret_refuses_to_start_with_a_clear_message(
+    tmp_path: Path, fresh_database: DatabaseTarget
+) -> None:
+    env = app_env(tmp_path / "data", fresh_database, SECRET_KEY="changeme")
+    proc = start_cli(["serve"], env)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 2
+    assert "Configuration error: SECRET_KEY is too short" in err
+    assert "Traceback" not in err
+
+
+def test_invalid_setting_names_the_variable_not_the_value(
+    tmp_path: Path, fresh_database: DatabaseTarget
+) -> None:
+    env = app_env(tmp_path / "data", fresh_database, PORT="not-a-port")
+    proc = start_cli(["serve"], env)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 2
+    assert "Configuration error: PORT" in err
