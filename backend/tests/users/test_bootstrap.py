@@ -87,7 +87,7 @@ async def test_concurrent_first_starts_create_exactly_one_admin(
     env = app_env(tmp_path / "data", fresh_database)
     procs = [start_cli(["bootstrap"], env) for _ in range(4)]
     results = [proc.communicate(timeout=120) for proc in procs]
-    for proc, (out, err) in zip(procs, results, strict=True):
+    for proc, (_out, err) in zip(procs, results, strict=True):
         assert proc.returncode == 0, err
     printed = [GENERATED.search(out) for out, _ in results]
     assert sum(1 for match in printed if match) == 1, [out for out, _ in results]
