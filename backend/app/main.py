@@ -11,6 +11,7 @@ from fastapi.routing import APIRoute
 
 from app import __version__
 from app.auth.router import router as auth_router
+from app.channels.router import router as channels_router
 from app.core import migrate
 from app.core.app_secrets import load_app_secrets
 from app.core.config import Settings
@@ -19,6 +20,7 @@ from app.core.errors import install_error_handlers
 from app.core.logging import configure_logging
 from app.core.middleware import RequestContextMiddleware
 from app.core.spa import mount_spa
+from app.gateway.router import router as gateway_router
 from app.health.router import router as health_router
 from app.keys.router import admin_router as admin_keys_router
 from app.keys.router import router as keys_router
@@ -51,6 +53,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             )
             if first_admin is not None:
                 bootstrap.announce(first_admin)
+            ctx.start_services()
             yield
         finally:
             ctx.shutting_down = True
@@ -71,7 +74,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         resolver=ctx.client_ip,
         max_body_bytes=settings.server.max_body_bytes,
     )
-    for router in (health_router, auth_router, keys_router, admin_users_router, admin_keys_router):
+    for router in (
+        health_router,
+        auth_router,
+        keys_router,
+        admin_users_router,
+        admin_keys_router,
+        channels_router,
+        gateway_router,
+    ):
         app.include_router(router)
     mount_spa(app)
     return app

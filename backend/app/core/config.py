@@ -100,6 +100,51 @@ class AuthSettings(BaseSettings):
     register_max_per_ip_per_hour: int = Field(default=10, ge=1)
 
 
+class GatewaySettings(BaseSettings):
+    model_config = _config("GATEWAY_")
+
+    # Model calls running upstream at once (all users, this process); more wait up to the queue
+    # timeout, then get 503.
+    llm_concurrency: int = Field(default=64, ge=1, le=100_000)
+    queue_timeout_seconds: float = Field(default=10.0, ge=0)
+    # Channels tried per request (first try included), and the time after which no new try starts.
+    max_attempts: int = Field(default=3, ge=1, le=20)
+    failover_deadline_seconds: float = Field(default=60.0, gt=0)
+    # Circuit breaker, per channel and model: open after N failures in a row, or when the failure
+    # rate over the last `window` calls reaches `window_failure_rate` (after `window_min_calls`).
+    breaker_consecutive_failures: int = Field(default=3, ge=1)
+    breaker_window: int = Field(default=20, ge=2)
+    breaker_window_min_calls: int = Field(default=10, ge=1)
+    breaker_window_failure_rate: float = Field(default=0.5, gt=0, le=1)
+    breaker_cooldown_seconds: float = Field(default=30.0, gt=0)
+    breaker_max_cooldown_seconds: float = Field(default=600.0, gt=0)
+    # How often automatically disabled channels are probed (and re-enabled when they work again).
+    health_probe_interval_seconds: float = Field(default=60.0, gt=0)
+    # How long an API-key lookup is reused before the database is asked again.
+    key_cache_seconds: float = Field(default=10.0, ge=0)
+    # How often the channel list is reloaded from the database (changes made here apply at once).
+    channel_refresh_seconds: float = Field(default=30.0, gt=0)
+    max_response_bytes: int = Field(default=32 * 1024 * 1024, ge=1024)
+    max_choices: int = Field(default=8, ge=1, le=128)
+    # Default timeouts (seconds) for new channels.
+    connect_timeout: float = Field(default=10.0, gt=0)
+    first_byte_timeout: float = Field(default=60.0, gt=0)
+    idle_timeout: float = Field(default=60.0, gt=0)
+    total_timeout: float = Field(default=900.0, gt=0)
+    # Upstreams on loopback / private networks (self-hosted Ollama, vLLM) are allowed unless false.
+    allow_private_upstreams: bool = True
+
+
+class CallLogSettings(BaseSettings):
+    model_config = _config("CALL_LOG_")
+
+    flush_interval_seconds: float = Field(default=0.5, gt=0)
+    batch_size: int = Field(default=500, ge=1)
+    # Rows held in memory while the database is unavailable; beyond this the oldest are dropped
+    # (and counted in the log).
+    max_pending: int = Field(default=200_000, ge=1000)
+
+
 class AdminSettings(BaseSettings):
     model_config = _config("ADMIN_")
 
@@ -115,6 +160,8 @@ class Settings(BaseModel):
     redis: RedisSettings = Field(default_factory=RedisSettings)
     security: SecuritySettings = Field(default_factory=SecuritySettings)
     auth: AuthSettings = Field(default_factory=AuthSettings)
+    gateway: GatewaySettings = Field(default_factory=GatewaySettings)
+    call_log: CallLogSettings = Field(default_factory=CallLogSettings)
     admin: AdminSettings = Field(default_factory=AdminSettings)
 
     @property

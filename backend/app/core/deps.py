@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Annotated, cast
 
 from fastapi import Depends, Request
@@ -27,6 +27,20 @@ def get_settings(ctx: ContextDep) -> Settings:
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 
 
+AFTER_COMMIT = "after_commit"
+
+
+def after_commit(db: AsyncSession, callback: Callable[[], None]) -> None:
+    """Run `callback` once this request's transaction has committed (e.g. to drop a cache)."""
+    db.info.setdefault(AFTER_COMMIT, []).append(callback)
+
+
+async def _commit(session: AsyncSession) -> None:
+    await session.commit()
+    for callback in session.info.pop(AFTER_COMMIT, []):
+        callback()
+
+
 async def get_session(ctx: ContextDep) -> AsyncIterator[AsyncSession]:
     """One session per request; commits when the route returns, before the response is sent.
 
@@ -39,7 +53,7 @@ async def get_session(ctx: ContextDep) -> AsyncIterator[AsyncSession]:
             yield session
         except AppError as exc:
             if exc.commit:
-                await session.commit()
+                await _commit(session)
             else:
                 await session.rollback()
             raise
@@ -47,7 +61,7 @@ async def get_session(ctx: ContextDep) -> AsyncIterator[AsyncSession]:
             await session.rollback()
             raise
         else:
-            await session.commit()
+            await _commit(session)
 
 
 # scope="function": the commit happens when the route returns, not after the response is sent.

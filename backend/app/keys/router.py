@@ -5,7 +5,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, status
 
 from app.auth.dependencies import CurrentUser, require_admin
-from app.core.deps import SessionDep
+from app.core.deps import ContextDep, SessionDep, after_commit
 from app.core.pagination import Page, PageDep
 from app.keys import service as key_service
 from app.keys.schemas import (
@@ -56,16 +56,18 @@ async def get_key(key_id: int, user: CurrentUser, db: SessionDep) -> ApiKeyRead:
 
 @router.patch("/{key_id}")
 async def update_key(
-    key_id: int, body: ApiKeyUpdate, user: CurrentUser, db: SessionDep
+    key_id: int, body: ApiKeyUpdate, user: CurrentUser, ctx: ContextDep, db: SessionDep
 ) -> ApiKeyRead:
     key = await key_service.get_for_user(db, user.id, key_id)
     updated = await key_service.update(db, key, body.model_dump(exclude_unset=True))
+    after_commit(db, ctx.credentials_changed)
     return key_service.to_read(updated)
 
 
 @router.delete("/{key_id}", status_code=status.HTTP_204_NO_CONTENT)
-async def revoke_key(key_id: int, user: CurrentUser, db: SessionDep) -> None:
+async def revoke_key(key_id: int, user: CurrentUser, ctx: ContextDep, db: SessionDep) -> None:
     await key_service.revoke(db, await key_service.get_for_user(db, user.id, key_id))
+    after_commit(db, ctx.credentials_changed)
 
 
 @admin_router.get("")
@@ -83,5 +85,6 @@ async def admin_list_keys(
 
 
 @admin_router.delete("/{key_id}", status_code=status.HTTP_204_NO_CONTENT)
-async def admin_revoke_key(key_id: int, db: SessionDep) -> None:
+async def admin_revoke_key(key_id: int, ctx: ContextDep, db: SessionDep) -> None:
     await key_service.revoke(db, await key_service.get_any(db, key_id))
+    after_commit(db, ctx.credentials_changed)

@@ -4,6 +4,19 @@ from app.models.api_key import ApiKey
 from app.models.app_meta import AppMeta
 from app.models.auth_session import AuthSession
 from app.models.base import Base
+from app.models.call_log import CallLog
+from app.models.channel import Channel, ChannelStatus
 from app.models.user import User, UserRole, UserStatus
 
-__all__ = ["ApiKey", "AppMeta", "AuthSession", "Base", "User", "UserRole", "UserStatus"]
+__all__ = [
+    "ApiKey",
+    "AppMeta",
+    "AuthSession",
+    "Base",
+    "CallLog",
+    "Channel",
+    "ChannelStatus",
+    "User",
+    "UserRole",
+    "UserStatus",
+]

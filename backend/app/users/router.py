@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, status
 
 from app.auth.dependencies import AdminUser, require_admin
-from app.core.deps import ContextDep, SessionDep
+from app.core.deps import ContextDep, SessionDep, after_commit
 from app.core.pagination import Page, PageDep
 from app.models import UserRole, UserStatus
 from app.users import service as user_service
@@ -82,5 +82,6 @@ async def reset_password(
 
 
 @router.delete("/{user_id}", status_code=status.HTTP_204_NO_CONTENT)
-async def delete_user(user_id: int, admin: AdminUser, db: SessionDep) -> None:
+async def delete_user(user_id: int, admin: AdminUser, ctx: ContextDep, db: SessionDep) -> None:
     await user_service.admin_delete(db, admin, await user_service.get(db, user_id))
+    after_commit(db, ctx.credentials_changed)

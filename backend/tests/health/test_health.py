@@ -20,18 +20,17 @@ async def test_readyz_is_503_while_shutting_down(harness: Harness) -> None:
 
 async def test_readyz_is_503_when_the_database_is_gone(harness: Harness) -> None:
     ctx = harness.app.state.ctx
-    await ctx.engine.dispose()
-    real_engine = ctx._engine
+    real_engine = ctx.engine
 
     class BrokenEngine:
         def connect(self) -> object:
             raise ConnectionRefusedError("database down")
 
-    ctx._engine = BrokenEngine()
+    ctx.engine = BrokenEngine()
     try:
         response = await harness.client.get("/readyz")
     finally:
-        ctx._engine = real_engine
+        ctx.engine = real_engine
     assert response.status_code == 503
     assert response.json()["checks"]["database"] == "unavailable"
 

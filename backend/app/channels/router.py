@@ -1,0 +1,154 @@
+"""Admin: upstream channels (`/api/admin/channels`)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, status
+
+from app.auth.dependencies import require_admin
+from app.channels import service as channel_service
+from app.channels.schemas import (
+    ChannelCreate,
+    ChannelRead,
+    ChannelTestRequest,
+    ChannelTestResult,
+    ChannelUpdate,
+    FetchModelsRequest,
+    FetchModelsResult,
+)
+from app.core.deps import ContextDep, SessionDep, after_commit
+from app.core.errors import UnprocessableError
+from app.core.pagination import Page, PageDep
+from app.gateway.upstream import Timeouts
+from app.models import ChannelStatus
+
+router = APIRouter(
+    prefix="/api/admin/channels", tags=["admin-channels"], dependencies=[Depends(require_admin)]
+)
+
+
+@router.get("")
+async def list_channels(
+    db: SessionDep,
+    page: PageDep,
+    q: Annotated[str | None, Query(max_length=100)] = None,
+    channel_status: Annotated[ChannelStatus | None, Query(alias="status")] = None,
+    model: Annotated[str | None, Query(max_length=128)] = None,
+) -> Page[ChannelRead]:
+    rows, total = await channel_service.list_channels(
+        db, page, query=q, status=channel_status, model=model
+    )
+    return Page(
+        items=[ChannelRead.model_validate(c) for c in rows],
+        total=total,
+        page=page.page,
+        page_size=page.page_size,
+    )
+
+
+@router.post("", status_code=status.HTTP_201_CREATED)
+async def create_channel(body: ChannelCreate, ctx: ContextDep, db: SessionDep) -> ChannelRead:
+    channel = await channel_service.create(db, ctx.secret_box, ctx.settings.gateway, body)
+    after_commit(db, ctx.channels_changed)
+    return ChannelRead.model_validate(channel)
+
+
+@router.post("/fetch-models")
+async def fetch_models_for_new_channel(
+    body: FetchModelsRequest, ctx: ContextDep
+) -> FetchModelsResult:
+    """List an upstream's models before the channel is saved."""
+    gw = ctx.settings.gateway
+    timeouts = Timeouts(
+        gw.connect_timeout, gw.first_byte_timeout, gw.idle_timeout, gw.total_timeout
+    )
+    models = await channel_service.fetch_models(
+        ctx.http,
+        body.base_url,
+        body.api_key.get_secret_value(),
+        timeouts,
+        gw.allow_private_upstreams,
+    )
+    return FetchModelsResult(models=models)
+
+
+@router.get("/{channel_id}")
+async def get_channel(channel_id: int, db: SessionDep) -> ChannelRead:
+    return ChannelRead.model_validate(await channel_service.get(db, channel_id))
+
+
+@router.patch("/{channel_id}")
+async def update_channel(
+    channel_id: int, body: ChannelUpdate, ctx: ContextDep, db: SessionDep
+) -> ChannelRead:
+    channel = await channel_service.get(db, channel_id)
+    updated = await channel_service.update(db, ctx.secret_box, ctx.settings.gateway, channel, body)
+    after_commit(db, ctx.channels_changed)
+    return ChannelRead.model_validate(updated)
+
+
+@router.post("/{channel_id}/enable")
+async def enable_channel(channel_id: int, ctx: ContextDep, db: SessionDep) -> ChannelRead:
+    channel = await channel_service.set_enabled(db, await channel_service.get(db, channel_id), True)
+    after_commit(db, ctx.channels_changed)
+    return ChannelRead.model_validate(channel)
+
+
+@router.post("/{channel_id}/disable")
+async def disable_channel(channel_id: int, ctx: ContextDep, db: SessionDep) -> ChannelRead:
+    channel = await channel_service.set_enabled(
+        db, await channel_service.get(db, channel_id), False
+    )
+    after_commit(db, ctx.channels_changed)
+    return ChannelRead.model_validate(channel)
+
+
+@router.delete("/{channel_id}", status_code=status.HTTP_204_NO_CONTENT)
+async def delete_channel(channel_id: int, ctx: ContextDep, db: SessionDep) -> None:
+    await channel_service.delete(db, await channel_service.get(db, channel_id))
+    after_commit(db, ctx.channels_changed)
+
+
+@router.post("/{channel_id}/test")
+async def test_channel(
+    channel_id: int, body: ChannelTestRequest, ctx: ContextDep, db: SessionDep
+) -> ChannelTestResult:
+    """Send one small real request through this channel (even if it is disabled)."""
+    channel = await channel_service.get(db, channel_id)
+    model = body.model or next(iter(channel.models or channel.model_mapping), None)
+    if model is None:
+        raise UnprocessableError(
+            "The channel has no models to test with", code="no_models", param="model"
+        )
+    api_key = channel_service.decrypt_key(ctx.secret_box, channel)
+    result = await channel_service.probe(
+        ctx.http, channel, api_key, model, ctx.settings.gateway.allow_private_upstreams
+    )
+    await channel_service.record_test(db, channel, result)
+    return result
+
+
+@router.post("/{channel_id}/fetch-models")
+async def fetch_models(
+    channel_id: int,
+    ctx: ContextDep,
+    db: SessionDep,
+    apply: Annotated[
+        bool, Query(description="Replace the channel's model list with the result")
+    ] = False,
+) -> FetchModelsResult:
+    channel = await channel_service.get(db, channel_id)
+    api_key = channel_service.decrypt_key(ctx.secret_box, channel)
+    models = await channel_service.fetch_models(
+        ctx.http,
+        channel.base_url,
+        api_key,
+        channel_service.timeouts_of(channel),
+        ctx.settings.gateway.allow_private_upstreams,
+    )
+    if apply:
+        channel.models = models
+        await db.flush()
+        after_commit(db, ctx.channels_changed)
+    return FetchModelsResult(models=models)

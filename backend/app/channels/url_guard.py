@@ -1,0 +1,141 @@
+"""Where channel traffic (and its API key) may go.
+
+Link-local and cloud metadata addresses are always refused — they are how a stolen request reads a
+cloud machine's credentials. Loopback and private ranges are allowed by default (self-hosted Ollama and
+vLLM live there) and refused when `allow_private` is off. The check runs when a channel is saved and
+again on every connection, after DNS resolution, so a name that later resolves elsewhere (DNS
+rebinding) cannot reach a refused address.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import socket
+from collections.abc import Callable
+from urllib.parse import urlsplit
+
+from aiohttp.abc import AbstractResolver, ResolveResult
+from aiohttp.resolver import DefaultResolver
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+ALWAYS_REFUSED = tuple(
+    ipaddress.ip_network(net)
+    for net in (
+        "169.254.0.0/16",  # IPv4 link-local, incl. 169.254.169.254 (AWS, GCP, Azure, Tencent, Huawei)
+        "100.100.100.200/32",  # Alibaba Cloud metadata
+        "fe80::/10",  # IPv6 link-local
+        "fd00:ec2::254/128",  # AWS metadata over IPv6
+        "0.0.0.0/8",
+        "::/128",
+        "224.0.0.0/4",  # multicast
+        "ff00::/8",
+        "255.255.255.255/32",
+    )
+)
+PRIVATE = tuple(
+    ipaddress.ip_network(net)
+    for net in (
+        "127.0.0.0/8",
+        "::1/128",
+        "10.0.0.0/8",
+        "172.16.0.0/12",
+        "192.168.0.0/16",
+        "100.64.0.0/10",
+        "fc00::/7",
+    )
+)
+
+
+class UpstreamAddressError(Exception):
+    """The upstream address is not allowed. The message says why, without any secret."""
+
+
+def _normalise(address: IPAddress) -> IPAddress:
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    return address
+
+
+def check_address(address: IPAddress, *, allow_private: bool) -> None:
+    address = _normalise(address)
+    if any(address in net for net in ALWAYS_REFUSED):
+        raise UpstreamAddressError(
+            f"{address} is a link-local or cloud metadata address and is never allowed"
+        )
+    if not allow_private and any(address in net for net in PRIVATE):
+        raise UpstreamAddressError(
+            f"{address} is a private or loopback address, and private upstreams are not allowed"
+        )
+
+
+def normalise_base_url(url: str) -> str:
+    """Validate a channel base URL and return it without a trailing slash. Raises ValueError."""
+    url = url.strip()
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https"):
+        raise ValueError("Base URL must start with http:// or https://")
+    if not parts.hostname:
+        raise ValueError("Base URL needs a host")
+    if parts.username or parts.password:
+        raise ValueError("Put the API key in the key field, not in the URL")
+    if parts.query or parts.fragment:
+        raise ValueError("Base URL cannot have a query string or fragment")
+    try:
+        parts.port  # noqa: B018 (raises ValueError for a bad port)
+    except ValueError:
+        raise ValueError("Base URL has an invalid port") from None
+    return url.rstrip("/")
+
+
+def literal_ip(host: str) -> IPAddress | None:
+    try:
+        return ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return None
+
+
+async def check_base_url(url: str, *, allow_private: bool) -> None:
+    """Refuse a base URL whose host is, or resolves to, a refused address (when saving)."""
+    host = urlsplit(url).hostname or ""
+    literal = literal_ip(host)
+    if literal is not None:
+        check_address(literal, allow_private=allow_private)
+        return
+    try:
+        infos = await asyncio.get_running_loop().getaddrinfo(host, None, type=socket.SOCK_STREAM)
+    except OSError:
+        return  # unresolvable now; every connection is checked again after resolution
+    for info in infos:
+        check_address(ipaddress.ip_address(info[4][0]), allow_private=allow_private)
+
+
+class GuardedResolver(AbstractResolver):
+    """aiohttp resolver that drops refused addresses; no usable address is a connection error."""
+
+    def __init__(self, allow_private: Callable[[], bool]) -> None:
+        self._inner = DefaultResolver()
+        self._allow_private = allow_private
+
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[ResolveResult]:
+        results = await self._inner.resolve(host, port, family)
+        allowed: list[ResolveResult] = []
+        reason = ""
+        for result in results:
+            try:
+                check_address(
+                    ipaddress.ip_address(result["host"]), allow_private=self._allow_private()
+                )
+            except UpstreamAddressError as exc:
+                reason = str(exc)
+            else:
+                allowed.append(result)
+        if not allowed:
+            raise OSError(f"{host} resolves only to refused addresses: {reason}")
+        return allowed
+
+    async def close(self) -> None:
+        await self._inner.close()

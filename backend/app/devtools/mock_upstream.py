@@ -1,0 +1,549 @@
+"""A real OpenAI-compatible fake upstream, for tests, the benchmark and the demo.
+
+Run it:  python -m app.devtools.mock_upstream --port 9100   (or `make mock-upstream PORT=9100`)
+
+It serves `GET /v1/models` and `POST /v1/chat/completions` (stream and non-stream). What it does is
+chosen per request, in this order (later wins):
+
+1. a *profile*: requests under `/<profile>/v1/...` use the options stored for that profile
+   (`PUT /_mock/profiles/<profile>` with a JSON object, or `--profile name:key=value,...`), so one
+   server can play several upstream channels that behave differently;
+2. the model name: the presets below, plus options after a `?`, e.g. `mock-gpt?chunks=3&status=503`;
+3. the `X-Mock` header, same `key=value&key=value` form (for calling the mock directly).
+
+Options:
+  text=…            the answer (default "Hello from the mock upstream.")
+  chunks=N          content chunks in a stream (default 8)        interval=S   seconds between chunks
+  latency=S         delay before the response starts              stall_before=S  after headers, before chunk 1
+  stall_after=N, stall=S   pause S seconds after chunk N
+  reasoning=N       N `reasoning_content` chunks first (`reasoning_field=reasoning` to use that name)
+  think=1           content starts with inline <think>…</think>
+  usage=last|every|never|cached   usage in the last chunk (when asked) / in every chunk (cumulative) /
+                    never / last, with cached prompt tokens
+  status=CODE       answer with this HTTP error; retry_after=S, error_code=…, error_type=…
+  drop_after=N      drop the connection after N content chunks
+  inband_error_after=N   after N chunks send `data: {"error": …}` inside the 200 stream
+  malformed=split|crlf|comments|invalid_json|repeat   SSE framing faults (repeat: one chunk forever)
+  tool_call=1       answer with a tool call (when the request has tools)
+  require_key=KEY   401 unless `Authorization: Bearer KEY`
+
+Presets: mock-gpt (defaults), mock-reasoner (reasoning=4), mock-think (think=1), mock-slow
+(chunks=20, interval=0.05), mock-tools (tool_call=1).
+
+Control: `GET /_mock/requests` (what it received, with the Authorization header), `GET /_mock/stats`
+(in flight, most at once, total), `DELETE /_mock/requests` (forget both), `PUT/DELETE /_mock/profiles/…`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import itertools
+import threading
+import time
+from collections import deque
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+from typing import Any
+from urllib.parse import parse_qsl
+
+import orjson
+from aiohttp import web
+
+PRESETS: dict[str, dict[str, str]] = {
+    "mock-gpt": {},
+    "mock-reasoner": {"reasoning": "4"},
+    "mock-think": {"think": "1"},
+    "mock-slow": {"chunks": "20", "interval": "0.05"},
+    "mock-tools": {"tool_call": "1"},
+}
+DEFAULT_TEXT = "Hello from the mock upstream."
+REASONING_TEXT = "Let me think step by step."
+THINK_TEXT = "The user wants a greeting."
+
+
+@dataclass(frozen=True)
+class Behaviour:
+    text: str = DEFAULT_TEXT
+    chunks: int = 8
+    interval: float = 0.0
+    latency: float = 0.0
+    stall_before: float = 0.0
+    stall_after: int | None = None
+    stall: float = 0.0
+    reasoning: int = 0
+    reasoning_field: str = "reasoning_content"
+    think: bool = False
+    usage: str = "last"
+    status: int = 200
+    retry_after: float | None = None
+    error_code: str | None = None
+    error_type: str | None = None
+    drop_after: int | None = None
+    inband_error_after: int | None = None
+    malformed: str = ""
+    tool_call: bool = False
+    require_key: str | None = None
+
+    def with_options(self, options: Mapping[str, str]) -> Behaviour:
+        types = {f.name: f.type for f in fields(self)}
+        changes: dict[str, Any] = {}
+        for key, raw in options.items():
+            kind = types.get(key)
+            if kind is None:
+                continue
+            if "bool" in str(kind):
+                changes[key] = raw.lower() in ("1", "true", "yes", "on")
+            elif "int" in str(kind):
+                changes[key] = int(raw)
+            elif "float" in str(kind):
+                changes[key] = float(raw)
+            else:
+                changes[key] = raw
+        return replace(self, **changes)
+
+
+@dataclass
+class RecordedRequest:
+    id: int
+    path: str
+    profile: str | None
+    model: str | None
+    authorization: str | None
+    body: Any
+    started_at: float
+    finished: bool = False
+    client_closed: bool = False
+    chunks_sent: int = 0
+
+
+@dataclass
+class MockState:
+    profiles: dict[str, dict[str, str]] = field(default_factory=dict)
+    requests: deque[RecordedRequest] = field(default_factory=lambda: deque(maxlen=2000))
+    in_flight: int = 0
+    max_in_flight: int = 0
+    total: int = 0
+    _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
+
+    def reset(self) -> None:
+        self.requests.clear()
+        self.max_in_flight = self.in_flight
+        self.total = 0
+
+    def chat_requests(self) -> list[RecordedRequest]:
+        return [r for r in self.requests if r.path.endswith("/chat/completions")]
+
+
+def _split_model(model: str) -> tuple[str, dict[str, str]]:
+    name, _, query = model.partition("?")
+    return name, dict(parse_qsl(query))
+
+
+def _count_words(messages: Any) -> int:
+    words = 0
+    if isinstance(messages, list):
+        for message in messages:
+            content = message.get("content") if isinstance(message, dict) else None
+            if isinstance(content, str):
+                words += len(content.split())
+            elif isinstance(content, list):
+                for part in content:
+                    if isinstance(part, dict) and isinstance(part.get("text"), str):
+                        words += len(part["text"].split())
+    return max(words, 1)
+
+
+def _content_pieces(text: str, chunks: int) -> list[str]:
+    words = text.split(" ")
+    pieces = [
+        (words[i % len(words)] + (" " if i < chunks - 1 else "")) for i in range(max(chunks, 1))
+    ]
+    return pieces
+
+
+def _sse(payload: Any, newline: bytes = b"\n") -> bytes:
+    data = payload if isinstance(payload, bytes) else orjson.dumps(payload)
+    return b"data: " + data + newline + newline
+
+
+class MockUpstream:
+    def __init__(self, state: MockState | None = None) -> None:
+        self.state = state or MockState()
+        self.app = web.Application(client_max_size=64 * 1024 * 1024)
+        self.app.router.add_get("/_mock/requests", self._get_requests)
+        self.app.router.add_delete("/_mock/requests", self._clear_requests)
+        self.app.router.add_get("/_mock/stats", self._get_stats)
+        self.app.router.add_put("/_mock/profiles/{profile}", self._put_profile)
+        self.app.router.add_delete("/_mock/profiles", self._clear_profiles)
+        for prefix in ("", "/{profile}"):
+            self.app.router.add_get(prefix + "/v1/models", self._models)
+            self.app.router.add_post(prefix + "/v1/chat/completions", self._chat)
+
+    # ── control ──────────────────────────────────────────────────────────────────────────────
+    async def _get_requests(self, _request: web.Request) -> web.Response:
+        items = [
+            {
+                "id": r.id,
+                "path": r.path,
+                "profile": r.profile,
+                "model": r.model,
+                "authorization": r.authorization,
+                "body": r.body,
+                "finished": r.finished,
+                "client_closed": r.client_closed,
+                "chunks_sent": r.chunks_sent,
+            }
+            for r in self.state.requests
+        ]
+        return web.json_response(items, dumps=lambda v: orjson.dumps(v).decode())
+
+    async def _clear_requests(self, _request: web.Request) -> web.Response:
+        self.state.reset()
+        return web.Response(status=204)
+
+    async def _get_stats(self, _request: web.Request) -> web.Response:
+        s = self.state
+        return web.json_response(
+            {"in_flight": s.in_flight, "max_in_flight": s.max_in_flight, "total": s.total}
+        )
+
+    async def _put_profile(self, request: web.Request) -> web.Response:
+        options = await request.json()
+        self.state.profiles[request.match_info["profile"]] = {
+            str(k): str(v) for k, v in options.items()
+        }
+        return web.Response(status=204)
+
+    async def _clear_profiles(self, _request: web.Request) -> web.Response:
+        self.state.profiles.clear()
+        return web.Response(status=204)
+
+    # ── OpenAI surface ───────────────────────────────────────────────────────────────────────
+    def _behaviour(self, request: web.Request, model: str | None) -> Behaviour:
+        behaviour = Behaviour()
+        profile = request.match_info.get("profile")
+        if profile is not None:
+            behaviour = behaviour.with_options(self.state.profiles.get(profile, {}))
+        if model:
+            name, options = _split_model(model)
+            behaviour = behaviour.with_options(PRESETS.get(name, {})).with_options(options)
+        header = request.headers.get("X-Mock")
+        if header:
+            behaviour = behaviour.with_options(dict(parse_qsl(header)))
+        return behaviour
+
+    def _authorized(self, request: web.Request, behaviour: Behaviour) -> bool:
+        return behaviour.require_key is None or (
+            request.headers.get("Authorization") == f"Bearer {behaviour.require_key}"
+        )
+
+    @staticmethod
+    def _error(status: int, behaviour: Behaviour, message: str | None = None) -> web.Response:
+        body = {
+            "error": {
+                "message": message or f"mock upstream error {status}",
+                "type": behaviour.error_type
+                or ("invalid_request_error" if status < 500 else "server_error"),
+                "param": None,
+                "code": behaviour.error_code,
+            }
+        }
+        headers = {}
+        if behaviour.retry_after is not None:
+            headers["Retry-After"] = f"{behaviour.retry_after:g}"
+        return web.Response(
+            status=status, body=orjson.dumps(body), content_type="application/json", headers=headers
+        )
+
+    async def _models(self, request: web.Request) -> web.Response:
+        behaviour = self._behaviour(request, None)
+        if not self._authorized(request, behaviour):
+            return self._error(401, behaviour, "Incorrect API key provided")
+        if behaviour.status != 200:
+            return self._error(behaviour.status, behaviour)
+        data = [
+            {"id": name, "object": "model", "created": 1700000000, "owned_by": "mock"}
+            for name in PRESETS
+        ]
+        return web.Response(
+            body=orjson.dumps({"object": "list", "data": data}), content_type="application/json"
+        )
+
+    async def _chat(self, request: web.Request) -> web.StreamResponse:
+        state = self.state
+        raw = await request.read()
+        try:
+            body = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            body = None
+        model = body.get("model") if isinstance(body, dict) else None
+        record = RecordedRequest(
+            id=next(state._ids),
+            path=request.path,
+            profile=request.match_info.get("profile"),
+            model=model,
+            authorization=request.headers.get("Authorization"),
+            body=body,
+            started_at=time.time(),
+        )
+        state.requests.append(record)
+        state.total += 1
+        state.in_flight += 1
+        state.max_in_flight = max(state.max_in_flight, state.in_flight)
+        try:
+            behaviour = self._behaviour(request, model if isinstance(model, str) else None)
+            if not isinstance(body, dict) or not isinstance(body.get("messages"), list):
+                return self._error(400, behaviour, "messages is required")
+            if not self._authorized(request, behaviour):
+                return self._error(401, behaviour, "Incorrect API key provided")
+            if behaviour.latency:
+                await asyncio.sleep(behaviour.latency)
+            if behaviour.status != 200:
+                return self._error(behaviour.status, behaviour)
+            if body.get("stream"):
+                return await self._stream(request, body, behaviour, record)
+            return self._complete(body, behaviour)
+        except asyncio.CancelledError:
+            record.client_closed = True
+            raise
+        finally:
+            record.finished = True
+            state.in_flight -= 1
+
+    def _usage(self, body: dict[str, Any], behaviour: Behaviour, completion: int) -> dict[str, Any]:
+        prompt = _count_words(body.get("messages"))
+        usage: dict[str, Any] = {
+            "prompt_tokens": prompt,
+            "completion_tokens": completion,
+            "total_tokens": prompt + completion,
+        }
+        if behaviour.usage == "cached":
+            usage["prompt_tokens_details"] = {"cached_tokens": prompt // 2}
+        if behaviour.reasoning:
+            usage["completion_tokens_details"] = {"reasoning_tokens": behaviour.reasoning}
+        return usage
+
+    def _complete(self, body: dict[str, Any], behaviour: Behaviour) -> web.Response:
+        message: dict[str, Any] = {"role": "assistant", "content": behaviour.text}
+        if behaviour.think:
+            message["content"] = f"<think>{THINK_TEXT}</think>{behaviour.text}"
+        if behaviour.reasoning:
+            message[behaviour.reasoning_field] = REASONING_TEXT
+        finish = "stop"
+        if behaviour.tool_call and body.get("tools"):
+            message = {"role": "assistant", "content": None, "tool_calls": [_tool_call(body)]}
+            finish = "tool_calls"
+        payload: dict[str, Any] = {
+            "id": f"chatcmpl-mock-{int(time.time() * 1000)}",
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": body.get("model"),
+            "choices": [{"index": 0, "message": message, "finish_reason": finish}],
+        }
+        if behaviour.usage != "never":
+            payload["usage"] = self._usage(body, behaviour, behaviour.chunks + behaviour.reasoning)
+        return web.Response(body=orjson.dumps(payload), content_type="application/json")
+
+    async def _stream(
+        self,
+        request: web.Request,
+        body: dict[str, Any],
+        behaviour: Behaviour,
+        record: RecordedRequest,
+    ) -> web.StreamResponse:
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await response.prepare(request)
+        newline = b"\r\n" if behaviour.malformed == "crlf" else b"\n"
+        include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
+        created = int(time.time())
+        base = {
+            "id": f"chatcmpl-mock-{record.id}",
+            "object": "chat.completion.chunk",
+            "created": created,
+            "model": body.get("model"),
+        }
+        sent = 0
+
+        def chunk(delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
+            payload = {**base, "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
+            if behaviour.usage == "every":
+                payload["usage"] = self._usage(body, behaviour, sent)
+            elif include_usage and behaviour.usage != "never":
+                payload["usage"] = None
+            return payload
+
+        async def write(data: bytes) -> None:
+            if behaviour.malformed == "split" and len(data) > 4:
+                middle = len(data) // 2
+                await response.write(data[:middle])
+                await asyncio.sleep(0.005)
+                await response.write(data[middle:])
+            else:
+                await response.write(data)
+            if behaviour.malformed == "comments":
+                await response.write(b": keep-alive" + newline + newline)
+
+        if behaviour.stall_before:
+            await asyncio.sleep(behaviour.stall_before)
+        await write(_sse(chunk({"role": "assistant", "content": ""}), newline))
+
+        deltas: list[dict[str, Any]] = []
+        if behaviour.tool_call and body.get("tools"):
+            call = _tool_call(body)
+            deltas.append({"tool_calls": [{"index": 0, **call}]})
+        else:
+            deltas += [
+                {behaviour.reasoning_field: piece}
+                for piece in _content_pieces(REASONING_TEXT, behaviour.reasoning)
+            ][: behaviour.reasoning]
+            pieces = _content_pieces(behaviour.text, behaviour.chunks)
+            if behaviour.think:
+                pieces = ["<thi", f"nk>{THINK_TEXT}</th", "ink>", *pieces]
+            deltas += [{"content": piece} for piece in pieces]
+
+        for index, delta in enumerate(deltas):
+            if behaviour.drop_after is not None and sent >= behaviour.drop_after:
+                record.chunks_sent = sent
+                if request.transport is not None:
+                    request.transport.abort()
+                return response
+            if behaviour.inband_error_after is not None and sent >= behaviour.inband_error_after:
+                await write(
+                    _sse(
+                        {
+                            "error": {
+                                "message": "mock in-band failure",
+                                "type": "server_error",
+                                "code": "mock_inband",
+                            }
+                        },
+                        newline,
+                    )
+                )
+                record.chunks_sent = sent
+                return response
+            if behaviour.malformed == "invalid_json" and index == 1:
+                await write(b"data: {not json" + newline + newline)
+            if behaviour.interval and index:
+                await asyncio.sleep(behaviour.interval)
+            if behaviour.stall_after is not None and sent == behaviour.stall_after:
+                await asyncio.sleep(behaviour.stall)
+            sent += 1
+            await write(_sse(chunk(delta), newline))
+            record.chunks_sent = sent
+
+        if behaviour.malformed == "repeat":
+            repeated = _sse(chunk({"content": "again "}), newline)
+            while True:
+                await asyncio.sleep(behaviour.interval or 0.01)
+                await write(repeated)
+                record.chunks_sent += 1
+
+        finish = "tool_calls" if behaviour.tool_call and body.get("tools") else "stop"
+        await write(_sse(chunk({}, finish), newline))
+        if include_usage and behaviour.usage in ("last", "cached"):
+            usage_chunk: dict[str, Any] = {
+                **base,
+                "choices": [],
+                "usage": self._usage(body, behaviour, sent),
+            }
+            await write(_sse(usage_chunk, newline))
+        await write(b"data: [DONE]" + newline + newline)
+        await response.write_eof()
+        return response
+
+
+def _tool_call(body: dict[str, Any]) -> dict[str, Any]:
+    tools = body.get("tools") or []
+    name = "unknown"
+    if tools and isinstance(tools[0], dict):
+        name = str((tools[0].get("function") or {}).get("name", name))
+    return {
+        "id": "call_mock_1",
+        "type": "function",
+        "function": {"name": name, "arguments": '{"city": "Shanghai"}'},
+    }
+
+
+class MockServer:
+    """Runs the mock on a free (or given) loopback port in a background thread."""
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
+        self.mock = MockUpstream()
+        self.host, self.port = host, port
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
+        self._runner: web.AppRunner | None = None
+
+    @property
+    def state(self) -> MockState:
+        return self.mock.state
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def base_url(self, profile: str | None = None) -> str:
+        """The OpenAI base URL (ending in /v1) for a channel, optionally under a profile."""
+        return f"{self.url}/{profile}/v1" if profile else f"{self.url}/v1"
+
+    def set_profile(self, name: str, **options: object) -> None:
+        self.state.profiles[name] = {k: str(v) for k, v in options.items()}
+
+    def start(self) -> MockServer:
+        self._thread.start()
+        asyncio.run_coroutine_threadsafe(self._start(), self._loop).result(timeout=10)
+        return self
+
+    async def _start(self) -> None:
+        self._runner = web.AppRunner(self.mock.app, handler_cancellation=True, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.host, self.port)
+        await site.start()
+        if self.port == 0:
+            server = site._server
+            assert isinstance(server, asyncio.Server)
+            self.port = server.sockets[0].getsockname()[1]
+
+    def stop(self) -> None:
+        if self._runner is not None:
+            asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(timeout=10)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout=10)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=9100)
+    parser.add_argument(
+        "--profile",
+        action="append",
+        default=[],
+        metavar="NAME:key=value,...",
+        help="preset options for requests under /NAME/v1/ (repeatable)",
+    )
+    args = parser.parse_args(argv)
+    mock = MockUpstream()
+    for spec in args.profile:
+        name, _, options = spec.partition(":")
+        mock.state.profiles[name] = dict(parse_qsl(options.replace(",", "&")))
+    print(
+        f"Mock upstream on http://{args.host}:{args.port}/v1 (models: {', '.join(PRESETS)})",
+        flush=True,
+    )
+    with contextlib.suppress(KeyboardInterrupt):
+        web.run_app(
+            mock.app,
+            host=args.host,
+            port=args.port,
+            access_log=None,
+            print=None,
+            handler_cancellation=True,
+        )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,99 @@
+"""`CallRecord`: what one model call did, filled in as it runs and written as one call-log row."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal
+
+from app.gateway.usage import Usage, estimated
+from app.models.base import utcnow
+
+EndReason = Literal["done", "client_gone", "upstream_error", "timeout", "rejected"]
+
+
+@dataclass
+class CallRecord:
+    request_id: str
+    source: Literal["api", "chat"]
+    user_id: int | None
+    api_key_id: int | None
+    client_ip: str | None
+    requested_model: str
+    stream: bool = False
+    created_at: datetime = field(default_factory=utcnow)
+    started: float = field(default_factory=time.perf_counter)
+    upstream_model: str | None = None
+    channel_id: int | None = None
+    channels_tried: list[int] = field(default_factory=list)
+    status_code: int = 0
+    end_reason: EndReason | None = None
+    error_message: str | None = None
+    provider_usage: Usage | None = None
+    ttft_ms: int | None = None
+    # Text seen in the answer, for estimating usage when the provider reports none.
+    messages: list[Any] = field(default_factory=list)
+    completion_parts: list[str] = field(default_factory=list)
+    reasoning_parts: list[str] = field(default_factory=list)
+    tool_parts: list[str] = field(default_factory=list)
+    finished: bool = False
+
+    def mark_first_token(self) -> None:
+        if self.ttft_ms is None:
+            self.ttft_ms = int((time.perf_counter() - self.started) * 1000)
+
+    def end(self, reason: EndReason, status_code: int, error: str | None = None) -> None:
+        """Record how the call ended. The first ending wins (later ones are consequences)."""
+        if self.end_reason is None:
+            self.end_reason = reason
+            self.status_code = status_code
+            self.error_message = error[:2000] if error else None
+
+    def finish(self, submit: Callable[[dict[str, Any]], None]) -> None:
+        """Hand the row to the log writer, once, however many paths reach here."""
+        if not self.finished:
+            self.finished = True
+            submit(self.to_row())
+
+    def usage(self) -> Usage:
+        if self.provider_usage is not None:
+            return self.provider_usage
+        if self.end_reason == "rejected" or self.channel_id is None:
+            return Usage()
+        return estimated(
+            self.messages,
+            "".join(self.completion_parts),
+            "".join(self.reasoning_parts),
+            "".join(self.tool_parts),
+        )
+
+    def to_row(self) -> dict[str, Any]:
+        usage = self.usage()
+        reason = self.end_reason or "done"
+        return {
+            "created_at": self.created_at,
+            "request_id": self.request_id,
+            "source": self.source,
+            "user_id": self.user_id,
+            "api_key_id": self.api_key_id,
+            "client_ip": self.client_ip,
+            "requested_model": self.requested_model[:128],
+            "upstream_model": self.upstream_model[:128] if self.upstream_model else None,
+            "channel_id": self.channel_id,
+            "channels_tried": self.channels_tried,
+            "stream": self.stream,
+            "status_code": self.status_code,
+            "success": reason == "done",
+            "end_reason": reason,
+            "error_message": self.error_message,
+            "prompt_tokens": usage.prompt_tokens,
+            "completion_tokens": usage.completion_tokens,
+            "reasoning_tokens": usage.reasoning_tokens,
+            "cached_tokens": usage.cached_tokens,
+            "total_tokens": usage.total_tokens,
+            "usage_source": usage.source,
+            "ttft_ms": self.ttft_ms,
+            "duration_ms": int((time.perf_counter() - self.started) * 1000),
+        }

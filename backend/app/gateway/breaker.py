@@ -1,0 +1,110 @@
+"""A circuit breaker per (channel, model), kept in this process's memory.
+
+Closed: calls flow; failures are counted. Open: the pair is skipped by routing until its cooldown
+ends (at least the upstream's `Retry-After`). Half-open: one probe call is let through; success closes
+the breaker, failure opens it again with a doubled cooldown (capped).
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from app.core.config import GatewaySettings
+
+BreakerKey = tuple[int, str]
+
+
+@dataclass
+class _State:
+    outcomes: deque[bool]
+    consecutive_failures: int = 0
+    open_until: float = 0.0
+    cooldown: float = 0.0
+    probing: bool = False
+    opened_count: int = 0
+
+
+@dataclass
+class CircuitBreaker:
+    settings: GatewaySettings
+    clock: Callable[[], float] = time.monotonic
+    _states: dict[BreakerKey, _State] = field(default_factory=dict)
+
+    def _state(self, key: BreakerKey) -> _State:
+        state = self._states.get(key)
+        if state is None:
+            state = self._states[key] = _State(outcomes=deque(maxlen=self.settings.breaker_window))
+        return state
+
+    def available(self, key: BreakerKey) -> bool:
+        """Whether routing may use this pair now (does not claim the half-open probe)."""
+        state = self._states.get(key)
+        if state is None or state.open_until == 0.0:
+            return True
+        return self.clock() >= state.open_until and not state.probing
+
+    def acquire(self, key: BreakerKey) -> bool:
+        """Claim the right to call. In half-open state only one caller gets it."""
+        state = self._states.get(key)
+        if state is None or state.open_until == 0.0:
+            return True
+        if self.clock() < state.open_until or state.probing:
+            return False
+        state.probing = True
+        return True
+
+    def retry_in(self, key: BreakerKey) -> float:
+        state = self._states.get(key)
+        if state is None:
+            return 0.0
+        return max(0.0, state.open_until - self.clock())
+
+    def record_success(self, key: BreakerKey) -> None:
+        state = self._state(key)
+        state.outcomes.append(True)
+        state.consecutive_failures = 0
+        state.open_until = 0.0
+        state.cooldown = 0.0
+        state.probing = False
+
+    def record_failure(self, key: BreakerKey, retry_after: float | None = None) -> None:
+        s = self.settings
+        state = self._state(key)
+        state.outcomes.append(False)
+        state.consecutive_failures += 1
+        failures = state.outcomes.count(False)
+        window_tripped = (
+            len(state.outcomes) >= s.breaker_window_min_calls
+            and failures / len(state.outcomes) >= s.breaker_window_failure_rate
+        )
+        if (
+            state.probing
+            or retry_after is not None
+            or state.consecutive_failures >= s.breaker_consecutive_failures
+            or window_tripped
+        ):
+            if state.probing:
+                state.cooldown = min(state.cooldown * 2, s.breaker_max_cooldown_seconds)
+            else:
+                state.cooldown = s.breaker_cooldown_seconds
+            cooldown = max(state.cooldown, min(retry_after or 0.0, s.breaker_max_cooldown_seconds))
+            state.open_until = self.clock() + cooldown
+            state.probing = False
+            state.opened_count += 1
+
+    def release_probe(self, key: BreakerKey) -> None:
+        """A probe ended without a verdict (e.g. the caller's own error): let another try."""
+        state = self._states.get(key)
+        if state is not None:
+            state.probing = False
+
+    def snapshot(self) -> dict[BreakerKey, str]:
+        now = self.clock()
+        return {
+            key: ("open" if now < st.open_until else "half_open")
+            for key, st in self._states.items()
+            if st.open_until
+        }

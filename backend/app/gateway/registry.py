@@ -1,0 +1,151 @@
+"""The routable channels, decrypted once and kept in memory.
+
+Reloaded from the database when a channel changes in this process (`invalidate`) and every
+`channel_refresh_seconds` (to see changes made by other processes). A channel whose key cannot be
+decrypted with the configured keys is switched to auto_disabled with reason `key_undecryptable`;
+the others keep working.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app.channels.url_guard import IPAddress, literal_ip
+from app.core.security import SecretBox, UndecryptableError
+from app.gateway.upstream import Timeouts
+from app.models import Channel, ChannelStatus
+from app.models.base import utcnow
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RoutableChannel:
+    id: int
+    name: str
+    base_url: str
+    api_key: str = field(repr=False)
+    served: frozenset[str]
+    mapping: Mapping[str, str]
+    priority: int
+    weight: int
+    rpm_limit: int | None
+    timeouts: Timeouts
+    split_think: bool
+    created_at: int
+    literal_address: IPAddress | None
+
+    def upstream_model(self, public_model: str) -> str:
+        return self.mapping.get(public_model, public_model)
+
+    @property
+    def chat_url(self) -> str:
+        return f"{self.base_url}/chat/completions"
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    channels: tuple[RoutableChannel, ...]
+    by_model: Mapping[str, tuple[RoutableChannel, ...]]
+
+    @property
+    def models(self) -> list[str]:
+        return sorted(self.by_model)
+
+
+def to_routable(channel: Channel, api_key: str) -> RoutableChannel:
+    return RoutableChannel(
+        id=channel.id,
+        name=channel.name,
+        base_url=channel.base_url,
+        api_key=api_key,
+        served=frozenset(channel.models) | frozenset(channel.model_mapping),
+        mapping=dict(channel.model_mapping),
+        priority=channel.priority,
+        weight=channel.weight,
+        rpm_limit=channel.rpm_limit,
+        timeouts=Timeouts(
+            connect=channel.connect_timeout,
+            first_byte=channel.first_byte_timeout,
+            idle=channel.idle_timeout,
+            total=channel.total_timeout,
+        ),
+        split_think=channel.split_think,
+        created_at=int(channel.created_at.timestamp()),
+        literal_address=literal_ip(urlsplit(channel.base_url).hostname or ""),
+    )
+
+
+class ChannelRegistry:
+    def __init__(
+        self,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        box: SecretBox,
+        refresh_seconds: float,
+    ) -> None:
+        self._sessionmaker = sessionmaker
+        self._box = box
+        self._refresh_seconds = refresh_seconds
+        self._snapshot: Snapshot | None = None
+        self._expires_at = 0.0
+        self._lock = asyncio.Lock()
+
+    def invalidate(self) -> None:
+        self._expires_at = 0.0
+
+    async def snapshot(self) -> Snapshot:
+        if self._snapshot is not None and time.monotonic() < self._expires_at:
+            return self._snapshot
+        async with self._lock:
+            if self._snapshot is None or time.monotonic() >= self._expires_at:
+                self._expires_at = time.monotonic() + self._refresh_seconds
+                self._snapshot = await self._load()
+        return self._snapshot
+
+    async def _load(self) -> Snapshot:
+        async with self._sessionmaker() as db:
+            rows = (
+                await db.scalars(select(Channel).where(Channel.status == ChannelStatus.ENABLED))
+            ).all()
+            routable: list[RoutableChannel] = []
+            broken: list[int] = []
+            for channel in rows:
+                try:
+                    api_key = self._box.decrypt(channel.api_key_encrypted)
+                except UndecryptableError:
+                    broken.append(channel.id)
+                    continue
+                routable.append(to_routable(channel, api_key))
+            if broken:
+                logger.error(
+                    "Channels %s have keys that ENCRYPTION_KEYS cannot decrypt; disabled them",
+                    broken,
+                )
+                await db.execute(
+                    update(Channel)
+                    .where(Channel.id.in_(broken))
+                    .values(
+                        status=ChannelStatus.AUTO_DISABLED,
+                        status_reason="key_undecryptable",
+                        status_detail="The stored API key cannot be decrypted with the configured "
+                        "ENCRYPTION_KEYS. Re-enter the key, or restore the old encryption key.",
+                        status_changed_at=utcnow(),
+                    )
+                )
+                await db.commit()
+        by_model: dict[str, list[RoutableChannel]] = {}
+        for candidate in routable:
+            for model in candidate.served:
+                by_model.setdefault(model, []).append(candidate)
+        return Snapshot(
+            channels=tuple(routable),
+            by_model={model: tuple(chans) for model, chans in by_model.items()},
+        )

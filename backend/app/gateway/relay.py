@@ -1,0 +1,201 @@
+"""The `/v1/chat/completions` relay: a parsed request in, JSON or an SSE stream out.
+
+Guarantees: the client never gets a silent clean end after a failure (a mid-stream problem becomes an
+SSE `error` frame and the stream ends without `[DONE]`); a client that goes away cancels the upstream
+call at once; exactly one call-log row is submitted, however the call ends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, TypeVar
+
+import orjson
+from starlette.responses import Response, StreamingResponse
+from starlette.types import Message, Receive, Scope, Send
+
+from app.core.errors import AppError
+from app.gateway.accounting import CallRecord, EndReason
+from app.gateway.chunks import StreamProcessor, process_complete
+from app.gateway.request import ChatRequest, parse_chat_request
+from app.gateway.service import Caller, CompleteAttempt, Gateway, StreamAttempt
+from app.gateway.upstream import UpstreamError
+
+T = TypeVar("T")
+Submit = Callable[[dict[str, Any]], None]
+SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+CLIENT_CLOSED = 499  # nginx's "client closed request"
+DONE_FRAME = b"data: [DONE]\n\n"
+
+
+class ClientGoneError(Exception):
+    """The client disconnected before the answer started."""
+
+
+async def run_until_disconnect(receive: Receive, awaitable: Awaitable[T]) -> T:
+    """Await `awaitable`, cancelling it if the client disconnects first."""
+    current = asyncio.current_task()
+    assert current is not None
+    gone = False
+
+    async def watch() -> None:
+        nonlocal gone
+        while True:
+            message: Message = await receive()
+            if message["type"] == "http.disconnect":
+                gone = True
+                current.cancel()
+                return
+
+    watcher = asyncio.get_running_loop().create_task(watch())
+    try:
+        return await awaitable
+    except asyncio.CancelledError:
+        if gone:
+            current.uncancel()
+            raise ClientGoneError from None
+        raise
+    finally:
+        watcher.cancel()
+
+
+def error_frame(message: str, code: str, error_type: str = "upstream_error") -> bytes:
+    payload = {"error": {"message": message, "type": error_type, "param": None, "code": code}}
+    return b"data: " + orjson.dumps(payload) + b"\n\n"
+
+
+class StreamRelay:
+    def __init__(
+        self,
+        call: CallRecord,
+        request: ChatRequest,
+        attempt: StreamAttempt,
+        gateway: Gateway,
+        submit: Submit,
+    ) -> None:
+        self.call = call
+        self.request = request
+        self.attempt = attempt
+        self.gateway = gateway
+        self.submit = submit
+
+    async def body(self) -> AsyncIterator[bytes]:
+        call, attempt = self.call, self.attempt
+        processor = StreamProcessor(
+            call,
+            split_think=attempt.channel.split_think,
+            include_usage=self.request.include_usage,
+            secret=attempt.channel.api_key,
+        )
+        try:
+            async for events in attempt.events():
+                out: list[bytes] = []
+                for payload in events:
+                    result = processor.process(payload)
+                    if result.done:
+                        tail = processor.flush()
+                        if tail is not None:
+                            out.append(b"data: " + tail + b"\n\n")
+                        out.append(DONE_FRAME)
+                        call.end("done", 200)
+                        yield b"".join(out)
+                        return
+                    if result.relay is not None:
+                        out.append(b"data: " + result.relay + b"\n\n")
+                if out:
+                    yield b"".join(out)
+            raise UpstreamError("protocol", "upstream ended the stream without [DONE]")
+        except UpstreamError as error:
+            self.gateway.report_stream_failure(attempt)
+            reason: EndReason = "timeout" if error.kind == "timeout" else "upstream_error"
+            call.end(reason, 200, error.message)
+            yield error_frame(
+                error.message, "upstream_timeout" if reason == "timeout" else "upstream_error"
+            )
+        except (asyncio.CancelledError, GeneratorExit):
+            call.end("client_gone", CLIENT_CLOSED)
+            raise
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        """Idempotent: release the upstream and the slot, and submit the one log row."""
+        if self.call.end_reason is None:
+            self.call.end("client_gone", CLIENT_CLOSED)
+        self.attempt.close(keep_connection=self.call.end_reason == "done")
+        self.call.finish(self.submit)
+
+
+class RelayResponse(StreamingResponse):
+    """A StreamingResponse that closes the relay even if the body was never iterated."""
+
+    def __init__(self, relay: StreamRelay) -> None:
+        super().__init__(relay.body(), media_type="text/event-stream", headers=SSE_HEADERS)
+        self._relay = relay
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            iterator = self.body_iterator
+            if hasattr(iterator, "aclose"):
+                with contextlib.suppress(Exception):
+                    await iterator.aclose()
+            self._relay.close()
+
+
+async def chat_completions(
+    *,
+    gateway: Gateway,
+    submit: Submit,
+    caller: Caller,
+    raw: bytes,
+    request_id: str,
+    client_ip: str,
+    receive: Receive,
+    max_choices: int,
+) -> Response:
+    call = CallRecord(
+        request_id=request_id,
+        source="api",
+        user_id=caller.user_id,
+        api_key_id=caller.key_id,
+        client_ip=client_ip,
+        requested_model="",
+    )
+    try:
+        request = parse_chat_request(raw, max_choices=max_choices)
+    except AppError as error:
+        call.end("rejected", error.status_code, error.message)
+        call.finish(submit)
+        raise
+    call.requested_model = request.model
+    call.stream = request.stream
+    call.messages = request.messages
+    try:
+        attempt = await run_until_disconnect(receive, gateway.start_call(call, request, caller))
+    except ClientGoneError:
+        call.end("client_gone", CLIENT_CLOSED)
+        call.finish(submit)
+        return Response(status_code=CLIENT_CLOSED)
+    except BaseException as error:
+        if isinstance(error, AppError):
+            call.end("rejected", error.status_code, error.message)
+        else:
+            call.end("upstream_error", 500, "internal error")
+        call.finish(submit)
+        raise
+    if isinstance(attempt, CompleteAttempt):
+        try:
+            body = process_complete(
+                call, attempt.raw, attempt.parsed, split_think=attempt.channel.split_think
+            )
+            call.mark_first_token()  # for a non-stream client, the whole answer is the first byte
+            call.end("done", 200)
+        finally:
+            attempt.close(keep_connection=True)
+            call.finish(submit)
+        return Response(body, media_type="application/json")
+    return RelayResponse(StreamRelay(call, request, attempt, gateway, submit))

@@ -1,0 +1,262 @@
+"""Talking to upstream providers over one pooled aiohttp session (measured ~4x faster than httpx here).
+
+Every problem becomes an `UpstreamError` whose message has the channel key scrubbed out. Redirects
+are never followed (the key would travel with them); connections go through `GuardedResolver`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import aiohttp
+import orjson
+
+from app.channels.url_guard import (
+    GuardedResolver,
+    IPAddress,
+    UpstreamAddressError,
+    check_address,
+)
+from app.core.security import mask_secret
+
+ERROR_BODY_LIMIT = 64 * 1024
+ErrorKind = Literal["connect", "timeout", "status", "protocol", "address", "inband"]
+Verdict = Literal["caller", "auth", "quota", "retryable"]
+
+
+@dataclass(frozen=True)
+class Timeouts:
+    connect: float
+    first_byte: float
+    idle: float
+    total: float
+
+
+class UpstreamError(Exception):
+    def __init__(
+        self,
+        kind: ErrorKind,
+        message: str,
+        *,
+        status: int | None = None,
+        retry_after: float | None = None,
+        code: str | None = None,
+        error_type: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.message = message
+        self.status = status
+        self.retry_after = retry_after
+        self.code = code
+        self.error_type = error_type
+
+    @property
+    def verdict(self) -> Verdict:
+        """Whose fault, and so what to do: relay it, disable the channel, or try another."""
+        status = self.status
+        markers = f"{self.code or ''} {self.error_type or ''}".lower()
+        if status in (400, 413, 422):
+            return "caller"
+        if status in (401, 403):
+            return "auth"
+        if status == 402 or "insufficient_quota" in markers or "quota_exceeded" in markers:
+            return "quota"
+        return "retryable"
+
+
+def scrub(text: str, secret: str) -> str:
+    """Remove the key from text an upstream sent (some echo it back in error messages)."""
+    if secret and secret in text:
+        text = text.replace(secret, mask_secret(secret))
+    return text
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+def error_details(body: bytes) -> tuple[str | None, str | None, str | None]:
+    """(message, code, type) from an OpenAI-style error body, or the body's text."""
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        text = body.decode("utf-8", "replace").strip()
+        return (text[:500] or None), None, None
+    error = data.get("error") if isinstance(data, dict) else None
+    if isinstance(error, dict):
+        code = error.get("code")
+        return (
+            str(error.get("message") or "")[:1000] or None,
+            str(code) if code is not None else None,
+            str(error.get("type")) if error.get("type") is not None else None,
+        )
+    if isinstance(error, str):
+        return error[:1000], None, None
+    if isinstance(data, dict) and isinstance(data.get("message"), str):
+        return data["message"][:1000], None, None
+    return None, None, None
+
+
+def create_session(allow_private: Callable[[], bool]) -> aiohttp.ClientSession:
+    connector = aiohttp.TCPConnector(
+        limit=0,  # the gateway's own concurrency gate bounds upstream calls
+        resolver=GuardedResolver(allow_private),
+        ttl_dns_cache=60,
+        keepalive_timeout=30,
+    )
+    return aiohttp.ClientSession(
+        connector=connector,
+        timeout=aiohttp.ClientTimeout(total=None),
+        trust_env=False,
+        raise_for_status=False,
+        skip_auto_headers=("User-Agent",),
+        headers={"User-Agent": "ai-chat-gateway"},
+    )
+
+
+def check_literal_address(address: IPAddress | None, allow_private: bool) -> None:
+    """aiohttp skips the resolver for IP-literal hosts, so those are checked here, per call."""
+    if address is None:
+        return
+    try:
+        check_address(address, allow_private=allow_private)
+    except UpstreamAddressError as exc:
+        raise UpstreamError("address", str(exc)) from None
+
+
+async def open_post(
+    session: aiohttp.ClientSession,
+    url: str,
+    api_key: str,
+    body: bytes,
+    timeouts: Timeouts,
+) -> aiohttp.ClientResponse:
+    """POST and return the response once a 200's headers arrive; anything else raises.
+
+    The caller bounds the wait (first-byte timeout); only the connect timeout is set here.
+    """
+    headers = {
+        "Authorization": f"Bearer {api_key}",
+        "Content-Type": "application/json",
+        "Accept": "application/json, text/event-stream",
+    }
+    client_timeout = aiohttp.ClientTimeout(
+        total=None, connect=timeouts.connect, sock_connect=timeouts.connect
+    )
+    try:
+        response = await session.post(
+            url, data=body, headers=headers, timeout=client_timeout, allow_redirects=False
+        )
+    except TimeoutError:
+        raise UpstreamError(
+            "timeout", f"could not connect to upstream within {timeouts.connect:g}s"
+        ) from None
+    except (aiohttp.ClientError, OSError) as exc:
+        raise UpstreamError("connect", scrub(f"cannot reach upstream: {exc}", api_key)) from None
+    if response.status != 200:
+        raise await _status_error(response, api_key)
+    return response
+
+
+async def get_json(
+    session: aiohttp.ClientSession, url: str, api_key: str, timeouts: Timeouts
+) -> Any:
+    headers = {"Authorization": f"Bearer {api_key}", "Accept": "application/json"}
+    client_timeout = aiohttp.ClientTimeout(
+        total=None, connect=timeouts.connect, sock_connect=timeouts.connect
+    )
+    try:
+        async with asyncio.timeout(timeouts.first_byte):
+            response = await session.get(
+                url, headers=headers, timeout=client_timeout, allow_redirects=False
+            )
+            if response.status != 200:
+                raise await _status_error(response, api_key)
+            raw = await read_body(response, 16 * 1024 * 1024)
+    except TimeoutError:
+        raise UpstreamError("timeout", "upstream did not answer in time") from None
+    except (aiohttp.ClientError, OSError) as exc:
+        raise UpstreamError("connect", scrub(f"cannot reach upstream: {exc}", api_key)) from None
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        raise UpstreamError(
+            "protocol", "upstream answered with something that is not JSON"
+        ) from None
+
+
+async def _status_error(response: aiohttp.ClientResponse, api_key: str) -> UpstreamError:
+    try:
+        raw = await response.content.read(ERROR_BODY_LIMIT)
+    except (aiohttp.ClientError, OSError, TimeoutError):
+        raw = b""
+    finally:
+        response.close()
+    message, code, error_type = error_details(raw)
+    status = response.status
+    if 300 <= status < 400:
+        message = "upstream answered with a redirect, which is not followed"
+    return UpstreamError(
+        "status",
+        scrub(f"upstream returned {status}" + (f": {message}" if message else ""), api_key),
+        status=status,
+        retry_after=parse_retry_after(response.headers.get("Retry-After")),
+        code=code,
+        error_type=error_type,
+    )
+
+
+async def read_body(response: aiohttp.ClientResponse, limit: int) -> bytes:
+    declared = response.content_length
+    if declared is not None and declared > limit:
+        response.close()
+        raise UpstreamError("protocol", f"upstream response is larger than {limit} bytes")
+    body = await response.content.read(limit + 1)
+    if len(body) > limit:
+        response.close()
+        raise UpstreamError("protocol", f"upstream response is larger than {limit} bytes")
+    return body
+
+
+async def iter_body(
+    response: aiohttp.ClientResponse, idle: float, deadline: float
+) -> AsyncIterator[bytes]:
+    """The response body as it arrives; idle gaps and the total deadline raise `UpstreamError`."""
+    loop = asyncio.get_running_loop()
+    content = response.content
+    while True:
+        remaining = deadline - loop.time()
+        if remaining <= 0:
+            raise UpstreamError("timeout", "upstream stream exceeded the channel's total timeout")
+        wait = min(idle, remaining)
+        try:
+            async with asyncio.timeout(wait):
+                chunk = await content.readany()
+        except TimeoutError:
+            if wait < idle:
+                raise UpstreamError(
+                    "timeout", "upstream stream exceeded the channel's total timeout"
+                ) from None
+            raise UpstreamError("timeout", f"upstream sent nothing for {idle:g}s") from None
+        except (aiohttp.ClientError, OSError) as exc:
+            raise UpstreamError("protocol", f"upstream connection broke: {exc}") from None
+        if not chunk:
+            return
+        yield chunk

@@ -1,0 +1,117 @@
+"""Batched, non-blocking call-log writes.
+
+`submit()` only appends to an in-memory queue (it never waits and never fails), so it is safe in a
+`finally` that runs during cancellation. A background task inserts queued rows in batches every
+`flush_interval_seconds` (or sooner when a batch fills). If the database is unavailable the rows stay
+queued and are retried; `stop()` (on shutdown) writes everything that is left. Each flush also
+records when the API keys in the batch were last used.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import deque
+from typing import Any
+
+from sqlalchemy import insert, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app.core.config import CallLogSettings
+from app.models import ApiKey, CallLog
+
+logger = logging.getLogger(__name__)
+RETRY_DELAY_SECONDS = 1.0
+
+
+class CallLogWriter:
+    def __init__(
+        self, sessionmaker: async_sessionmaker[AsyncSession], settings: CallLogSettings
+    ) -> None:
+        self._sessionmaker = sessionmaker
+        self._settings = settings
+        self._queue: deque[dict[str, Any]] = deque()
+        self._wakeup = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._stopping = False
+        self.dropped = 0
+        self.written = 0
+
+    @property
+    def pending(self) -> int:
+        return len(self._queue)
+
+    def submit(self, row: dict[str, Any]) -> None:
+        if len(self._queue) >= self._settings.max_pending:
+            self._queue.popleft()
+            self.dropped += 1
+            if self.dropped == 1 or self.dropped % 1000 == 0:
+                logger.error("Call-log queue full: %d rows dropped so far", self.dropped)
+        self._queue.append(row)
+        if len(self._queue) >= self._settings.batch_size:
+            self._wakeup.set()
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._run(), name="call-log-writer")
+
+    async def stop(self) -> None:
+        """Write everything still queued, then end the background task."""
+        self._stopping = True
+        self._wakeup.set()
+        if self._task is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        # Anything submitted while the task was finishing.
+        while self._queue and await self._write_batch():
+            pass
+
+    async def flush(self) -> None:
+        """Write what is queued now (used by tests and at shutdown)."""
+        while self._queue:
+            if not await self._write_batch():
+                raise RuntimeError("call logs could not be written")
+
+    async def _run(self) -> None:
+        interval = self._settings.flush_interval_seconds
+        while True:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(interval):
+                    await self._wakeup.wait()
+            self._wakeup.clear()
+            while self._queue:
+                if not await self._write_batch():
+                    if self._stopping:
+                        return
+                    await asyncio.sleep(RETRY_DELAY_SECONDS)
+                    break
+            if self._stopping and not self._queue:
+                return
+
+    async def _write_batch(self) -> bool:
+        size = min(len(self._queue), self._settings.batch_size)
+        batch = [self._queue.popleft() for _ in range(size)]
+        if not batch:
+            return True
+        try:
+            async with self._sessionmaker() as db:
+                await db.execute(insert(CallLog), batch)
+                last_used: dict[int, Any] = {}
+                for row in batch:
+                    key_id = row.get("api_key_id")
+                    if key_id is not None:
+                        last_used[key_id] = max(
+                            last_used.get(key_id, row["created_at"]), row["created_at"]
+                        )
+                for key_id, when in last_used.items():
+                    await db.execute(
+                        update(ApiKey).where(ApiKey.id == key_id).values(last_used_at=when)
+                    )
+                await db.commit()
+        except Exception:
+            logger.exception("Writing %d call-log rows failed; will retry", len(batch))
+            self._queue.extendleft(reversed(batch))
+            return False
+        self.written += len(batch)
+        return True

@@ -1,0 +1,48 @@
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import JSON, BigInteger, Boolean, ForeignKey, Index, Integer, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.models.base import Base, UTCDateTime
+
+
+class CallLog(Base):
+    """Exactly one row per model call (`/v1` or web chat), written by the batched log writer."""
+
+    __tablename__ = "call_logs"
+    __table_args__ = (
+        Index("ix_call_logs_created_at", "created_at"),
+        Index("ix_call_logs_user_id_created_at", "user_id", "created_at"),
+        Index("ix_call_logs_requested_model_created_at", "requested_model", "created_at"),
+        Index("ix_call_logs_channel_id_created_at", "channel_id", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    request_id: Mapped[str] = mapped_column(String(64))
+    source: Mapped[str] = mapped_column(String(16))  # api | chat
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    api_key_id: Mapped[int | None] = mapped_column(
+        ForeignKey("api_keys.id", ondelete="SET NULL"), index=True
+    )
+    client_ip: Mapped[str | None] = mapped_column(String(45))
+    requested_model: Mapped[str] = mapped_column(String(128))
+    upstream_model: Mapped[str | None] = mapped_column(String(128))
+    channel_id: Mapped[int | None] = mapped_column(ForeignKey("channels.id", ondelete="SET NULL"))
+    channels_tried: Mapped[list[int]] = mapped_column(JSON, default=list)
+    stream: Mapped[bool] = mapped_column(Boolean)
+    status_code: Mapped[int] = mapped_column(Integer)
+    success: Mapped[bool] = mapped_column(Boolean)
+    # done | client_gone | upstream_error | timeout | rejected
+    end_reason: Mapped[str] = mapped_column(String(16))
+    error_message: Mapped[str | None] = mapped_column(Text)
+    prompt_tokens: Mapped[int] = mapped_column(Integer, default=0)
+    completion_tokens: Mapped[int] = mapped_column(Integer, default=0)
+    reasoning_tokens: Mapped[int] = mapped_column(Integer, default=0)
+    cached_tokens: Mapped[int] = mapped_column(Integer, default=0)
+    total_tokens: Mapped[int] = mapped_column(Integer, default=0)
+    usage_source: Mapped[str] = mapped_column(String(16))  # provider | estimated | none
+    ttft_ms: Mapped[int | None] = mapped_column(Integer)
+    duration_ms: Mapped[int] = mapped_column(Integer)
