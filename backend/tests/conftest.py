@@ -27,7 +27,9 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from app.core.config import (
     AdminSettings,
     AuthSettings,
+    CallLogSettings,
     DatabaseSettings,
+    GatewaySettings,
     RedisSettings,
     SecuritySettings,
     ServerSettings,
@@ -129,6 +131,10 @@ def make_settings(
 ) -> Settings:
     """Settings for a test app. Every group is built explicitly so the environment cannot leak in."""
 
+    known = {"server", "database", "redis", "security", "auth", "gateway", "call_log", "admin"}
+    unknown = set(overrides) - known
+    assert not unknown, f"no settings group named {unknown}"
+
     def group(cls: type, defaults: dict[str, Any], name: str) -> Any:
         return cls(_env_file=None, **{**defaults, **overrides.get(name, {})})
 
@@ -158,6 +164,8 @@ def make_settings(
             },
             "auth",
         ),
+        gateway=group(GatewaySettings, {}, "gateway"),
+        call_log=group(CallLogSettings, {"flush_interval_seconds": 0.05}, "call_log"),
         admin=group(
             AdminSettings,
             {"username": ADMIN_USERNAME, "password": SecretStr(ADMIN_PASSWORD)},
@@ -166,15 +174,22 @@ def make_settings(
     )
 
 
-async def _empty_tables(app: FastAPI) -> None:
-    engine = app.state.ctx.engine
+async def empty_database(database: DatabaseTarget) -> None:
+    """Delete every row, so the next test starts from empty tables (after its apps have stopped)."""
+    connect_args = (
+        {"server_settings": {"search_path": database.pg_schema}} if database.pg_schema else {}
+    )
+    engine = create_async_engine(database.url, connect_args=connect_args)
     tables = [table.name for table in reversed(Base.metadata.sorted_tables)]
-    async with engine.begin() as conn:
-        if engine.dialect.name == "postgresql":
-            await conn.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
-        else:
-            for name in tables:
-                await conn.execute(text(f"DELETE FROM {name}"))  # noqa: S608 (table names from metadata)
+    try:
+        async with engine.begin() as conn:
+            if engine.dialect.name == "postgresql":
+                await conn.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
+            else:
+                for name in tables:
+                    await conn.execute(text(f"DELETE FROM {name}"))  # noqa: S608 (names from metadata)
+    finally:
+        await engine.dispose()
 
 
 @dataclass
@@ -236,11 +251,11 @@ async def harness_factory(
         return Harness(app=app, client=client, settings=settings)
 
     yield build
-    for index, (app, lifespan, client) in enumerate(reversed(stack)):
+    for _app, lifespan, client in reversed(stack):
         await client.aclose()
-        if index == len(stack) - 1:
-            await _empty_tables(app)
         await lifespan.__aexit__(None, None, None)
+    if stack:
+        await empty_database(database)
 
 
 @pytest.fixture

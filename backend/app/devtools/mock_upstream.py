@@ -59,6 +59,9 @@ PRESETS: dict[str, dict[str, str]] = {
     "mock-tools": {"tool_call": "1"},
 }
 DEFAULT_TEXT = "Hello from the mock upstream."
+INBAND_ERROR = {
+    "error": {"message": "mock in-band failure", "type": "server_error", "code": "mock_inband"}
+}
 REASONING_TEXT = "Let me think step by step."
 THINK_TEXT = "The user wants a greeting."
 
@@ -156,11 +159,9 @@ def _count_words(messages: Any) -> int:
 
 
 def _content_pieces(text: str, chunks: int) -> list[str]:
+    """`chunks` pieces cycling through the words of `text` (none for chunks=0)."""
     words = text.split(" ")
-    pieces = [
-        (words[i % len(words)] + (" " if i < chunks - 1 else "")) for i in range(max(chunks, 1))
-    ]
-    return pieces
+    return [(words[i % len(words)] + (" " if i < chunks - 1 else "")) for i in range(chunks)]
 
 
 def _sse(payload: Any, newline: bytes = b"\n") -> bytes:
@@ -304,6 +305,12 @@ class MockUpstream:
                 return self._error(behaviour.status, behaviour)
             if body.get("stream"):
                 return await self._stream(request, body, behaviour, record)
+            if behaviour.stall_before:
+                await asyncio.sleep(behaviour.stall_before)
+            if behaviour.inband_error_after is not None:
+                return web.Response(
+                    body=orjson.dumps(INBAND_ERROR), content_type="application/json"
+                )
             return self._complete(body, behaviour)
         except asyncio.CancelledError:
             record.client_closed = True
@@ -410,18 +417,7 @@ class MockUpstream:
                     request.transport.abort()
                 return response
             if behaviour.inband_error_after is not None and sent >= behaviour.inband_error_after:
-                await write(
-                    _sse(
-                        {
-                            "error": {
-                                "message": "mock in-band failure",
-                                "type": "server_error",
-                                "code": "mock_inband",
-                            }
-                        },
-                        newline,
-                    )
-                )
+                await write(_sse(INBAND_ERROR, newline))
                 record.chunks_sent = sent
                 return response
             if behaviour.malformed == "invalid_json" and index == 1:
@@ -512,6 +508,7 @@ class MockServer:
             asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(timeout=10)
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(timeout=10)
+        self._loop.close()
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -93,7 +93,12 @@ class StreamRelay:
             async for events in attempt.events():
                 out: list[bytes] = []
                 for payload in events:
-                    result = processor.process(payload)
+                    try:
+                        result = processor.process(payload)
+                    except UpstreamError:
+                        if out:  # what came before the error in this read still goes out
+                            yield b"".join(out)
+                        raise
                     if result.done:
                         tail = processor.flush()
                         if tail is not None:

@@ -332,16 +332,9 @@ class Gateway:
                 )
                 if request.stream:
                     decoder = SSEDecoder()
-                    first: list[bytes] = []
-                    async for chunk in iter_body(response, channel.timeouts.idle, total_deadline):
-                        first = decoder.feed(chunk)
-                        if first:
-                            break
-                    if not first:
-                        first = decoder.finish()
-                    if not first:
-                        raise UpstreamError("protocol", "upstream ended the stream without data")
-                    self._raise_inband(first[0], channel)
+                    first = await self._read_until_substantive(
+                        response, decoder, channel, total_deadline
+                    )
                     return StreamAttempt(
                         channel=channel,
                         upstream_model=upstream_model,
@@ -388,13 +381,60 @@ class Gateway:
             raise
 
     @staticmethod
-    def _raise_inband(payload: bytes, channel: RoutableChannel) -> None:
-        if not payload.startswith(b"{") or b'"error"' not in payload:
-            return
-        try:
-            parsed = orjson.loads(payload)
-        except orjson.JSONDecodeError:
-            return
-        error = inband_error(parsed, channel.api_key)
-        if error is not None:
-            raise error
+    async def _read_until_substantive(
+        response: aiohttp.ClientResponse,
+        decoder: SSEDecoder,
+        channel: RoutableChannel,
+        total_deadline: float,
+    ) -> list[bytes]:
+        """Read the stream until a chunk says something (text, reasoning, a tool call, the end).
+
+        Until then nothing has been sent to the client, so an error or a stall here can still be
+        answered by another channel. The events read are returned to be relayed.
+        """
+        events: list[bytes] = []
+        async for chunk in iter_body(response, channel.timeouts.idle, total_deadline):
+            new = decoder.feed(chunk)
+            events += new
+            if any(_substantive(payload, channel.api_key) for payload in new):
+                return events
+        events += decoder.finish()
+        if any(_substantive(payload, channel.api_key) for payload in events):
+            return events
+        raise UpstreamError("protocol", "upstream ended the stream without any answer")
+
+
+_SUBSTANCE_FIELDS = (
+    "content",
+    "reasoning_content",
+    "reasoning",
+    "tool_calls",
+    "function_call",
+    "refusal",
+)
+
+
+def _substantive(payload: bytes, secret: str) -> bool:
+    """Whether a stream event carries an answer. Raises for an in-band error."""
+    if payload == b"[DONE]":
+        return True
+    try:
+        parsed = orjson.loads(payload)
+    except orjson.JSONDecodeError:
+        return False
+    if not isinstance(parsed, dict):
+        return False
+    error = inband_error(parsed, secret)
+    if error is not None:
+        raise error
+    if parsed.get("usage"):
+        return True
+    for choice in parsed.get("choices") or []:
+        if not isinstance(choice, dict):
+            continue
+        if choice.get("finish_reason"):
+            return True
+        delta = choice.get("delta")
+        if isinstance(delta, dict) and any(delta.get(name) for name in _SUBSTANCE_FIELDS):
+            return True
+    return False

@@ -16,6 +16,7 @@ from collections import deque
 from typing import Any
 
 from sqlalchemy import insert, update
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, StatementError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.core.config import CallLogSettings
@@ -23,6 +24,13 @@ from app.models import ApiKey, CallLog
 
 logger = logging.getLogger(__name__)
 RETRY_DELAY_SECONDS = 1.0
+
+
+def _row_refused(exc: Exception) -> bool:
+    """The database refused these rows (not: the database is unavailable)."""
+    if isinstance(exc, IntegrityError | DataError):
+        return True
+    return isinstance(exc, StatementError) and not isinstance(exc, DBAPIError)
 
 
 class CallLogWriter:
@@ -90,28 +98,53 @@ class CallLogWriter:
                 return
 
     async def _write_batch(self) -> bool:
+        """Write one batch. False: the database is unavailable (the batch is queued again)."""
         size = min(len(self._queue), self._settings.batch_size)
         batch = [self._queue.popleft() for _ in range(size)]
         if not batch:
             return True
         try:
-            async with self._sessionmaker() as db:
-                await db.execute(insert(CallLog), batch)
-                last_used: dict[int, Any] = {}
-                for row in batch:
-                    key_id = row.get("api_key_id")
-                    if key_id is not None:
-                        last_used[key_id] = max(
-                            last_used.get(key_id, row["created_at"]), row["created_at"]
-                        )
-                for key_id, when in last_used.items():
-                    await db.execute(
-                        update(ApiKey).where(ApiKey.id == key_id).values(last_used_at=when)
+            await self._insert(batch)
+        except Exception as exc:
+            if not _row_refused(exc):
+                return self._requeue(batch)
+            # A row the database refuses: write the others one by one, set the bad one aside.
+            logger.error(
+                "A call-log batch was refused (%s); writing rows one by one", type(exc).__name__
+            )
+            for index, row in enumerate(batch):
+                try:
+                    await self._insert([row])
+                except Exception as row_exc:
+                    if not _row_refused(row_exc):
+                        return self._requeue(batch[index:])
+                    self.dropped += 1
+                    logger.exception(
+                        "Dropped a call-log row the database refuses: %s", row.get("request_id")
                     )
-                await db.commit()
-        except Exception:
-            logger.exception("Writing %d call-log rows failed; will retry", len(batch))
-            self._queue.extendleft(reversed(batch))
-            return False
+                else:
+                    self.written += 1
+            return True
         self.written += len(batch)
         return True
+
+    def _requeue(self, batch: list[dict[str, Any]]) -> bool:
+        logger.exception("Writing %d call-log rows failed; will retry", len(batch))
+        self._queue.extendleft(reversed(batch))
+        return False
+
+    async def _insert(self, batch: list[dict[str, Any]]) -> None:
+        async with self._sessionmaker() as db:
+            await db.execute(insert(CallLog), batch)
+            last_used: dict[int, Any] = {}
+            for row in batch:
+                key_id = row.get("api_key_id")
+                if key_id is not None:
+                    last_used[key_id] = max(
+                        last_used.get(key_id, row["created_at"]), row["created_at"]
+                    )
+            for key_id, when in last_used.items():
+                await db.execute(
+                    update(ApiKey).where(ApiKey.id == key_id).values(last_used_at=when)
+                )
+            await db.commit()

@@ -2,14 +2,18 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, BigInteger, Boolean, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import JSON, BigInteger, Boolean, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.models.base import Base, UTCDateTime
 
 
 class CallLog(Base):
-    """Exactly one row per model call (`/v1` or web chat), written by the batched log writer."""
+    """Exactly one row per model call (`/v1` or web chat), written by the batched log writer.
+
+    No foreign keys, on purpose: a log is history. Deleting a user, key or channel keeps their
+    calls (and their ids) on record, and a row queued just before such a delete still writes.
+    """
 
     __tablename__ = "call_logs"
     __table_args__ = (
@@ -23,14 +27,12 @@ class CallLog(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     request_id: Mapped[str] = mapped_column(String(64))
     source: Mapped[str] = mapped_column(String(16))  # api | chat
-    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
-    api_key_id: Mapped[int | None] = mapped_column(
-        ForeignKey("api_keys.id", ondelete="SET NULL"), index=True
-    )
+    user_id: Mapped[int | None] = mapped_column(Integer)
+    api_key_id: Mapped[int | None] = mapped_column(Integer, index=True)
     client_ip: Mapped[str | None] = mapped_column(String(45))
     requested_model: Mapped[str] = mapped_column(String(128))
     upstream_model: Mapped[str | None] = mapped_column(String(128))
-    channel_id: Mapped[int | None] = mapped_column(ForeignKey("channels.id", ondelete="SET NULL"))
+    channel_id: Mapped[int | None] = mapped_column(Integer)
     channels_tried: Mapped[list[int]] = mapped_column(JSON, default=list)
     stream: Mapped[bool] = mapped_column(Boolean)
     status_code: Mapped[int] = mapped_column(Integer)

@@ -87,21 +87,6 @@ def upgrade() -> None:
         sa.Column("usage_source", sa.String(length=16), nullable=False),
         sa.Column("ttft_ms", sa.Integer(), nullable=True),
         sa.Column("duration_ms", sa.Integer(), nullable=False),
-        sa.ForeignKeyConstraint(
-            ["api_key_id"],
-            ["api_keys.id"],
-            name=op.f("fk_call_logs_api_key_id_api_keys"),
-            ondelete="SET NULL",
-        ),
-        sa.ForeignKeyConstraint(
-            ["channel_id"],
-            ["channels.id"],
-            name=op.f("fk_call_logs_channel_id_channels"),
-            ondelete="SET NULL",
-        ),
-        sa.ForeignKeyConstraint(
-            ["user_id"], ["users.id"], name=op.f("fk_call_logs_user_id_users"), ondelete="SET NULL"
-        ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_call_logs")),
     )
     with op.batch_alter_table("call_logs", schema=None) as batch_op:
