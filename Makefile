@@ -11,12 +11,14 @@ TEST_REDIS_URL ?= redis://127.0.0.1:6379/15
 
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: help run test lint format migrate bootstrap reset-password frontend \
+.PHONY: help run demo mock-upstream test lint format migrate bootstrap reset-password frontend \
         test-backend test-backend-sqlite test-backend-postgres test-frontend test-e2e clean
 
 help:
 	@echo "make run          install, build, migrate and start the server (http://127.0.0.1:8000)"
 	@echo "make test         install test tools and run every suite (lint, backend on SQLite and PostgreSQL, frontend)"
+	@echo "make demo         the gateway with a built-in mock upstream (no provider account needed)"
+	@echo "make mock-upstream PORT=9100   the OpenAI-compatible mock upstream on its own"
 	@echo "make migrate      apply database migrations"
 	@echo "make reset-password ACCOUNT=admin  set a new (printed) password for an account"
 	@echo "make format       format the backend code"
@@ -43,6 +45,14 @@ frontend:
 
 run: $(VENV)/.runtime-installed frontend
 	$(PY) -m app serve
+
+# The gateway with the built-in mock upstream as its channel: streaming answers, no provider account.
+demo: $(VENV)/.runtime-installed frontend
+	DATA_DIR=$${DATA_DIR:-data-demo} $(PY) -m app demo --mock-port $${MOCK_PORT:-9100}
+
+# The mock upstream on its own (an OpenAI-compatible fake; see app/devtools/mock_upstream.py).
+mock-upstream: $(VENV)/.runtime-installed
+	$(PY) -m app.devtools.mock_upstream --port $${PORT:-9100}
 
 migrate: $(VENV)/.runtime-installed
 	$(PY) -m app migrate

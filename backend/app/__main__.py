@@ -21,6 +21,8 @@ from app.core import migrate
 from app.core.app_secrets import ConfigError, load_app_secrets
 from app.core.config import Settings
 from app.core.context import AppContext
+from app.devtools import demo
+from app.devtools.mock_upstream import MockServer
 from app.main import create_app
 from app.users import bootstrap
 from app.users import service as user_service
@@ -29,9 +31,10 @@ from app.users import service as user_service
 class GatewayServer(uvicorn.Server):
     """Turns readiness to 503 the moment a stop signal arrives, and says where it is listening."""
 
-    def __init__(self, config: uvicorn.Config, ctx: AppContext) -> None:
+    def __init__(self, config: uvicorn.Config, ctx: AppContext, banner: str = "") -> None:
         super().__init__(config)
         self.ctx = ctx
+        self.banner = banner
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         self.ctx.shutting_down = True
@@ -44,9 +47,11 @@ class GatewayServer(uvicorn.Server):
             shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host  # noqa: S104
             url = f"http://{shown}:{self.config.port}"
             print(f"\nAI Chat Gateway is ready: {url}  (API docs: {url}/docs)\n", flush=True)
+            if self.banner:
+                print(self.banner.replace("{url}", url), flush=True)
 
 
-def serve(settings: Settings) -> None:
+def serve(settings: Settings, banner: str = "") -> None:
     app = create_app(settings)
     config = uvicorn.Config(
         app,
@@ -57,7 +62,7 @@ def serve(settings: Settings) -> None:
         server_header=False,
         timeout_graceful_shutdown=30,
     )
-    GatewayServer(config, app.state.ctx).run()
+    GatewayServer(config, app.state.ctx, banner).run()
 
 
 async def _with_context(settings: Settings, bootstrap_admin: bool) -> None:
@@ -97,12 +102,23 @@ async def _reset_password(settings: Settings, username: str, from_stdin: bool) -
     return 0
 
 
+def run_demo(settings: Settings, mock_port: int) -> None:
+    mock = MockServer(port=mock_port).start()
+    try:
+        api_key = asyncio.run(demo.seed(settings, mock.base_url()))
+        serve(settings, banner=demo.instructions("{url}", api_key))
+    finally:
+        mock.stop()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m app", description=__doc__.split("\n")[0])
     commands = parser.add_subparsers(dest="command")
     commands.add_parser("serve", help="run the server")
     commands.add_parser("migrate", help="apply database migrations")
     commands.add_parser("bootstrap", help="migrate and create the first admin")
+    demo_parser = commands.add_parser("demo", help="serve with the mock upstream as a channel")
+    demo_parser.add_argument("--mock-port", type=int, default=9100)
     reset = commands.add_parser("reset-password", help="set a new password for an account")
     reset.add_argument("username")
     reset.add_argument(
@@ -119,6 +135,8 @@ def main(argv: list[str] | None = None) -> int:
             print("Database is up to date.")
         elif args.command == "bootstrap":
             asyncio.run(_with_context(settings, bootstrap_admin=True))
+        elif args.command == "demo":
+            run_demo(settings, args.mock_port)
         elif args.command == "reset-password":
             return asyncio.run(_reset_password(settings, args.username, args.stdin))
     except ConfigError as exc:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import signal
+import subprocess
 import time
 from pathlib import Path
 
@@ -85,3 +86,73 @@ def test_invalid_setting_names_the_variable_not_the_value(
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 2
     assert "Configuration error: PORT" in err
+
+
+def test_real_process_streams_through_the_mock_and_never_prints_the_channel_key(
+    tmp_path: Path, fresh_database: DatabaseTarget
+) -> None:
+    import openai
+
+    from app.devtools.mock_upstream import MockServer
+
+    sentinel = "sk-process-SENTINEL-0f9e8d7c6b5a"
+    mock = MockServer().start()
+    port = free_port()
+    env = app_env(
+        tmp_path / "data", fresh_database, PORT=str(port), HOST="127.0.0.1", LOG_LEVEL="debug"
+    )
+    proc = start_cli(["serve"], env)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        _wait_ready(base)
+        mock.set_profile("echo", status=500, echo_key=1)
+        with httpx.Client(base_url=base, timeout=30) as client:
+            out_so_far = ""
+            login = client.post(
+                "/api/auth/login", json={"username": "admin", "password": _password(proc)}
+            )
+            admin = {"Authorization": f"Bearer {login.json()['access_token']}"}
+            for name, profile in (("echo", "echo"), ("ok", None)):
+                created = client.post(
+                    "/api/admin/channels",
+                    json={
+                        "name": name,
+                        "base_url": mock.base_url(profile),
+                        "api_key": sentinel,
+                        "models": ["mock-gpt"],
+                        "priority": 1 if profile else 0,
+                    },
+                    headers=admin,
+                )
+                assert created.status_code == 201
+            key = client.post("/api/keys", json={"name": "p"}, headers=admin).json()["key"]
+            out_so_far += created.text
+        with openai.OpenAI(base_url=f"{base}/v1", api_key=key, max_retries=0) as sdk:
+            chunks = list(
+                sdk.chat.completions.create(
+                    model="mock-gpt", messages=[{"role": "user", "content": "hi"}], stream=True
+                )
+            )
+        assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+        assert any(r.profile == "echo" for r in mock.state.chat_requests())
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=60)
+        mock.stop()
+    assert "failed for mock-gpt" in err  # the failover was logged ...
+    assert sentinel not in out + err  # ... without the key the upstream echoed back
+    assert sentinel not in out_so_far
+
+
+_PASSWORDS: dict[int, str] = {}
+
+
+def _password(proc: subprocess.Popen[str]) -> str:
+    """The generated admin password, read from the server's first lines of output."""
+    if proc.pid not in _PASSWORDS:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            if "Generated password:" in line:
+                _PASSWORDS[proc.pid] = line.split("Generated password:")[1].strip()
+                break
+    return _PASSWORDS[proc.pid]

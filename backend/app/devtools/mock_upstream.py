@@ -26,6 +26,7 @@ Options:
   malformed=split|crlf|comments|invalid_json|repeat   SSE framing faults (repeat: one chunk forever)
   tool_call=1       answer with a tool call (when the request has tools)
   require_key=KEY   401 unless `Authorization: Bearer KEY`
+  echo_key=1        error messages repeat the Authorization header back (as some providers do)
 
 Presets: mock-gpt (defaults), mock-reasoner (reasoning=4), mock-think (think=1), mock-slow
 (chunks=20, interval=0.05), mock-tools (tool_call=1).
@@ -88,6 +89,7 @@ class Behaviour:
     malformed: str = ""
     tool_call: bool = False
     require_key: str | None = None
+    echo_key: bool = False  # error messages repeat the presented key (as some providers do)
 
     def with_options(self, options: Mapping[str, str]) -> Behaviour:
         types = {f.name: f.type for f in fields(self)}
@@ -299,6 +301,12 @@ class MockUpstream:
                 return self._error(400, behaviour, "messages is required")
             if not self._authorized(request, behaviour):
                 return self._error(401, behaviour, "Incorrect API key provided")
+            if behaviour.echo_key and behaviour.status != 200:
+                return self._error(
+                    behaviour.status,
+                    behaviour,
+                    f"Incorrect API key provided: {request.headers.get('Authorization', '')}",
+                )
             if behaviour.latency:
                 await asyncio.sleep(behaviour.latency)
             if behaviour.status != 200:

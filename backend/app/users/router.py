@@ -62,11 +62,14 @@ async def get_user(user_id: int, db: SessionDep) -> UserRead:
 
 
 @router.patch("/{user_id}")
-async def update_user(user_id: int, body: UserUpdate, admin: AdminUser, db: SessionDep) -> UserRead:
+async def update_user(
+    user_id: int, body: UserUpdate, admin: AdminUser, ctx: ContextDep, db: SessionDep
+) -> UserRead:
     target = await user_service.get(db, user_id)
     updated = await user_service.admin_update(
         db, admin, target, body.model_dump(exclude_unset=True)
     )
+    after_commit(db, ctx.credentials_changed)
     return UserRead.model_validate(updated)
 
 
