@@ -11,7 +11,7 @@ TEST_REDIS_URL ?= redis://127.0.0.1:6379/15
 
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: help run demo mock-upstream test lint format migrate bootstrap reset-password frontend \
+.PHONY: help run demo bench mock-upstream test lint format migrate bootstrap reset-password frontend \
         test-backend test-backend-sqlite test-backend-postgres test-frontend test-e2e clean
 
 help:
@@ -53,6 +53,10 @@ demo: $(VENV)/.runtime-installed frontend
 # The mock upstream on its own (an OpenAI-compatible fake; see app/devtools/mock_upstream.py).
 mock-upstream: $(VENV)/.runtime-installed
 	$(PY) -m app.devtools.mock_upstream --port $${PORT:-9100}
+
+# Benchmark: direct vs a minimal aiohttp proxy vs the gateway (see bench/run.py). QUICK=1 for a short run.
+bench: $(VENV)/.runtime-installed
+	$(PY) bench/run.py $(if $(QUICK),--quick)
 
 migrate: $(VENV)/.runtime-installed
 	$(PY) -m app migrate

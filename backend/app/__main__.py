@@ -58,6 +58,7 @@ def serve(settings: Settings, banner: str = "") -> None:
         host=settings.server.host,
         port=settings.server.port,
         log_level=settings.server.log_level,
+        access_log=settings.server.access_log,
         proxy_headers=False,  # the app resolves client IPs itself (TRUSTED_PROXIES)
         server_header=False,
         timeout_graceful_shutdown=30,

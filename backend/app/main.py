@@ -20,7 +20,8 @@ from app.core.errors import install_error_handlers
 from app.core.logging import configure_logging
 from app.core.middleware import RequestContextMiddleware
 from app.core.spa import mount_spa
-from app.gateway.router import router as gateway_router
+from app.gateway import openapi as gateway_openapi
+from app.gateway.endpoints import OpenAIEndpoints
 from app.health.router import router as health_router
 from app.keys.router import admin_router as admin_keys_router
 from app.keys.router import router as keys_router
@@ -69,6 +70,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.ctx = ctx
     install_error_handlers(app)
+    # Added last = outermost: request context first, then the /v1 hot path, then FastAPI routing.
+    app.add_middleware(OpenAIEndpoints)
     app.add_middleware(
         RequestContextMiddleware,
         resolver=ctx.client_ip,
@@ -81,8 +84,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         admin_users_router,
         admin_keys_router,
         channels_router,
-        gateway_router,
     ):
         app.include_router(router)
+    gateway_openapi.install(app)
     mount_spa(app)
     return app

@@ -30,14 +30,14 @@ async def get_principal(
 CurrentPrincipal = Annotated[Principal, Depends(get_principal)]
 
 
-def get_current_user(principal: CurrentPrincipal) -> User:
+async def get_current_user(principal: CurrentPrincipal) -> User:
     return principal.user
 
 
 CurrentUser = Annotated[User, Depends(get_current_user)]
 
 
-def require_admin(user: CurrentUser) -> User:
+async def require_admin(user: CurrentUser) -> User:
     if not user.is_admin:
         raise ForbiddenError("Admin access required", code="admin_required")
     return user
@@ -46,7 +46,7 @@ def require_admin(user: CurrentUser) -> User:
 AdminUser = Annotated[User, Depends(require_admin)]
 
 
-def get_login_throttle(ctx: ContextDep) -> LoginThrottle:
+async def get_login_throttle(ctx: ContextDep) -> LoginThrottle:
     return LoginThrottle(ctx.limiter, ctx.settings.auth)
 
 

@@ -47,6 +47,9 @@ class ServerSettings(BaseSettings):
     # Peers whose X-Forwarded-For is believed (addresses or CIDR ranges), e.g. your reverse proxy.
     trusted_proxies: Annotated[list[str], NoDecode] = Field(default_factory=list)
     max_body_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)
+    # One log line per HTTP request. Off by default: every model call is in the call logs, and a
+    # reverse proxy usually logs HTTP already; the line costs measurable CPU on the hot path.
+    access_log: bool = False
 
     _split_proxies = field_validator("trusted_proxies", mode="before")(_split_csv)
 

@@ -13,14 +13,14 @@ from app.core.context import AppContext
 from app.core.errors import AppError
 
 
-def get_context(request: Request) -> AppContext:
+async def get_context(request: Request) -> AppContext:
     return cast(AppContext, request.app.state.ctx)
 
 
 ContextDep = Annotated[AppContext, Depends(get_context)]
 
 
-def get_settings(ctx: ContextDep) -> Settings:
+async def get_settings(ctx: ContextDep) -> Settings:
     return ctx.settings
 
 
@@ -68,14 +68,14 @@ async def get_session(ctx: ContextDep) -> AsyncIterator[AsyncSession]:
 SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
 
 
-def get_client_ip(request: Request) -> str:
+async def get_client_ip(request: Request) -> str:
     return cast(str, request.scope.get("state", {}).get("client_ip") or "unknown")
 
 
 ClientIP = Annotated[str, Depends(get_client_ip)]
 
 
-def get_user_agent(request: Request) -> str | None:
+async def get_user_agent(request: Request) -> str | None:
     agent = request.headers.get("user-agent")
     return agent[:255] if agent else None
 

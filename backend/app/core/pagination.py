@@ -20,7 +20,7 @@ class PageParams(BaseModel):
         return (self.page - 1) * self.page_size
 
 
-def get_page_params(
+async def get_page_params(
     page: Annotated[int, Query(ge=1, le=1_000_000)] = 1,
     page_size: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = 20,
 ) -> PageParams:

@@ -539,6 +539,12 @@ def main(argv: list[str] | None = None) -> None:
         f"Mock upstream on http://{args.host}:{args.port}/v1 (models: {', '.join(PRESETS)})",
         flush=True,
     )
+    try:
+        import uvloop
+
+        loop: asyncio.AbstractEventLoop = uvloop.new_event_loop()
+    except ImportError:
+        loop = asyncio.new_event_loop()
     with contextlib.suppress(KeyboardInterrupt):
         web.run_app(
             mock.app,
@@ -547,6 +553,7 @@ def main(argv: list[str] | None = None) -> None:
             access_log=None,
             print=None,
             handler_cancellation=True,
+            loop=loop,
         )
 
 

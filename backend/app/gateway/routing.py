@@ -17,6 +17,9 @@ class Weighted(Protocol):
 
 
 T = TypeVar("T", bound=Weighted)
+# One generator for the process: building a Random() seeds it from os.urandom, which is far too
+# slow to do per request.
+_RNG = random.Random()  # noqa: S311 (load spreading, not security)
 
 
 def order_candidates(channels: Sequence[T], rng: random.Random | None = None) -> list[T]:
@@ -25,7 +28,9 @@ def order_candidates(channels: Sequence[T], rng: random.Random | None = None) ->
     Every channel stays in the list, so failover can reach it; a heavier channel is simply more
     likely to come first.
     """
-    rng = rng or random.Random()  # noqa: S311 (load spreading, not security)
+    if len(channels) == 1:
+        return list(channels)
+    rng = rng or _RNG
     ordered: list[T] = []
     by_priority = sorted(channels, key=lambda c: -c.priority)
     for _, group in groupby(by_priority, key=lambda c: c.priority):

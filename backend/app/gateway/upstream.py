@@ -228,11 +228,15 @@ async def read_body(response: aiohttp.ClientResponse, limit: int) -> bytes:
     if declared is not None and declared > limit:
         response.close()
         raise UpstreamError("protocol", f"upstream response is larger than {limit} bytes")
-    body = await response.content.read(limit + 1)
-    if len(body) > limit:
-        response.close()
-        raise UpstreamError("protocol", f"upstream response is larger than {limit} bytes")
-    return body
+    parts: list[bytes] = []
+    size = 0
+    async for chunk in response.content.iter_any():
+        size += len(chunk)
+        if size > limit:
+            response.close()
+            raise UpstreamError("protocol", f"upstream response is larger than {limit} bytes")
+        parts.append(chunk)
+    return parts[0] if len(parts) == 1 else b"".join(parts)
 
 
 async def iter_body(

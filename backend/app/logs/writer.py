@@ -88,8 +88,13 @@ class CallLogWriter:
                 async with asyncio.timeout(interval):
                     await self._wakeup.wait()
             self._wakeup.clear()
-            while self._queue:
-                if not await self._write_batch():
+            # Drain what is queued now; rows arriving meanwhile wait for the next tick, so a
+            # steady trickle is written in batches rather than one row per transaction.
+            remaining = len(self._queue)
+            while remaining > 0 and self._queue:
+                size = min(remaining, self._settings.batch_size)
+                remaining -= size
+                if not await self._write_batch(size):
                     if self._stopping:
                         return
                     await asyncio.sleep(RETRY_DELAY_SECONDS)
@@ -97,9 +102,9 @@ class CallLogWriter:
             if self._stopping and not self._queue:
                 return
 
-    async def _write_batch(self) -> bool:
+    async def _write_batch(self, limit: int | None = None) -> bool:
         """Write one batch. False: the database is unavailable (the batch is queued again)."""
-        size = min(len(self._queue), self._settings.batch_size)
+        size = min(len(self._queue), limit or self._settings.batch_size, self._settings.batch_size)
         batch = [self._queue.popleft() for _ in range(size)]
         if not batch:
             return True

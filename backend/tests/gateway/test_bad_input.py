@@ -175,3 +175,14 @@ def test_revoked_expired_and_disabled_keys_stop_at_once(
     disabled = gateway.http.post("/v1/chat/completions", json=body, headers=dev_auth)
     assert disabled.status_code == 401
     assert disabled.json()["error"]["code"] == "account_disabled"
+
+
+def test_wrong_method_is_405_and_v1_is_documented(gateway: LiveGateway) -> None:
+    response = gateway.http.get("/v1/chat/completions")
+    assert response.status_code == 405
+    assert response.headers["allow"] == "POST"
+    assert response.json()["error"]["code"] == "method_not_allowed"
+    schema = gateway.http.get("/openapi.json").json()
+    assert "post" in schema["paths"]["/v1/chat/completions"]
+    assert "get" in schema["paths"]["/v1/models"]
+    assert schema["components"]["securitySchemes"]["OpenAIKey"]["scheme"] == "bearer"

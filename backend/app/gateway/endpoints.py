@@ -1,0 +1,100 @@
+"""`/v1`: the OpenAI-compatible endpoints, served as pure ASGI.
+
+`POST /v1/chat/completions` and `GET /v1/models` are the hot path, so they are answered here, inside
+the request-context middleware (request id, client IP, body-size limit still apply) but ahead of
+FastAPI's routing, dependency solving and exception middleware — which, profiled under load, cost
+more CPU per call than the whole relay. Their OpenAPI description is in `gateway.openapi`. Any other
+`/v1` path goes on to FastAPI (and gets an OpenAI-style 404).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import cast
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from app.core.context import AppContext
+from app.core.errors import AppError, openai_error_body
+from app.gateway import relay
+from app.gateway.auth import authenticate
+from app.gateway.service import Caller
+
+CHAT_PATH = "/v1/chat/completions"
+MODELS_PATH = "/v1/models"
+Handler = Callable[[AppContext, Request, Receive], Awaitable[Response]]
+
+
+async def chat_completions(ctx: AppContext, request: Request, receive: Receive) -> Response:
+    caller = await _caller(ctx, request)
+    state = request.scope["state"]
+    return await relay.chat_completions(
+        gateway=ctx.gateway,
+        submit=ctx.call_logs.submit,
+        caller=caller,
+        raw=await request.body(),
+        request_id=state["request_id"],
+        client_ip=state["client_ip"],
+        receive=receive,
+        max_choices=ctx.settings.gateway.max_choices,
+    )
+
+
+async def list_models(ctx: AppContext, request: Request, _receive: Receive) -> Response:
+    models = await ctx.gateway.models_for(await _caller(ctx, request))
+    return JSONResponse(
+        {
+            "object": "list",
+            "data": [
+                {"id": model, "object": "model", "created": created, "owned_by": "ai-chat-gateway"}
+                for model, created in models
+            ],
+        }
+    )
+
+
+async def _caller(ctx: AppContext, request: Request) -> Caller:
+    return await authenticate(
+        request.headers.get("authorization"),
+        cache=ctx.api_key_cache,
+        sessionmaker=ctx.sessionmaker,
+        tokens=ctx.tokens,
+    )
+
+
+ROUTES: dict[str, tuple[str, Handler]] = {
+    CHAT_PATH: ("POST", chat_completions),
+    MODELS_PATH: ("GET", list_models),
+}
+
+
+def error_response(error: AppError) -> Response:
+    body = openai_error_body(error.status_code, error.message, error.code, error.param)
+    return JSONResponse(body, status_code=error.status_code, headers=error.headers)
+
+
+class OpenAIEndpoints:
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        route = ROUTES.get(scope["path"]) if scope["type"] == "http" else None
+        if route is None:
+            await self.app(scope, receive, send)
+            return
+        method, handler = route
+        if scope["method"] != method:
+            response: Response = error_response(
+                AppError(f"Use {method} for this endpoint", code="method_not_allowed")
+            )
+            response.status_code = 405
+            response.headers["Allow"] = method
+        else:
+            ctx = cast(AppContext, scope["app"].state.ctx)
+            try:
+                response = await handler(ctx, Request(scope, receive), receive)
+            except AppError as error:
+                response = error_response(error)
+        await response(scope, receive, send)
