@@ -41,17 +41,32 @@ def parse_ip(value: str) -> IPAddress | None:
 
 
 class ClientIPResolver:
-    def __init__(self, trusted_proxies: Iterable[str]) -> None:
+    def __init__(self, trusted_proxies: Iterable[str], cache_size: int = 4096) -> None:
         self._trusted = parse_networks(trusted_proxies)
+        # Peer address -> (normalised address, is a trusted proxy). Most traffic comes from few peers.
+        self._peers: dict[str, tuple[IPAddress | None, bool]] = {}
+        self._cache_size = cache_size
+
+    def _peer(self, peer: str) -> tuple[IPAddress | None, bool]:
+        known = self._peers.get(peer)
+        if known is None:
+            address = parse_ip(peer)
+            known = (address, address is not None and self._is_trusted(address))
+            if len(self._peers) >= self._cache_size:
+                self._peers.clear()
+            self._peers[peer] = known
+        return known
 
     def _is_trusted(self, address: IPAddress) -> bool:
         return any(address in network for network in self._trusted)
 
     def resolve(self, peer: str | None, forwarded_for: list[str]) -> str:
-        peer_ip = parse_ip(peer) if peer else None
+        if not peer:
+            return "unknown"
+        peer_ip, trusted = self._peer(peer)
         if peer_ip is None:
-            return peer or "unknown"
-        if not self._trusted or not self._is_trusted(peer_ip):
+            return peer
+        if not trusted:
             return str(peer_ip)
         hops = [hop for header in forwarded_for for hop in header.split(",") if hop.strip()]
         client = peer_ip

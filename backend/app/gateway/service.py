@@ -326,7 +326,9 @@ class Gateway:
         response: aiohttp.ClientResponse | None = None
         phase = "first_byte"
         try:
-            async with asyncio.timeout(first_byte):
+            # One timeout for the whole attempt: first the first-byte deadline, then (non-stream)
+            # moved to the channel's total deadline once the answer has started.
+            async with asyncio.timeout(first_byte) as deadline_scope:
                 response = await open_post(
                     self._session(), channel.chat_url, channel.api_key, body, channel.timeouts
                 )
@@ -344,9 +346,8 @@ class Gateway:
                         first_events=first,
                         deadline=total_deadline,
                     )
-            # Non-stream: the whole answer, within the channel's total timeout.
-            phase = "body"
-            async with asyncio.timeout_at(total_deadline):
+                phase = "body"
+                deadline_scope.reschedule(total_deadline)
                 raw = await read_body(response, self.settings.max_response_bytes)
             try:
                 parsed = orjson.loads(raw)

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator
 
 from tests.conftest import AccountFactory, Harness, HarnessFactory
@@ -7,12 +8,15 @@ from tests.conftest import AccountFactory, Harness, HarnessFactory
 
 async def test_every_response_carries_a_request_id(harness: Harness) -> None:
     generated = await harness.client.get("/healthz")
-    assert len(generated.headers["x-request-id"]) == 32
+    second = await harness.client.get("/healthz")
+    first_id = generated.headers["x-request-id"]
+    assert re.fullmatch(r"[0-9a-f]+-[0-9a-f]+", first_id)
+    assert second.headers["x-request-id"] != first_id
     echoed = await harness.client.get("/healthz", headers={"X-Request-ID": "trace-abc.123"})
     assert echoed.headers["x-request-id"] == "trace-abc.123"
     hostile = await harness.client.get("/healthz", headers={"X-Request-ID": "bad id\r\nx: y"})
     assert hostile.headers["x-request-id"] != "bad id\r\nx: y"
-    assert len(hostile.headers["x-request-id"]) == 32
+    assert re.fullmatch(r"[0-9a-f]+-[0-9a-f]+", hostile.headers["x-request-id"])
 
 
 async def test_declared_oversized_body_is_413(harness_factory: HarnessFactory) -> None:
