@@ -212,9 +212,10 @@ async def probe(
             response = await upstream.open_post(
                 session,
                 f"{channel.base_url}/chat/completions",
-                api_key,
+                upstream.auth_headers(api_key),
                 orjson.dumps(payload),
-                timeouts,
+                upstream.client_timeout(timeouts),
+                api_key,
             )
             status_code = response.status
             raw = await upstream.read_body(response, 1024 * 1024)

@@ -43,15 +43,16 @@ def parse_ip(value: str) -> IPAddress | None:
 class ClientIPResolver:
     def __init__(self, trusted_proxies: Iterable[str], cache_size: int = 4096) -> None:
         self._trusted = parse_networks(trusted_proxies)
-        # Peer address -> (normalised address, is a trusted proxy). Most traffic comes from few peers.
-        self._peers: dict[str, tuple[IPAddress | None, bool]] = {}
+        # Peer -> (parsed address, its text, is a trusted proxy). Most traffic comes from few peers.
+        self._peers: dict[str, tuple[IPAddress | None, str, bool]] = {}
         self._cache_size = cache_size
 
-    def _peer(self, peer: str) -> tuple[IPAddress | None, bool]:
+    def _peer(self, peer: str) -> tuple[IPAddress | None, str, bool]:
         known = self._peers.get(peer)
         if known is None:
             address = parse_ip(peer)
-            known = (address, address is not None and self._is_trusted(address))
+            text = str(address) if address is not None else peer
+            known = (address, text, address is not None and self._is_trusted(address))
             if len(self._peers) >= self._cache_size:
                 self._peers.clear()
             self._peers[peer] = known
@@ -63,11 +64,9 @@ class ClientIPResolver:
     def resolve(self, peer: str | None, forwarded_for: list[str]) -> str:
         if not peer:
             return "unknown"
-        peer_ip, trusted = self._peer(peer)
-        if peer_ip is None:
-            return peer
-        if not trusted:
-            return str(peer_ip)
+        peer_ip, peer_text, trusted = self._peer(peer)
+        if peer_ip is None or not trusted:
+            return peer_text
         hops = [hop for header in forwarded_for for hop in header.split(",") if hop.strip()]
         client = peer_ip
         for hop in reversed(hops):

@@ -15,12 +15,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
+import aiohttp
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.channels.url_guard import IPAddress, literal_ip
 from app.core.security import SecretBox, UndecryptableError
-from app.gateway.upstream import Timeouts
+from app.gateway.upstream import Timeouts, auth_headers, client_timeout
 from app.models import Channel, ChannelStatus
 from app.models.base import utcnow
 
@@ -42,6 +43,9 @@ class RoutableChannel:
     split_think: bool
     created_at: int
     literal_address: IPAddress | None
+    # Built once per channel, not per call.
+    headers: dict[str, str] = field(repr=False, hash=False, compare=False)
+    client_timeout: aiohttp.ClientTimeout = field(repr=False, hash=False, compare=False)
 
     def upstream_model(self, public_model: str) -> str:
         return self.mapping.get(public_model, public_model)
@@ -62,6 +66,12 @@ class Snapshot:
 
 
 def to_routable(channel: Channel, api_key: str) -> RoutableChannel:
+    timeouts = Timeouts(
+        connect=channel.connect_timeout,
+        first_byte=channel.first_byte_timeout,
+        idle=channel.idle_timeout,
+        total=channel.total_timeout,
+    )
     return RoutableChannel(
         id=channel.id,
         name=channel.name,
@@ -72,15 +82,12 @@ def to_routable(channel: Channel, api_key: str) -> RoutableChannel:
         priority=channel.priority,
         weight=channel.weight,
         rpm_limit=channel.rpm_limit,
-        timeouts=Timeouts(
-            connect=channel.connect_timeout,
-            first_byte=channel.first_byte_timeout,
-            idle=channel.idle_timeout,
-            total=channel.total_timeout,
-        ),
+        timeouts=timeouts,
         split_think=channel.split_think,
         created_at=int(channel.created_at.timestamp()),
         literal_address=literal_ip(urlsplit(channel.base_url).hostname or ""),
+        headers=auth_headers(api_key),
+        client_timeout=client_timeout(timeouts),
     )
 
 

@@ -330,7 +330,12 @@ class Gateway:
             # moved to the channel's total deadline once the answer has started.
             async with asyncio.timeout(first_byte) as deadline_scope:
                 response = await open_post(
-                    self._session(), channel.chat_url, channel.api_key, body, channel.timeouts
+                    self._session(),
+                    channel.chat_url,
+                    channel.headers,
+                    body,
+                    channel.client_timeout,
+                    channel.api_key,
                 )
                 if request.stream:
                     decoder = SSEDecoder()

@@ -141,33 +141,37 @@ def check_literal_address(address: IPAddress | None, allow_private: bool) -> Non
         raise UpstreamError("address", str(exc)) from None
 
 
-async def open_post(
-    session: aiohttp.ClientSession,
-    url: str,
-    api_key: str,
-    body: bytes,
-    timeouts: Timeouts,
-) -> aiohttp.ClientResponse:
-    """POST and return the response once a 200's headers arrive; anything else raises.
-
-    The caller bounds the wait (first-byte timeout); only the connect timeout is set here.
-    """
-    headers = {
+def auth_headers(api_key: str) -> dict[str, str]:
+    return {
         "Authorization": f"Bearer {api_key}",
         "Content-Type": "application/json",
         "Accept": "application/json, text/event-stream",
     }
-    client_timeout = aiohttp.ClientTimeout(
-        total=None, connect=timeouts.connect, sock_connect=timeouts.connect
-    )
+
+
+def client_timeout(timeouts: Timeouts) -> aiohttp.ClientTimeout:
+    """Only the socket connect is bounded here; callers bound the rest (first byte, idle, total)."""
+    return aiohttp.ClientTimeout(total=None, sock_connect=timeouts.connect)
+
+
+async def open_post(
+    session: aiohttp.ClientSession,
+    url: str,
+    headers: dict[str, str],
+    body: bytes,
+    connect_timeout: aiohttp.ClientTimeout,
+    api_key: str,
+) -> aiohttp.ClientResponse:
+    """POST and return the response once a 200's headers arrive; anything else raises.
+
+    The caller bounds the wait (first-byte timeout); `api_key` is only used to scrub errors.
+    """
     try:
         response = await session.post(
-            url, data=body, headers=headers, timeout=client_timeout, allow_redirects=False
+            url, data=body, headers=headers, timeout=connect_timeout, allow_redirects=False
         )
     except TimeoutError:
-        raise UpstreamError(
-            "timeout", f"could not connect to upstream within {timeouts.connect:g}s"
-        ) from None
+        raise UpstreamError("timeout", "could not connect to upstream in time") from None
     except (aiohttp.ClientError, OSError) as exc:
         raise UpstreamError("connect", scrub(f"cannot reach upstream: {exc}", api_key)) from None
     if response.status != 200:
@@ -179,13 +183,10 @@ async def get_json(
     session: aiohttp.ClientSession, url: str, api_key: str, timeouts: Timeouts
 ) -> Any:
     headers = {"Authorization": f"Bearer {api_key}", "Accept": "application/json"}
-    client_timeout = aiohttp.ClientTimeout(
-        total=None, connect=timeouts.connect, sock_connect=timeouts.connect
-    )
     try:
         async with asyncio.timeout(timeouts.first_byte):
             response = await session.get(
-                url, headers=headers, timeout=client_timeout, allow_redirects=False
+                url, headers=headers, timeout=client_timeout(timeouts), allow_redirects=False
             )
             if response.status != 200:
                 raise await _status_error(response, api_key)
