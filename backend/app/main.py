@@ -5,9 +5,11 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
+from starlette.types import ASGIApp
 
 from app import __version__
 from app.auth.router import router as auth_router
@@ -37,6 +39,28 @@ def _operation_id(route: APIRoute) -> str:
     return f"{tag}-{route.name}"
 
 
+class GatewayApp(FastAPI):
+    """FastAPI with the request context and the `/v1` hot path as the outermost layers.
+
+    FastAPI puts its own error, telemetry and body-limit middleware outside anything added with
+    `add_middleware`; measured under load, those cost the `/v1` relay more than 10 % of its
+    throughput, so the hot path is placed in front of them. It handles its own errors.
+    """
+
+    def __init__(self, *, ctx: AppContext, **kwargs: Any) -> None:
+        self._ctx = ctx
+        super().__init__(**kwargs)
+
+    def build_middleware_stack(self) -> ASGIApp:
+        inner = super().build_middleware_stack()
+        settings = self._ctx.settings
+        return RequestContextMiddleware(
+            OpenAIEndpoints(inner, self._ctx),
+            resolver=self._ctx.client_ip,
+            max_body_bytes=settings.server.max_body_bytes,
+        )
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
     configure_logging(settings.server.log_level)
@@ -60,7 +84,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             ctx.shutting_down = True
             await ctx.close()
 
-    app = FastAPI(
+    app = GatewayApp(
+        ctx=ctx,
         title="AI Chat Gateway",
         version=__version__,
         description="OpenAI-compatible LLM gateway and team chat.",
@@ -70,13 +95,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.ctx = ctx
     install_error_handlers(app)
-    # Added last = outermost: request context first, then the /v1 hot path, then FastAPI routing.
-    app.add_middleware(OpenAIEndpoints)
-    app.add_middleware(
-        RequestContextMiddleware,
-        resolver=ctx.client_ip,
-        max_body_bytes=settings.server.max_body_bytes,
-    )
     for router in (
         health_router,
         auth_router,

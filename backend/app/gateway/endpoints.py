@@ -9,12 +9,13 @@ more CPU per call than the whole relay. Their OpenAPI description is in `gateway
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable
-from typing import cast
 
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.core.context import AppContext
 from app.core.errors import AppError, openai_error_body
@@ -22,6 +23,7 @@ from app.gateway import relay
 from app.gateway.auth import authenticate
 from app.gateway.service import Caller
 
+logger = logging.getLogger(__name__)
 CHAT_PATH = "/v1/chat/completions"
 MODELS_PATH = "/v1/models"
 Handler = Callable[[AppContext, Request, Receive], Awaitable[Response]]
@@ -76,8 +78,11 @@ def error_response(error: AppError) -> Response:
 
 
 class OpenAIEndpoints:
-    def __init__(self, app: ASGIApp) -> None:
+    """Serves the `/v1` routes itself (errors included); everything else goes on to `app`."""
+
+    def __init__(self, app: ASGIApp, ctx: AppContext) -> None:
         self.app = app
+        self.ctx = ctx
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         route = ROUTES.get(scope["path"]) if scope["type"] == "http" else None
@@ -91,10 +96,34 @@ class OpenAIEndpoints:
             )
             response.status_code = 405
             response.headers["Allow"] = method
-        else:
-            ctx = cast(AppContext, scope["app"].state.ctx)
+            await response(scope, receive, send)
+            return
+        started = False
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            started = True
+            await send(message)
+
+        try:
             try:
-                response = await handler(ctx, Request(scope, receive), receive)
+                response = await handler(self.ctx, Request(scope, receive), receive)
             except AppError as error:
                 response = error_response(error)
-        await response(scope, receive, send)
+            except HTTPException as error:  # e.g. the body-size limit
+                response = error_response(
+                    AppError(
+                        str(error.detail),
+                        code="payload_too_large" if error.status_code == 413 else "http_error",
+                    )
+                )
+                response.status_code = error.status_code
+            await response(scope, receive, tracking_send)
+        except Exception:
+            logger.exception(
+                "Unhandled error (request_id=%s)", scope.get("state", {}).get("request_id")
+            )
+            if not started:
+                failure = error_response(AppError("Internal server error", code="internal_error"))
+                failure.status_code = 500
+                await failure(scope, receive, send)

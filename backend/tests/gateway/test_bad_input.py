@@ -186,3 +186,20 @@ def test_wrong_method_is_405_and_v1_is_documented(gateway: LiveGateway) -> None:
     assert "post" in schema["paths"]["/v1/chat/completions"]
     assert "get" in schema["paths"]["/v1/models"]
     assert schema["components"]["securitySchemes"]["OpenAIKey"]["scheme"] == "bearer"
+
+
+def test_an_unexpected_failure_on_v1_is_a_bare_500_envelope(
+    gateway: LiveGateway, key: str, log_capture: object
+) -> None:
+    async def explode(*_args: object) -> None:
+        raise RuntimeError("internal detail /srv/secret")
+
+    gateway.ctx.gateway.start_call = explode  # type: ignore[method-assign]
+    response = _post(
+        gateway, key, b'{"model": "mock-gpt", "messages": [{"role": "user", "content": "x"}]}'
+    )
+    assert response.status_code == 500
+    assert response.json()["error"]["code"] == "internal_error"
+    assert "secret" not in response.text
+    (row,) = gateway.wait_for_logs(1)
+    assert row.status_code == 500
