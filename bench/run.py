@@ -36,7 +36,7 @@ import aiohttp
 ROOT = Path(__file__).resolve().parents[1]
 PYTHON = sys.executable
 CORE_SUT, CORE_LOAD = 0, 1
-MOCK_PORT, PROXY_PORT, GATEWAY_PORT = 9611, 9612, 9613
+MOCK_PORT, PROXY_PORT, GATEWAY_PORT, UVICORN_PROXY_PORT = 9611, 9612, 9613, 9614
 ADMIN_PASSWORD = "bench-admin-password"
 PROFILES = {
     "fast": {},
@@ -253,6 +253,7 @@ async def run(quick: bool) -> dict[str, Any]:
     try:
         procs.spawn([PYTHON, "-m", "app.devtools.mock_upstream", "--port", str(MOCK_PORT), *profile_args], CORE_LOAD, workdir / "mock.log", env={**os.environ, "PYTHONPATH": str(ROOT / "backend")})
         proxy = procs.spawn([PYTHON, "bench/minimal_proxy.py", "--port", str(PROXY_PORT), "--upstream", f"http://127.0.0.1:{MOCK_PORT}"], CORE_SUT, workdir / "proxy.log")
+        uvicorn_proxy = procs.spawn([PYTHON, "bench/minimal_proxy_uvicorn.py", "--port", str(UVICORN_PROXY_PORT), "--upstream", f"http://127.0.0.1:{MOCK_PORT}"], CORE_SUT, workdir / "proxy-uvicorn.log")
         env = {
             **os.environ,
             "PYTHONPATH": str(ROOT / "backend"),
@@ -266,12 +267,14 @@ async def run(quick: bool) -> dict[str, Any]:
         gateway = procs.spawn([PYTHON, "-m", "app", "serve"], CORE_SUT, workdir / "gateway.log", env=env)
         await wait_ready(f"http://127.0.0.1:{MOCK_PORT}/_mock/stats")
         await wait_ready(f"http://127.0.0.1:{PROXY_PORT}/")
+        await wait_ready(f"http://127.0.0.1:{UVICORN_PROXY_PORT}/")
         await wait_ready(f"http://127.0.0.1:{GATEWAY_PORT}/readyz")
         api_key = await configure_gateway(f"http://127.0.0.1:{GATEWAY_PORT}")
         upstream_auth = {"Authorization": "Bearer sk-bench", "Content-Type": "application/json"}
         targets = [
             Target("direct", f"http://127.0.0.1:{MOCK_PORT}/{{profile}}/v1/chat/completions", upstream_auth, "mock-gpt"),
             Target("proxy", f"http://127.0.0.1:{PROXY_PORT}/{{profile}}/v1/chat/completions", upstream_auth, "mock-gpt", proxy.pid),
+            Target("proxy-uvicorn", f"http://127.0.0.1:{UVICORN_PROXY_PORT}/{{profile}}/v1/chat/completions", upstream_auth, "mock-gpt", uvicorn_proxy.pid),
             Target("gateway", f"http://127.0.0.1:{GATEWAY_PORT}/v1/chat/completions", {"Authorization": f"Bearer {api_key}", "Content-Type": "application/json"}, "{profile}", gateway.pid),
         ]
         results: dict[str, Any] = {target.name: {} for target in targets}
@@ -293,7 +296,7 @@ async def run(quick: bool) -> dict[str, Any]:
                         samples[target.name].append(await measure(target))
                 for name, runs in samples.items():
                     results[name][phase] = {key: statistics.median(run[key] for run in runs) for key in runs[0]}
-            for target in targets[1:]:
+            for target in (targets[1], targets[3]):
                 print(f"[memory] {target.name}: {memory_streams} concurrent slow streams", flush=True)
                 results[target.name]["memory"] = await memory(session, target, memory_streams)
         logged = sum(1 for _ in (workdir / "gateway.log").open("rb"))
@@ -306,7 +309,10 @@ async def run(quick: bool) -> dict[str, Any]:
 
 def summarise(results: dict[str, Any]) -> dict[str, Any]:
     d, p, g = results["direct"], results["proxy"], results["gateway"]
+    u = results["proxy-uvicorn"]
     return {
+        "throughput_ratio_0ms_vs_uvicorn_proxy": g["throughput_c32_0ms"]["rps"] / u["throughput_c32_0ms"]["rps"],
+        "streaming_ratio_vs_uvicorn_proxy": g["streaming_c32"]["chunks_per_s"] / u["streaming_c32"]["chunks_per_s"],
         "throughput_ratio_0ms": g["throughput_c32_0ms"]["rps"] / p["throughput_c32_0ms"]["rps"],
         "throughput_ratio_50ms": g["throughput_c32_50ms"]["rps"] / p["throughput_c32_50ms"]["rps"],
         "streaming_ratio": g["streaming_c32"]["chunks_per_s"] / p["streaming_c32"]["chunks_per_s"],
@@ -320,7 +326,7 @@ def summarise(results: dict[str, Any]) -> dict[str, Any]:
 
 def markdown(results: dict[str, Any], summary: dict[str, Any], command: str) -> str:
     rows = []
-    for name in ("direct", "proxy", "gateway"):
+    for name in ("direct", "proxy", "proxy-uvicorn", "gateway"):
         r = results[name]
         memory_cell = f"{r['memory']['rss_peak_mb']:.0f} MB ({r['memory']['completed']}/{r['memory']['streams']})" if "memory" in r else "—"
         rows.append(
@@ -332,6 +338,8 @@ def markdown(results: dict[str, Any], summary: dict[str, Any], command: str) -> 
         ("gateway throughput ÷ proxy, 0 ms upstream", summary["throughput_ratio_0ms"], "≥ 0.70"),
         ("gateway throughput ÷ proxy, 50 ms upstream", summary["throughput_ratio_50ms"], "≥ 0.70"),
         ("gateway chunks/s ÷ proxy (200-chunk streams)", summary["streaming_ratio"], "≥ 0.70"),
+        ("gateway throughput ÷ uvicorn proxy, 0 ms (reference)", summary["throughput_ratio_0ms_vs_uvicorn_proxy"], "—"),
+        ("gateway chunks/s ÷ uvicorn proxy (reference)", summary["streaming_ratio_vs_uvicorn_proxy"], "—"),
         ("gateway added p50 latency over direct, c=1 (ms)", summary["added_p50_ms_vs_direct"], "≤ 1.0"),
         ("  of which the minimal proxy's own hop (ms)", summary["proxy_added_p50_ms_vs_direct"], "—"),
         ("gateway RSS with 1,000 concurrent streams (MB)", summary["gateway_rss_peak_mb"], "< 300"),

@@ -10,6 +10,7 @@ rebinding) cannot reach a refused address.
 from __future__ import annotations
 
 import asyncio
+import functools
 import ipaddress
 import socket
 from collections.abc import Callable
@@ -58,16 +59,21 @@ def _normalise(address: IPAddress) -> IPAddress:
     return address
 
 
-def check_address(address: IPAddress, *, allow_private: bool) -> None:
+@functools.lru_cache(maxsize=4096)
+def _refusal(address: IPAddress, allow_private: bool) -> str | None:
     address = _normalise(address)
     if any(address in net for net in ALWAYS_REFUSED):
-        raise UpstreamAddressError(
-            f"{address} is a link-local or cloud metadata address and is never allowed"
-        )
+        return f"{address} is a link-local or cloud metadata address and is never allowed"
     if not allow_private and any(address in net for net in PRIVATE):
-        raise UpstreamAddressError(
-            f"{address} is a private or loopback address, and private upstreams are not allowed"
-        )
+        return f"{address} is a private or loopback address, and private upstreams are not allowed"
+    return None
+
+
+def check_address(address: IPAddress, *, allow_private: bool) -> None:
+    """Raise `UpstreamAddressError` if traffic may not go to `address` (cached: called per call)."""
+    reason = _refusal(address, allow_private)
+    if reason is not None:
+        raise UpstreamAddressError(reason)
 
 
 def normalise_base_url(url: str) -> str:
