@@ -106,6 +106,17 @@ def rss_mb(pid: int) -> float:
     return 0.0
 
 
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int | None) -> float:
+    """User + system CPU time of a process (and its threads) so far."""
+    if pid is None:
+        return 0.0
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
@@ -130,11 +141,13 @@ async def throughput(session: aiohttp.ClientSession, target: Target, profile: st
     stop_at = time.monotonic() + 1.0  # warm-up
     await asyncio.gather(*(worker() for _ in range(concurrency)))
     done = errors = 0
+    cpu_before = cpu_seconds(target.pid)
     started = time.monotonic()
     stop_at = started + seconds
     await asyncio.gather(*(worker() for _ in range(concurrency)))
     elapsed = time.monotonic() - started
-    return {"rps": done / elapsed, "errors": errors}
+    cpu_us = (cpu_seconds(target.pid) - cpu_before) / max(done, 1) * 1e6
+    return {"rps": done / elapsed, "errors": errors, "cpu_us_per_request": cpu_us}
 
 
 async def latency(session: aiohttp.ClientSession, target: Target, profile: str, count: int) -> dict[str, float]:
@@ -188,12 +201,14 @@ async def streaming(session: aiohttp.ClientSession, target: Target, concurrency:
     await asyncio.gather(*(worker() for _ in range(concurrency)))
     ttfts.clear()
     chunks = failures = 0
+    cpu_before = cpu_seconds(target.pid)
     started = time.monotonic()
     stop_at = started + seconds
     await asyncio.gather(*(worker() for _ in range(concurrency)))
     elapsed = time.monotonic() - started
     return {
         "chunks_per_s": chunks / elapsed,
+        "cpu_us_per_chunk": (cpu_seconds(target.pid) - cpu_before) / max(chunks, 1) * 1e6,
         "streams": len(ttfts),
         "ttft_p50_ms": statistics.median(ttfts) if ttfts else 0.0,
         "ttft_p99_ms": percentile(ttfts, 0.99) if ttfts else 0.0,
@@ -272,7 +287,7 @@ async def run(quick: bool) -> dict[str, Any]:
         api_key = await configure_gateway(f"http://127.0.0.1:{GATEWAY_PORT}")
         upstream_auth = {"Authorization": "Bearer sk-bench", "Content-Type": "application/json"}
         targets = [
-            Target("direct", f"http://127.0.0.1:{MOCK_PORT}/{{profile}}/v1/chat/completions", upstream_auth, "mock-gpt"),
+            Target("direct", f"http://127.0.0.1:{MOCK_PORT}/{{profile}}/v1/chat/completions", upstream_auth, "mock-gpt", None),
             Target("proxy", f"http://127.0.0.1:{PROXY_PORT}/{{profile}}/v1/chat/completions", upstream_auth, "mock-gpt", proxy.pid),
             Target("proxy-uvicorn", f"http://127.0.0.1:{UVICORN_PROXY_PORT}/{{profile}}/v1/chat/completions", upstream_auth, "mock-gpt", uvicorn_proxy.pid),
             Target("gateway", f"http://127.0.0.1:{GATEWAY_PORT}/v1/chat/completions", {"Authorization": f"Bearer {api_key}", "Content-Type": "application/json"}, "{profile}", gateway.pid),
@@ -311,6 +326,9 @@ def summarise(results: dict[str, Any]) -> dict[str, Any]:
     d, p, g = results["direct"], results["proxy"], results["gateway"]
     u = results["proxy-uvicorn"]
     return {
+        "cpu_ratio_proxy_over_gateway": p["throughput_c32_0ms"]["cpu_us_per_request"] / g["throughput_c32_0ms"]["cpu_us_per_request"],
+        "cpu_ratio_uvicorn_proxy_over_gateway": u["throughput_c32_0ms"]["cpu_us_per_request"] / g["throughput_c32_0ms"]["cpu_us_per_request"],
+        "cpu_ratio_streaming_proxy_over_gateway": p["streaming_c32"]["cpu_us_per_chunk"] / g["streaming_c32"]["cpu_us_per_chunk"],
         "throughput_ratio_0ms_vs_uvicorn_proxy": g["throughput_c32_0ms"]["rps"] / u["throughput_c32_0ms"]["rps"],
         "streaming_ratio_vs_uvicorn_proxy": g["streaming_c32"]["chunks_per_s"] / u["streaming_c32"]["chunks_per_s"],
         "throughput_ratio_0ms": g["throughput_c32_0ms"]["rps"] / p["throughput_c32_0ms"]["rps"],
@@ -329,16 +347,21 @@ def markdown(results: dict[str, Any], summary: dict[str, Any], command: str) -> 
     for name in ("direct", "proxy", "proxy-uvicorn", "gateway"):
         r = results[name]
         memory_cell = f"{r['memory']['rss_peak_mb']:.0f} MB ({r['memory']['completed']}/{r['memory']['streams']})" if "memory" in r else "—"
+        cpu_request = f"{r['throughput_c32_0ms']['cpu_us_per_request']:.0f}" if name != "direct" else "—"
+        cpu_chunk = f"{r['streaming_c32']['cpu_us_per_chunk']:.1f}" if name != "direct" else "—"
         rows.append(
-            f"| {name} | {r['throughput_c32_0ms']['rps']:.0f} | {r['throughput_c32_50ms']['rps']:.0f} | "
+            f"| {name} | {r['throughput_c32_0ms']['rps']:.0f} | {cpu_request} | {r['throughput_c32_50ms']['rps']:.0f} | "
             f"{r['latency_c1']['p50_ms']:.2f} / {r['latency_c1']['p99_ms']:.2f} | "
-            f"{r['streaming_c32']['ttft_p50_ms']:.1f} | {r['streaming_c32']['chunks_per_s']:.0f} | {memory_cell} |"
+            f"{r['streaming_c32']['ttft_p50_ms']:.1f} | {r['streaming_c32']['chunks_per_s']:.0f} | {cpu_chunk} | {memory_cell} |"
         )
     targets = [
         ("gateway throughput ÷ proxy, 0 ms upstream", summary["throughput_ratio_0ms"], "≥ 0.70"),
         ("gateway throughput ÷ proxy, 50 ms upstream", summary["throughput_ratio_50ms"], "≥ 0.70"),
         ("gateway chunks/s ÷ proxy (200-chunk streams)", summary["streaming_ratio"], "≥ 0.70"),
+        ("proxy CPU per request ÷ gateway CPU per request (noise-robust twin of the above)", summary["cpu_ratio_proxy_over_gateway"], "—"),
+        ("proxy CPU per chunk ÷ gateway CPU per chunk", summary["cpu_ratio_streaming_proxy_over_gateway"], "—"),
         ("gateway throughput ÷ uvicorn proxy, 0 ms (reference)", summary["throughput_ratio_0ms_vs_uvicorn_proxy"], "—"),
+        ("uvicorn proxy CPU per request ÷ gateway CPU per request", summary["cpu_ratio_uvicorn_proxy_over_gateway"], "—"),
         ("gateway chunks/s ÷ uvicorn proxy (reference)", summary["streaming_ratio_vs_uvicorn_proxy"], "—"),
         ("gateway added p50 latency over direct, c=1 (ms)", summary["added_p50_ms_vs_direct"], "≤ 1.0"),
         ("  of which the minimal proxy's own hop (ms)", summary["proxy_added_p50_ms_vs_direct"], "—"),
@@ -349,8 +372,8 @@ def markdown(results: dict[str, Any], summary: dict[str, Any], command: str) -> 
         f"Machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}; "
         "system under test on core 0, mock upstream + load generator on core 1.",
         "",
-        "| target | req/s c=32 (0 ms) | req/s c=32 (50 ms) | latency c=1 p50 / p99 (ms) | TTFT p50 (ms) | chunks/s | RSS, 1k streams |",
-        "|---|---|---|---|---|---|---|",
+        "| target | req/s c=32 (0 ms) | CPU µs/request | req/s c=32 (50 ms) | latency c=1 p50 / p99 (ms) | TTFT p50 (ms) | chunks/s | CPU µs/chunk | RSS, 1k streams |",
+        "|---|---|---|---|---|---|---|---|---|",
         *rows,
         "",
         "| ratio | measured | target |",

@@ -102,7 +102,7 @@ class AppContext:
             auto_disable=self._auto_disable,
             allow_private=self.allow_private_upstreams,
         )
-        self.call_logs = CallLogWriter(self.sessionmaker, self.settings.call_log)
+        self.call_logs = CallLogWriter(self.engine, self.settings.call_log)
         self.call_logs.start()
         self.health = HealthProber(gw.health_probe_interval_seconds, self._probe_channels)
         self.health.start()

@@ -13,14 +13,17 @@ import asyncio
 import contextlib
 import logging
 from collections import deque
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import insert, update
+from sqlalchemy import Table
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, StatementError
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.core.config import CallLogSettings
 from app.models import ApiKey, CallLog
+
+CALL_LOGS = cast(Table, CallLog.__table__)
+API_KEYS = cast(Table, ApiKey.__table__)
 
 logger = logging.getLogger(__name__)
 RETRY_DELAY_SECONDS = 1.0
@@ -34,10 +37,8 @@ def _row_refused(exc: Exception) -> bool:
 
 
 class CallLogWriter:
-    def __init__(
-        self, sessionmaker: async_sessionmaker[AsyncSession], settings: CallLogSettings
-    ) -> None:
-        self._sessionmaker = sessionmaker
+    def __init__(self, engine: AsyncEngine, settings: CallLogSettings) -> None:
+        self._engine = engine
         self._settings = settings
         self._queue: deque[dict[str, Any]] = deque()
         self._wakeup = asyncio.Event()
@@ -139,17 +140,18 @@ class CallLogWriter:
         return False
 
     async def _insert(self, batch: list[dict[str, Any]]) -> None:
-        async with self._sessionmaker() as db:
-            await db.execute(insert(CallLog), batch)
-            last_used: dict[int, Any] = {}
-            for row in batch:
-                key_id = row.get("api_key_id")
-                if key_id is not None:
-                    last_used[key_id] = max(
-                        last_used.get(key_id, row["created_at"]), row["created_at"]
-                    )
+        # Core inserts on the table (not the ORM entity): the ORM's bulk path costs several times
+        # more CPU per row, and these rows never become objects.
+        last_used: dict[int, Any] = {}
+        for row in batch:
+            key_id = row.get("api_key_id")
+            if key_id is not None and (
+                key_id not in last_used or row["created_at"] > last_used[key_id]
+            ):
+                last_used[key_id] = row["created_at"]
+        async with self._engine.begin() as conn:
+            await conn.execute(CALL_LOGS.insert(), batch)
             for key_id, when in last_used.items():
-                await db.execute(
-                    update(ApiKey).where(ApiKey.id == key_id).values(last_used_at=when)
+                await conn.execute(
+                    API_KEYS.update().where(API_KEYS.c.id == key_id).values(last_used_at=when)
                 )
-            await db.commit()
