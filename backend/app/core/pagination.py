@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Generic, TypeVar
+from collections.abc import Sequence
+from typing import Annotated, Any, Generic, TypeVar
 
 from fastapi import Depends, Query
 from pydantic import BaseModel
+from sqlalchemy import Select, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 T = TypeVar("T")
 MAX_PAGE_SIZE = 100
@@ -41,3 +44,12 @@ def like_pattern(text: str) -> str:
     """A LIKE pattern matching `text` anywhere, with `%`, `_` and `\\` taken literally."""
     escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
     return f"%{escaped}%"
+
+
+async def paginate(
+    db: AsyncSession, query: Select[Any], page: PageParams
+) -> tuple[Sequence[Any], int]:
+    """One page of `query`'s rows (first column of each), and how many rows match in all."""
+    total = await db.scalar(select(func.count()).select_from(query.order_by(None).subquery())) or 0
+    rows = await db.scalars(query.offset(page.offset).limit(page.page_size))
+    return rows.all(), total

@@ -13,7 +13,7 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.errors import ConflictError, NotFoundError, UnauthorizedError, UnprocessableError
-from app.core.pagination import PageParams, like_pattern
+from app.core.pagination import PageParams, like_pattern, paginate
 from app.core.security import API_KEY_PREFIX, generate_api_key, hash_api_key
 from app.keys.schemas import AdminApiKeyRead, ApiKeyRead, KeyStatus
 from app.models import ApiKey, User
@@ -96,18 +96,10 @@ async def create(
 async def list_for_user(
     db: AsyncSession, user_id: int, page: PageParams, *, include_revoked: bool
 ) -> tuple[Sequence[ApiKey], int]:
-    conditions = [ApiKey.user_id == user_id]
+    query = select(ApiKey).where(ApiKey.user_id == user_id)
     if not include_revoked:
-        conditions.append(ApiKey.revoked_at.is_(None))
-    total = await db.scalar(select(func.count()).select_from(ApiKey).where(*conditions)) or 0
-    rows = await db.scalars(
-        select(ApiKey)
-        .where(*conditions)
-        .order_by(ApiKey.id.desc())
-        .offset(page.offset)
-        .limit(page.page_size)
-    )
-    return rows.all(), total
+        query = query.where(ApiKey.revoked_at.is_(None))
+    return await paginate(db, query.order_by(ApiKey.id.desc()), page)
 
 
 async def get_for_user(db: AsyncSession, user_id: int, key_id: int) -> ApiKey:

@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth import sessions
 from app.core.errors import ConflictError, NotFoundError
-from app.core.pagination import PageParams, like_pattern
+from app.core.pagination import PageParams, like_pattern, paginate
 from app.core.security import PasswordHasher
 from app.models import User, UserRole, UserStatus
 from app.models.base import utcnow
@@ -131,15 +131,7 @@ async def list_users(
         conditions.append(User.role == role)
     if status is not None:
         conditions.append(User.status == status)
-    total = await db.scalar(select(func.count()).select_from(User).where(*conditions)) or 0
-    rows = await db.scalars(
-        select(User)
-        .where(*conditions)
-        .order_by(User.id.desc())
-        .offset(page.offset)
-        .limit(page.page_size)
-    )
-    return rows.all(), total
+    return await paginate(db, select(User).where(*conditions).order_by(User.id.desc()), page)
 
 
 async def _count_active_admins(db: AsyncSession) -> int:
