@@ -8,7 +8,6 @@ from typing import Annotated, cast
 from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.core.config import Settings
 from app.core.context import AppContext
 from app.core.errors import AppError
 
@@ -18,13 +17,6 @@ async def get_context(request: Request) -> AppContext:
 
 
 ContextDep = Annotated[AppContext, Depends(get_context)]
-
-
-async def get_settings(ctx: ContextDep) -> Settings:
-    return ctx.settings
-
-
-SettingsDep = Annotated[Settings, Depends(get_settings)]
 
 
 AFTER_COMMIT = "after_commit"

@@ -100,11 +100,3 @@ class CircuitBreaker:
         state = self._states.get(key)
         if state is not None:
             state.probing = False
-
-    def snapshot(self) -> dict[BreakerKey, str]:
-        now = self.clock()
-        return {
-            key: ("open" if now < st.open_until else "half_open")
-            for key, st in self._states.items()
-            if st.open_until
-        }
