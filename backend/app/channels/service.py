@@ -15,7 +15,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app.channels.schemas import ChannelCreate, ChannelTestResult, ChannelUpdate
 from app.channels.url_guard import UpstreamAddressError, check_base_url, literal_ip
 from app.core.config import GatewaySettings
-from app.core.errors import NotFoundError, UnprocessableError
+from app.core.db import get_or_404
+from app.core.errors import UnprocessableError
 from app.core.pagination import PageParams, like_pattern
 from app.core.security import SecretBox, UndecryptableError, mask_secret
 from app.gateway import upstream
@@ -77,10 +78,7 @@ async def create(
 
 
 async def get(db: AsyncSession, channel_id: int) -> Channel:
-    channel = await db.get(Channel, channel_id)
-    if channel is None:
-        raise NotFoundError("Channel not found")
-    return channel
+    return await get_or_404(db, Channel, channel_id, "Channel")
 
 
 async def update(

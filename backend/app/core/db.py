@@ -7,7 +7,7 @@ import time.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import event
 from sqlalchemy.engine import URL, make_url
@@ -20,8 +20,10 @@ from sqlalchemy.ext.asyncio import (
 
 from app.core.app_secrets import ConfigError
 from app.core.config import Settings
+from app.core.errors import NotFoundError
 
 SQLITE_FILE = "app.db"
+T = TypeVar("T")
 
 
 def database_url(settings: Settings) -> URL:
@@ -85,3 +87,11 @@ def _install_sqlite_pragmas(engine: AsyncEngine, busy_timeout_ms: int) -> None:
 
 def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
+
+
+async def get_or_404(db: AsyncSession, model: type[T], ident: object, what: str) -> T:
+    """The row with this primary key, or 404 "<what> not found"."""
+    row = await db.get(model, ident)
+    if row is None:
+        raise NotFoundError(f"{what} not found")
+    return row

@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.core.db import get_or_404
 from app.core.errors import ConflictError, NotFoundError, UnauthorizedError, UnprocessableError
 from app.core.pagination import PageParams, like_pattern, paginate
 from app.core.security import API_KEY_PREFIX, generate_api_key, hash_api_key
@@ -111,10 +112,7 @@ async def get_for_user(db: AsyncSession, user_id: int, key_id: int) -> ApiKey:
 
 
 async def get_any(db: AsyncSession, key_id: int) -> ApiKey:
-    key = await db.get(ApiKey, key_id)
-    if key is None:
-        raise NotFoundError("API key not found")
-    return key
+    return await get_or_404(db, ApiKey, key_id, "API key")
 
 
 async def update(db: AsyncSession, key: ApiKey, changes: dict[str, object]) -> ApiKey:

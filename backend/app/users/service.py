@@ -10,7 +10,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth import sessions
-from app.core.errors import ConflictError, NotFoundError
+from app.core.db import get_or_404
+from app.core.errors import ConflictError
 from app.core.pagination import PageParams, like_pattern, paginate
 from app.core.security import PasswordHasher
 from app.models import User, UserRole, UserStatus
@@ -21,10 +22,7 @@ LOGIN_BY_EMAIL_MARK = "@"
 
 
 async def get(db: AsyncSession, user_id: int) -> User:
-    user = await db.get(User, user_id)
-    if user is None:
-        raise NotFoundError("User not found")
-    return user
+    return await get_or_404(db, User, user_id, "User")
 
 
 async def find_for_login(db: AsyncSession, identifier: str) -> User | None:
