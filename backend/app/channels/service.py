@@ -35,6 +35,13 @@ async def _check_url(base_url: str, allow_private: bool) -> None:
         raise UnprocessableError(str(exc), code="base_url_refused", param="base_url") from None
 
 
+def _store_key(channel: Channel, box: SecretBox, key: str) -> None:
+    """Encrypt the key into the row, with the masked hint lists show."""
+    key = key.strip()
+    channel.api_key_encrypted = box.encrypt(key)
+    channel.api_key_hint = mask_secret(key)
+
+
 def _set_status(
     channel: Channel, status: ChannelStatus, reason: str | None, detail: str | None
 ) -> None:
@@ -48,13 +55,10 @@ async def create(
     db: AsyncSession, box: SecretBox, settings: GatewaySettings, body: ChannelCreate
 ) -> Channel:
     await _check_url(body.base_url, settings.allow_private_upstreams)
-    key = body.api_key.get_secret_value().strip()
     channel = Channel(
         name=body.name,
         type=body.type,
         base_url=body.base_url,
-        api_key_encrypted=box.encrypt(key),
-        api_key_hint=mask_secret(key),
         models=body.models,
         model_mapping=body.model_mapping,
         priority=body.priority,
@@ -68,6 +72,7 @@ async def create(
         tags=body.tags,
         notes=body.notes,
     )
+    _store_key(channel, box, body.api_key.get_secret_value())
     if body.enabled:
         _set_status(channel, ChannelStatus.ENABLED, None, None)
     else:
@@ -91,11 +96,9 @@ async def update(
     changes = body.model_dump(exclude_unset=True)
     if "base_url" in changes and changes["base_url"] is not None:
         await _check_url(changes["base_url"], settings.allow_private_upstreams)
-    api_key = changes.pop("api_key", None)
-    if api_key is not None:
-        key = body.api_key.get_secret_value().strip() if body.api_key else ""
-        channel.api_key_encrypted = box.encrypt(key)
-        channel.api_key_hint = mask_secret(key)
+    changes.pop("api_key", None)
+    if body.api_key is not None:
+        _store_key(channel, box, body.api_key.get_secret_value())
         if channel.status is ChannelStatus.AUTO_DISABLED:
             # A new key answers "bad key" and "undecryptable key": back in service.
             _set_status(channel, ChannelStatus.ENABLED, None, None)

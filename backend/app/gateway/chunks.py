@@ -1,13 +1,14 @@
 """Reading upstream answers: stream chunks one by one, or a whole non-stream body.
 
 Each stream chunk is parsed once (orjson) to pick out usage, in-band errors and the text (kept for
-estimating usage when the provider reports none). The chunk is relayed as the upstream's own bytes
+estimating usage when the provider reports none). Malformed chunks are dropped, not relayed. The chunk is relayed as the upstream's own bytes
 unless it has to change (inline `<think>` split into `reasoning_content`), so the common path does no
 re-serialisation.
 """
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,13 +21,15 @@ from app.gateway.usage import from_provider
 
 DONE = b"[DONE]"
 REASONING_FIELDS = ("reasoning_content", "reasoning")
+# Kept from the upstream's chunks for a chunk the gateway has to add itself.
+TEMPLATE_FIELDS = ("id", "object", "created", "model")
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(slots=True)
 class ChunkResult:
     relay: bytes | None  # the data payload to pass on (None: drop this chunk)
-    content: str = ""
-    reasoning: str = ""
     done: bool = False
 
 
@@ -44,6 +47,28 @@ def inband_error(parsed: Any, secret: str) -> UpstreamError | None:
     return UpstreamError("inband", scrub(message, secret)[:1000], code=code_text)
 
 
+def record_parts(call: CallRecord, part: dict[str, Any], content: Any) -> bool:
+    """Keep the text of one delta or message for estimating usage. True if it said anything."""
+    said = False
+    if isinstance(content, str) and content:
+        call.completion_parts.append(content)
+        said = True
+    for name in REASONING_FIELDS:
+        reasoning = part.get(name)
+        if isinstance(reasoning, str) and reasoning:
+            call.reasoning_parts.append(reasoning)
+            said = True
+            break
+    tool_calls = part.get("tool_calls")
+    if isinstance(tool_calls, list):
+        for tool_call in tool_calls:
+            function = tool_call.get("function") if isinstance(tool_call, dict) else None
+            if isinstance(function, dict):
+                call.tool_parts.append(str(function.get("arguments") or ""))
+                said = True
+    return said
+
+
 class StreamProcessor:
     def __init__(
         self, call: CallRecord, *, split_think: bool, include_usage: bool, secret: str
@@ -53,7 +78,8 @@ class StreamProcessor:
         self._include_usage = include_usage
         self._secret = secret
         self._splitters: dict[int, ThinkSplitter] = {}
-        self.malformed = 0
+        self._template: dict[str, Any] = {}
+        self._warned = False
 
     def process(self, payload: bytes) -> ChunkResult:
         """One SSE data payload. Raises `UpstreamError` for an in-band error."""
@@ -62,10 +88,15 @@ class StreamProcessor:
         try:
             parsed = orjson.loads(payload)
         except orjson.JSONDecodeError:
-            self.malformed += 1
-            return ChunkResult(relay=None)
+            parsed = None
         if not isinstance(parsed, dict):
-            self.malformed += 1
+            if not self._warned:
+                self._warned = True
+                logger.warning(
+                    "Dropped a malformed chunk from the upstream (request %s, model %s)",
+                    self._call.request_id,
+                    self._call.upstream_model,
+                )
             return ChunkResult(relay=None)
         error = inband_error(parsed, self._secret)
         if error is not None:
@@ -80,8 +111,8 @@ class StreamProcessor:
         if not choices:
             # The usage-only chunk: passed on only if the client asked for usage.
             return ChunkResult(relay=payload if self._include_usage else None)
-        content_out: list[str] = []
-        reasoning_out: list[str] = []
+        if not self._template:
+            self._template = {k: parsed[k] for k in TEMPLATE_FIELDS if k in parsed}
         changed = False
         for choice in choices:
             delta = choice.get("delta") if isinstance(choice, dict) else None
@@ -98,31 +129,11 @@ class StreamProcessor:
                 if reasoning_part:
                     delta["reasoning_content"] = reasoning_part
                 changed = True
-            if isinstance(content, str) and content:
-                call.completion_parts.append(content)
-                content_out.append(content)
-            for name in REASONING_FIELDS:
-                reasoning = delta.get(name)
-                if isinstance(reasoning, str) and reasoning:
-                    call.reasoning_parts.append(reasoning)
-                    reasoning_out.append(reasoning)
-                    break
-            tool_calls = delta.get("tool_calls")
-            if isinstance(tool_calls, list):
-                for tool_call in tool_calls:
-                    function = tool_call.get("function") if isinstance(tool_call, dict) else None
-                    if isinstance(function, dict):
-                        call.tool_parts.append(str(function.get("arguments") or ""))
+            if record_parts(call, delta, content):
                 call.mark_first_token()
-        if content_out or reasoning_out:
-            call.mark_first_token()
-        return ChunkResult(
-            relay=orjson.dumps(parsed) if changed else payload,
-            content="".join(content_out),
-            reasoning="".join(reasoning_out),
-        )
+        return ChunkResult(relay=orjson.dumps(parsed) if changed else payload)
 
-    def flush(self, template: dict[str, Any] | None = None) -> bytes | None:
+    def flush(self) -> bytes | None:
         """Text a think-splitter still holds at the end, as one more chunk (rare)."""
         pieces = []
         for index, splitter in self._splitters.items():
@@ -131,15 +142,13 @@ class StreamProcessor:
                 delta: dict[str, Any] = {}
                 if content:
                     delta["content"] = content
-                    self._call.completion_parts.append(content)
                 if reasoning:
                     delta["reasoning_content"] = reasoning
-                    self._call.reasoning_parts.append(reasoning)
+                record_parts(self._call, delta, content)
                 pieces.append({"index": index, "delta": delta, "finish_reason": None})
         if not pieces:
             return None
-        chunk = {**(template or {}), "object": "chat.completion.chunk", "choices": pieces}
-        return orjson.dumps(chunk)
+        return orjson.dumps({**self._template, "choices": pieces})
 
 
 def process_complete(
@@ -158,18 +167,8 @@ def process_complete(
         if split_think and isinstance(content, str):
             reasoning, rest = split_complete(content)
             if reasoning is not None:
-                message["content"] = rest
+                message["content"] = content = rest
                 message["reasoning_content"] = reasoning
-                content = rest
                 changed = True
-        if isinstance(content, str):
-            call.completion_parts.append(content)
-        for name in REASONING_FIELDS:
-            if isinstance(message.get(name), str):
-                call.reasoning_parts.append(message[name])
-                break
-        for tool_call in message.get("tool_calls") or []:
-            function = tool_call.get("function") if isinstance(tool_call, dict) else None
-            if isinstance(function, dict):
-                call.tool_parts.append(str(function.get("arguments") or ""))
+        record_parts(call, message, content)
     return orjson.dumps(parsed) if changed else raw

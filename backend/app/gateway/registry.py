@@ -57,12 +57,8 @@ class RoutableChannel:
 
 @dataclass(frozen=True)
 class Snapshot:
-    channels: tuple[RoutableChannel, ...]
+    # Public model name -> the enabled channels serving it.
     by_model: Mapping[str, tuple[RoutableChannel, ...]]
-
-    @property
-    def models(self) -> list[str]:
-        return sorted(self.by_model)
 
 
 def to_routable(channel: Channel, api_key: str) -> RoutableChannel:
@@ -153,6 +149,5 @@ class ChannelRegistry:
             for model in candidate.served:
                 by_model.setdefault(model, []).append(candidate)
         return Snapshot(
-            channels=tuple(routable),
             by_model={model: tuple(chans) for model, chans in by_model.items()},
         )

@@ -7,10 +7,13 @@ import random
 from collections import Counter
 from dataclasses import dataclass
 
+import orjson
 import pytest
 
 from app.core.config import GatewaySettings
+from app.gateway.accounting import CallRecord
 from app.gateway.breaker import CircuitBreaker
+from app.gateway.chunks import StreamProcessor
 from app.gateway.concurrency import ConcurrencyGate, GateTimeoutError
 from app.gateway.routing import order_candidates
 from app.gateway.sse import SSEDecoder
@@ -276,3 +279,61 @@ def test_priority_groups_come_first_and_weights_shape_the_order() -> None:
         firsts[order[0].name] += 1
     share = firsts["heavy"] / 4000
     assert 0.70 < share < 0.80  # weight 3 of 4 → 75 %
+
+
+# ── stream processing ────────────────────────────────────────────────────────────────────────
+def _chunk(content: str) -> bytes:
+    return orjson.dumps(
+        {
+            "id": "chatcmpl-1",
+            "object": "chat.completion.chunk",
+            "created": 1,
+            "model": "m",
+            "choices": [{"index": 0, "delta": {"content": content}, "finish_reason": None}],
+        }
+    )
+
+
+def test_text_held_by_the_think_splitter_is_flushed_as_a_well_formed_chunk() -> None:
+    call = CallRecord(
+        request_id="r",
+        source="api",
+        user_id=1,
+        api_key_id=None,
+        client_ip=None,
+        requested_model="m",
+    )
+    processor = StreamProcessor(call, split_think=True, include_usage=False, secret="sk-x")
+    held = processor.process(_chunk("<th"))  # could still become "<think>": held back
+    assert orjson.loads(held.relay or b"{}")["choices"][0]["delta"]["content"] == ""
+    tail = processor.flush()
+    assert tail is not None
+    chunk = orjson.loads(tail)
+    assert (chunk["id"], chunk["model"], chunk["object"]) == (
+        "chatcmpl-1",
+        "m",
+        "chat.completion.chunk",
+    )
+    assert chunk["choices"][0]["delta"] == {"content": "<th"}
+    assert call.completion_parts == ["<th"]
+    assert processor.flush() is None
+
+
+def test_malformed_chunks_are_dropped_and_errors_raised(caplog: pytest.LogCaptureFixture) -> None:
+    call = CallRecord(
+        request_id="r",
+        source="api",
+        user_id=1,
+        api_key_id=None,
+        client_ip=None,
+        requested_model="m",
+    )
+    processor = StreamProcessor(
+        call, split_think=False, include_usage=False, secret="sk-secret-1234"
+    )
+    assert processor.process(b"{not json").relay is None
+    assert processor.process(b"[1, 2]").relay is None
+    assert sum("malformed" in r.message for r in caplog.records) == 1  # warned once per stream
+    assert processor.process(_chunk("hi")).relay == _chunk("hi")  # unchanged bytes pass through
+    with pytest.raises(UpstreamError, match="sk-…1234"):
+        processor.process(b'{"error": {"message": "bad key sk-secret-1234"}}')
