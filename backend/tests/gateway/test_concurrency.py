@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import time
 
 import httpx
 
@@ -55,12 +54,12 @@ async def test_waiters_get_503_with_retry_after_and_health_stays_fast(
 
         calls = [asyncio.ensure_future(one()) for _ in range(6)]
         await asyncio.sleep(0.1)
-        started = time.monotonic()
         health = await client.get("/healthz")
-        health_seconds = time.monotonic() - started
+        # Answered while the gate was full: the two admitted streams (1.5 s each) still run.
+        still_running = sum(not call.done() for call in calls)
         responses = await asyncio.gather(*calls)
     assert health.status_code == 200
-    assert health_seconds < 0.5
+    assert still_running >= 2
     busy = [r for r in responses if r.status_code == 503]
     assert len(busy) == 4
     assert all(r.headers["retry-after"] == "2" for r in busy)

@@ -92,11 +92,13 @@ def test_drop_after_n_chunks_gives_n_deltas_then_an_error_and_one_error_row(
 
 
 def test_stall_mid_stream_hits_the_idle_timeout(gateway: LiveGateway, key: str) -> None:
-    started = time.monotonic()
+    # The stall (5 s) outlasts the idle timeout (0.5 s): had the gateway waited it out, the stream
+    # would have ended with [DONE] instead of this error.
     payloads = _raw_stream(gateway, key, "mock-gpt?stall_after=2&stall=5")
-    assert time.monotonic() - started < 4
     assert _text(payloads) == "Hello from "
-    assert orjson.loads(payloads[-1])["error"]["code"] == "upstream_timeout"
+    error = orjson.loads(payloads[-1])["error"]
+    assert error["code"] == "upstream_timeout"
+    assert "sent nothing for 0.5s" in error["message"]
     (row,) = gateway.wait_for_logs(1)
     assert row.end_reason == "timeout"
 
@@ -130,10 +132,11 @@ def test_invalid_json_chunk_is_skipped_not_relayed(gateway: LiveGateway, key: st
 def test_a_chunk_repeated_forever_is_ended_by_the_total_timeout(
     gateway: LiveGateway, key: str
 ) -> None:
-    started = time.monotonic()
     payloads = _raw_stream(gateway, key, "mock-gpt?malformed=repeat&interval=0.01")
-    assert 2.5 < time.monotonic() - started < 10
-    assert orjson.loads(payloads[-1])["error"]["code"] == "upstream_timeout"
+    error = orjson.loads(payloads[-1])["error"]
+    assert error["code"] == "upstream_timeout"
+    assert "total timeout" in error["message"]  # not the idle one: chunks never stopped
+    assert len(payloads) > 50
 
 
 @pytest.mark.parametrize(
