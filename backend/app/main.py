@@ -25,8 +25,11 @@ from app.core.spa import mount_spa
 from app.gateway import openapi as gateway_openapi
 from app.gateway.endpoints import OpenAIEndpoints
 from app.health.router import router as health_router
+from app.ipfilter.router import router as ip_rules_router
 from app.keys.router import admin_router as admin_keys_router
 from app.keys.router import router as keys_router
+from app.runtime_settings.router import public_router as public_settings_router
+from app.runtime_settings.router import router as settings_router
 from app.users import bootstrap
 from app.users.router import router as admin_users_router
 
@@ -57,6 +60,7 @@ class GatewayApp(FastAPI):
         return RequestContextMiddleware(
             OpenAIEndpoints(inner, self._ctx),
             resolver=self._ctx.client_ip,
+            guard=self._ctx.guard,
             max_body_bytes=settings.server.max_body_bytes,
         )
 
@@ -78,6 +82,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             )
             if first_admin is not None:
                 bootstrap.announce(first_admin)
+            await ctx.load_shared_state()
             ctx.start_services()
             yield
         finally:
@@ -102,6 +107,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         admin_users_router,
         admin_keys_router,
         channels_router,
+        settings_router,
+        public_settings_router,
+        ip_rules_router,
     ):
         app.include_router(router)
     gateway_openapi.install(app)

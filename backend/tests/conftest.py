@@ -37,6 +37,7 @@ from app.core.config import (
 )
 from app.main import create_app
 from app.models import Base
+from app.runtime_settings.values import RuntimeDefaults
 
 TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL") or None
 TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL") or None
@@ -131,7 +132,17 @@ def make_settings(
 ) -> Settings:
     """Settings for a test app. Every group is built explicitly so the environment cannot leak in."""
 
-    known = {"server", "database", "redis", "security", "auth", "gateway", "call_log", "admin"}
+    known = {
+        "server",
+        "database",
+        "redis",
+        "security",
+        "auth",
+        "gateway",
+        "call_log",
+        "runtime",
+        "admin",
+    }
     unknown = set(overrides) - known
     assert not unknown, f"no settings group named {unknown}"
 
@@ -160,12 +171,22 @@ def make_settings(
                 "argon2_time_cost": 1,
                 "argon2_memory_kib": 8192,
                 "argon2_parallelism": 1,
-                "register_max_per_ip_per_hour": 1000,
             },
             "auth",
         ),
         gateway=group(GatewaySettings, {}, "gateway"),
         call_log=group(CallLogSettings, {"flush_interval_seconds": 0.05}, "call_log"),
+        # Limits off unless a test turns them on: most tests send many requests from one address.
+        runtime=group(
+            RuntimeDefaults,
+            {
+                "register_max_per_ip_per_hour": 1000,
+                "ip_rpm": 0,
+                "default_user_rpm": 0,
+                "default_user_concurrent_streams": 0,
+            },
+            "runtime",
+        ),
         admin=group(
             AdminSettings,
             {"username": ADMIN_USERNAME, "password": SecretStr(ADMIN_PASSWORD)},

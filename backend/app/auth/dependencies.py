@@ -47,7 +47,7 @@ AdminUser = Annotated[User, Depends(require_admin)]
 
 
 async def get_login_throttle(ctx: ContextDep) -> LoginThrottle:
-    return LoginThrottle(ctx.limiter, ctx.settings.auth)
+    return LoginThrottle(ctx.limiter, ctx.runtime.current)
 
 
 LoginThrottleDep = Annotated[LoginThrottle, Depends(get_login_throttle)]

@@ -21,6 +21,7 @@ from app.auth.schemas import (
 from app.auth.service import IssuedTokens
 from app.auth.throttle import check_registration
 from app.core.deps import ClientIP, ContextDep, SessionDep, UserAgent
+from app.core.errors import ForbiddenError
 from app.users import service as user_service
 from app.users.schemas import UserRead
 
@@ -40,7 +41,13 @@ def _token_response(issued: IssuedTokens) -> TokenResponse:
 async def register(
     body: RegisterRequest, ctx: ContextDep, db: SessionDep, client_ip: ClientIP
 ) -> UserRead:
-    await check_registration(ctx.limiter, ctx.settings.auth, client_ip)
+    values = ctx.runtime.current
+    if not values.registration_enabled:
+        raise ForbiddenError(
+            "Registration is closed on this site. Ask an administrator for an account.",
+            code="registration_closed",
+        )
+    await check_registration(ctx.limiter, values, client_ip)
     user = await auth_service.register(
         db,
         ctx.hasher,

@@ -10,13 +10,13 @@ A successful sign-in clears that address's counter for that account.
 
 from __future__ import annotations
 
-from app.core.config import AuthSettings
-from app.core.errors import RateLimitedError
 from app.ratelimit.limiter import RateLimiter
+from app.ratelimit.responses import rate_limited
+from app.runtime_settings.values import RuntimeValues
 
 
 class LoginThrottle:
-    def __init__(self, limiter: RateLimiter, settings: AuthSettings) -> None:
+    def __init__(self, limiter: RateLimiter, settings: RuntimeValues) -> None:
         self._limiter = limiter
         self._window = settings.login_window_seconds
         self._per_ip = settings.login_max_failures_per_ip
@@ -36,12 +36,13 @@ class LoginThrottle:
             (self._ip_key(ip), self._per_ip),
             (self._account_key(account, ip), self._per_account_ip),
         ):
-            status = await self._limiter.peek(key, limit, self._window)
-            if not status.allowed:
-                raise RateLimitedError(
+            rejection = await self._limiter.peek(key, limit, self._window)
+            if rejection is not None:
+                raise rate_limited(
                     "Too many failed sign-in attempts. Try again later.",
-                    code="login_throttled",
-                    retry_after=status.reset_after,
+                    "login_throttled",
+                    limit,
+                    rejection.reset_after,
                 )
 
     async def record_failure(self, account: str, ip: str) -> None:
@@ -54,11 +55,13 @@ class LoginThrottle:
         )
 
 
-async def check_registration(limiter: RateLimiter, settings: AuthSettings, ip: str) -> None:
-    status = await limiter.hit(f"register:ip:{ip}", settings.register_max_per_ip_per_hour, 3600)
-    if not status.allowed:
-        raise RateLimitedError(
+async def check_registration(limiter: RateLimiter, settings: RuntimeValues, ip: str) -> None:
+    limit = settings.register_max_per_ip_per_hour
+    rejection = await limiter.hit(f"register:ip:{ip}", limit, 3600)
+    if rejection is not None:
+        raise rate_limited(
             "Too many accounts created from this address. Try again later.",
-            code="register_throttled",
-            retry_after=status.reset_after,
+            "register_throttled",
+            limit,
+            rejection.reset_after,
         )

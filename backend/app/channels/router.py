@@ -49,7 +49,9 @@ async def list_channels(
 
 @router.post("", status_code=status.HTTP_201_CREATED)
 async def create_channel(body: ChannelCreate, ctx: ContextDep, db: SessionDep) -> ChannelRead:
-    channel = await channel_service.create(db, ctx.secret_box, ctx.settings.gateway, body)
+    channel = await channel_service.create(
+        db, ctx.secret_box, ctx.settings.gateway, body, allow_private=ctx.allow_private_upstreams()
+    )
     after_commit(db, ctx.channels_changed)
     return ChannelRead.model_validate(channel)
 
@@ -68,7 +70,7 @@ async def fetch_models_for_new_channel(
         body.base_url,
         body.api_key.get_secret_value(),
         timeouts,
-        gw.allow_private_upstreams,
+        ctx.allow_private_upstreams(),
     )
     return FetchModelsResult(models=models)
 
@@ -83,7 +85,14 @@ async def update_channel(
     channel_id: int, body: ChannelUpdate, ctx: ContextDep, db: SessionDep
 ) -> ChannelRead:
     channel = await channel_service.get(db, channel_id)
-    updated = await channel_service.update(db, ctx.secret_box, ctx.settings.gateway, channel, body)
+    updated = await channel_service.update(
+        db,
+        ctx.secret_box,
+        ctx.settings.gateway,
+        channel,
+        body,
+        allow_private=ctx.allow_private_upstreams(),
+    )
     after_commit(db, ctx.channels_changed)
     return ChannelRead.model_validate(updated)
 
@@ -123,7 +132,7 @@ async def test_channel(
         )
     api_key = channel_service.decrypt_key(ctx.secret_box, channel)
     result = await channel_service.probe(
-        ctx.http, channel, api_key, model, ctx.settings.gateway.allow_private_upstreams
+        ctx.http, channel, api_key, model, ctx.allow_private_upstreams()
     )
     await channel_service.record_test(db, channel, result)
     return result
@@ -145,7 +154,7 @@ async def fetch_models(
         channel.base_url,
         api_key,
         channel_service.timeouts_of(channel),
-        ctx.settings.gateway.allow_private_upstreams,
+        ctx.allow_private_upstreams(),
     )
     if apply:
         channel.models = models

@@ -52,9 +52,14 @@ def _set_status(
 
 
 async def create(
-    db: AsyncSession, box: SecretBox, settings: GatewaySettings, body: ChannelCreate
+    db: AsyncSession,
+    box: SecretBox,
+    settings: GatewaySettings,
+    body: ChannelCreate,
+    *,
+    allow_private: bool,
 ) -> Channel:
-    await _check_url(body.base_url, settings.allow_private_upstreams)
+    await _check_url(body.base_url, allow_private)
     channel = Channel(
         name=body.name,
         type=body.type,
@@ -92,10 +97,12 @@ async def update(
     settings: GatewaySettings,
     channel: Channel,
     body: ChannelUpdate,
+    *,
+    allow_private: bool,
 ) -> Channel:
     changes = body.model_dump(exclude_unset=True)
     if "base_url" in changes and changes["base_url"] is not None:
-        await _check_url(changes["base_url"], settings.allow_private_upstreams)
+        await _check_url(changes["base_url"], allow_private)
     changes.pop("api_key", None)
     if body.api_key is not None:
         _store_key(channel, box, body.api_key.get_secret_value())

@@ -16,6 +16,8 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from app.runtime_settings.values import RuntimeDefaults
+
 ENV_FILE = ".env"
 
 
@@ -96,31 +98,11 @@ class AuthSettings(BaseSettings):
     argon2_time_cost: int = Field(default=3, ge=1)
     argon2_memory_kib: int = Field(default=65536, ge=1024)
     argon2_parallelism: int = Field(default=4, ge=1)
-    # Login throttling: failures allowed per client IP, and per (account, client IP), in the window.
-    login_window_seconds: int = Field(default=900, ge=1)
-    login_max_failures_per_ip: int = Field(default=20, ge=1)
-    login_max_failures_per_account_ip: int = Field(default=5, ge=1)
-    register_max_per_ip_per_hour: int = Field(default=10, ge=1)
 
 
 class GatewaySettings(BaseSettings):
     model_config = _config("GATEWAY_")
 
-    # Model calls running upstream at once (all users, this process); more wait up to the queue
-    # timeout, then get 503.
-    llm_concurrency: int = Field(default=64, ge=1, le=100_000)
-    queue_timeout_seconds: float = Field(default=10.0, ge=0)
-    # Channels tried per request (first try included), and the time after which no new try starts.
-    max_attempts: int = Field(default=3, ge=1, le=20)
-    failover_deadline_seconds: float = Field(default=60.0, gt=0)
-    # Circuit breaker, per channel and model: open after N failures in a row, or when the failure
-    # rate over the last `window` calls reaches `window_failure_rate` (after `window_min_calls`).
-    breaker_consecutive_failures: int = Field(default=3, ge=1)
-    breaker_window: int = Field(default=20, ge=2)
-    breaker_window_min_calls: int = Field(default=10, ge=1)
-    breaker_window_failure_rate: float = Field(default=0.5, gt=0, le=1)
-    breaker_cooldown_seconds: float = Field(default=30.0, gt=0)
-    breaker_max_cooldown_seconds: float = Field(default=600.0, gt=0)
     # How often automatically disabled channels are probed (and re-enabled when they work again).
     health_probe_interval_seconds: float = Field(default=60.0, gt=0)
     # How long an API-key lookup is reused before the database is asked again.
@@ -134,8 +116,6 @@ class GatewaySettings(BaseSettings):
     first_byte_timeout: float = Field(default=60.0, gt=0)
     idle_timeout: float = Field(default=60.0, gt=0)
     total_timeout: float = Field(default=900.0, gt=0)
-    # Upstreams on loopback / private networks (self-hosted Ollama, vLLM) are allowed unless false.
-    allow_private_upstreams: bool = True
 
 
 class CallLogSettings(BaseSettings):
@@ -165,6 +145,8 @@ class Settings(BaseModel):
     auth: AuthSettings = Field(default_factory=AuthSettings)
     gateway: GatewaySettings = Field(default_factory=GatewaySettings)
     call_log: CallLogSettings = Field(default_factory=CallLogSettings)
+    # Defaults of the admin-editable runtime settings (env: the option's name in upper case).
+    runtime: RuntimeDefaults = Field(default_factory=RuntimeDefaults)
     admin: AdminSettings = Field(default_factory=AdminSettings)
 
     @property

@@ -19,6 +19,7 @@ from app.core.app_secrets import AppSecrets, ConfigError
 from app.core.client_ip import ClientIPResolver
 from app.core.config import Settings
 from app.core.db import create_engine, create_sessionmaker
+from app.core.events import ChangeBus
 from app.core.redis import create_redis
 from app.core.security import PasswordHasher, SecretBox, TokenCodec
 from app.gateway.auth import ApiKeyCache
@@ -27,8 +28,17 @@ from app.gateway.concurrency import ConcurrencyGate
 from app.gateway.registry import ChannelRegistry
 from app.gateway.service import Gateway
 from app.gateway.upstream import create_session
+from app.ipfilter import service as ip_rule_service
+from app.ipfilter.attempts import AttemptRecorder
+from app.ipfilter.guard import ClientGuard
+from app.ipfilter.matcher import BlockList
 from app.logs.writer import CallLogWriter
+from app.ratelimit.admission import Admission
 from app.ratelimit.limiter import RateLimiter
+from app.ratelimit.slots import ConcurrencySlots
+from app.runtime_settings import service as runtime_service
+from app.runtime_settings.store import RuntimeSettingsStore
+from app.runtime_settings.values import RuntimeValues
 
 
 @dataclass
@@ -40,7 +50,12 @@ class AppContext:
     secret_box: SecretBox
     client_ip: ClientIPResolver
     redis: Redis | None
+    bus: ChangeBus
+    runtime: RuntimeSettingsStore
     limiter: RateLimiter
+    slots: ConcurrencySlots
+    admission: Admission
+    guard: ClientGuard
     api_key_cache: ApiKeyCache
     breaker: CircuitBreaker
     gate: ConcurrencyGate
@@ -52,6 +67,7 @@ class AppContext:
     registry: ChannelRegistry = field(init=False, repr=False)
     gateway: Gateway = field(init=False, repr=False)
     call_logs: CallLogWriter = field(init=False, repr=False)
+    attempts: AttemptRecorder = field(init=False, repr=False)
     health: HealthProber = field(init=False, repr=False)
     _open: bool = field(default=False, repr=False)
 
@@ -63,6 +79,12 @@ class AppContext:
         except ValueError as exc:
             raise ConfigError(f"TRUSTED_PROXIES: {exc}") from None
         redis = create_redis(redis_url) if redis_url else None
+        prefix = settings.redis.key_prefix
+        runtime = RuntimeSettingsStore(settings.runtime.values())
+        limiter = RateLimiter(redis, namespace=prefix)
+        slots = ConcurrencySlots(redis, namespace=prefix)
+        gate = ConcurrencyGate(runtime.current.llm_concurrency)
+        runtime.listen(lambda _old, new: gate.resize(new.llm_concurrency))
         return cls(
             settings=settings,
             secrets=secrets,
@@ -71,14 +93,43 @@ class AppContext:
             secret_box=SecretBox(secrets.encryption_keys),
             client_ip=client_ip,
             redis=redis,
-            limiter=RateLimiter(redis, namespace=settings.redis.key_prefix),
+            bus=ChangeBus(redis, prefix),
+            runtime=runtime,
+            limiter=limiter,
+            slots=slots,
+            admission=Admission(limiter, slots, runtime),
+            guard=ClientGuard(BlockList(), limiter, runtime),
             api_key_cache=ApiKeyCache(settings.gateway.key_cache_seconds),
-            breaker=CircuitBreaker(settings.gateway),
-            gate=ConcurrencyGate(settings.gateway.llm_concurrency),
+            breaker=CircuitBreaker(lambda: runtime.current),
+            gate=gate,
         )
 
     def allow_private_upstreams(self) -> bool:
-        return self.settings.gateway.allow_private_upstreams
+        return self.runtime.current.allow_private_upstreams
+
+    async def load_shared_state(self) -> None:
+        """Runtime settings and the IP blacklist from the database; listen for changes elsewhere."""
+        await runtime_service.seed(self.sessionmaker, self.runtime.defaults)
+        await self.runtime.reload(self.sessionmaker)
+        await self.reload_ip_rules()
+        self.bus.on("settings", lambda: self.runtime.reload(self.sessionmaker))
+        self.bus.on("ip_rules", self.reload_ip_rules)
+        self.bus.on("channels", self._invalidate_channels)
+        self.bus.on("credentials", self._forget_credentials)
+        await self.bus.start()
+
+    async def reload_ip_rules(self) -> None:
+        async with self.sessionmaker() as db:
+            rules = await ip_rule_service.load_block_rules(db)
+        self.guard.blocklist.replace(rules)
+
+    async def settings_changed(self, values: RuntimeValues) -> None:
+        """An admin saved settings here: apply them now, then tell the other processes."""
+        self.runtime.apply(values)
+        self.bus.announce("settings")
+
+    async def ip_rules_changed(self) -> None:
+        await self.bus.publish("ip_rules")
 
     def open_database(self) -> AsyncEngine:
         self.engine = create_engine(self.settings)
@@ -98,12 +149,16 @@ class AppContext:
             breaker=self.breaker,
             gate=self.gate,
             limiter=self.limiter,
+            admission=self.admission,
+            runtime=self.runtime,
             session=lambda: self.http,
             auto_disable=self._auto_disable,
-            allow_private=self.allow_private_upstreams,
         )
         self.call_logs = CallLogWriter(self.engine, self.settings.call_log)
         self.call_logs.start()
+        self.attempts = AttemptRecorder(self.engine)
+        self.attempts.start()
+        self.guard.recorder = self.attempts
         self.health = HealthProber(gw.health_probe_interval_seconds, self._probe_channels)
         self.health.start()
         self._open = True
@@ -120,18 +175,32 @@ class AppContext:
         return enabled
 
     def channels_changed(self) -> None:
+        """Channels were edited: reload them here at once, and on the other processes."""
         self.registry.invalidate()
+        self.bus.announce("channels")
 
     def credentials_changed(self) -> None:
-        """A key was revoked or an account disabled: forget cached key lookups."""
+        """A key was revoked or an account disabled: forget cached key lookups everywhere."""
+        self.api_key_cache.clear()
+        self.bus.announce("credentials")
+
+    async def _invalidate_channels(self) -> None:
+        if self._open:
+            self.registry.invalidate()
+
+    async def _forget_credentials(self) -> None:
         self.api_key_cache.clear()
 
     async def close(self) -> None:
+        await self.bus.stop()
         if self._open:
             await self.health.stop()
             await self.call_logs.stop()
+            self.guard.recorder = None
+            await self.attempts.stop()
             await self.http.close()
             self._open = False
+        await self.slots.close()
         if self.redis is not None:
             await self.redis.aclose()
         if hasattr(self, "engine"):

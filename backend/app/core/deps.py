@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+import inspect
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Annotated, cast
 
 from fastapi import Depends, Request
@@ -22,15 +23,17 @@ ContextDep = Annotated[AppContext, Depends(get_context)]
 AFTER_COMMIT = "after_commit"
 
 
-def after_commit(db: AsyncSession, callback: Callable[[], None]) -> None:
-    """Run `callback` once this request's transaction has committed (e.g. to drop a cache)."""
+def after_commit(db: AsyncSession, callback: Callable[[], Awaitable[None] | None]) -> None:
+    """Run `callback` (sync or async) once this request's transaction has committed."""
     db.info.setdefault(AFTER_COMMIT, []).append(callback)
 
 
 async def _commit(session: AsyncSession) -> None:
     await session.commit()
     for callback in session.info.pop(AFTER_COMMIT, []):
-        callback()
+        result = callback()
+        if inspect.isawaitable(result):
+            await result
 
 
 async def get_session(ctx: ContextDep) -> AsyncIterator[AsyncSession]:

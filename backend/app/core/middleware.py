@@ -1,7 +1,8 @@
 """Pure ASGI middleware (no BaseHTTPMiddleware: it breaks context propagation around streams).
 
 `RequestContextMiddleware` gives every HTTP request an id (echoed as `X-Request-ID`), resolves the
-client IP once (`scope["state"]["client_ip"]`) and enforces the body-size limit (413).
+client IP once (`scope["state"]["client_ip"]`), asks the client guard (IP blacklist → 403, per-address
+rate → 429) before any other work, and enforces the body-size limit (413).
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.core.client_ip import ClientIPResolver
-from app.core.errors import is_openai_path, openai_error_body
+from app.core.errors import AppError, is_openai_path, openai_error_body
+from app.ipfilter.guard import ClientGuard
 
 REQUEST_ID_HEADER = "x-request-id"
 _VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
@@ -40,9 +42,17 @@ class BodyTooLargeError(HTTPException):
 
 
 class RequestContextMiddleware:
-    def __init__(self, app: ASGIApp, *, resolver: ClientIPResolver, max_body_bytes: int) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        resolver: ClientIPResolver,
+        guard: ClientGuard,
+        max_body_bytes: int,
+    ) -> None:
         self.app = app
         self.resolver = resolver
+        self.guard = guard
         self.max_body_bytes = max_body_bytes
         self.ids = RequestIds()
 
@@ -54,6 +64,7 @@ class RequestContextMiddleware:
         forwarded: list[str] = []
         request_id: str | None = None
         content_length: int | None = None
+        user_agent = ""
         for name, value in scope["headers"]:
             if name == b"x-forwarded-for":
                 forwarded.append(value.decode("latin-1"))
@@ -66,11 +77,15 @@ class RequestContextMiddleware:
                     content_length = int(value)
                 except ValueError:
                     content_length = None
+            elif name == b"user-agent":
+                user_agent = value.decode("latin-1")
         request_id = request_id or self.ids.next()
         client = scope.get("client")
         state = scope.setdefault("state", {})
         state["request_id"] = request_id
-        state["client_ip"] = self.resolver.resolve(client[0] if client else None, forwarded)
+        client_ip = state["client_ip"] = self.resolver.resolve(
+            client[0] if client else None, forwarded
+        )
 
         async def send_with_id(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -78,9 +93,16 @@ class RequestContextMiddleware:
                 headers[REQUEST_ID_HEADER] = request_id
             await send(message)
 
+        refusal = await self.guard.check(client_ip, scope["path"], user_agent)
+        if refusal is not None:
+            await self._reject(scope, send_with_id, refusal)
+            return
         limit = self.max_body_bytes
         if content_length is not None and content_length > limit:
-            await self._reject_too_large(scope, send_with_id, limit)
+            message = f"Request body is larger than {limit} bytes"
+            await self._reject(
+                scope, send_with_id, AppError(message, code="payload_too_large"), 413
+            )
             return
 
         received = 0
@@ -96,22 +118,20 @@ class RequestContextMiddleware:
 
         await self.app(scope, limited_receive, send_with_id)
 
-    async def _reject_too_large(self, scope: Scope, send: Send, limit: int) -> None:
-        message = f"Request body is larger than {limit} bytes"
+    @staticmethod
+    async def _reject(scope: Scope, send: Send, error: AppError, status: int | None = None) -> None:
+        status = status or error.status_code
         if is_openai_path(scope.get("path", "")):
-            body = openai_error_body(413, message, "payload_too_large")
+            body = openai_error_body(status, error.message, error.code, error.param)
         else:
-            body = {"detail": message, "code": "payload_too_large"}
+            body = {"detail": error.message, "code": error.code}
         payload = orjson.dumps(body)
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 413,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(payload)).encode()),
-                    (b"connection", b"close"),
-                ],
-            }
-        )
+        headers = [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(payload)).encode()),
+        ]
+        headers += [(k.lower().encode(), v.encode()) for k, v in error.headers.items()]
+        if status == 413:
+            headers.append((b"connection", b"close"))
+        await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": payload})

@@ -18,6 +18,7 @@ from app.core.security import TokenCodec, hash_api_key, looks_like_api_key
 from app.gateway.service import Caller
 from app.keys import service as key_service
 from app.models.base import utcnow
+from app.ratelimit.admission import CallerLimits
 
 
 @dataclass(frozen=True)
@@ -86,9 +87,19 @@ async def authenticate(
             user_id=user.id,
             key_id=key.id,
             key_models=frozenset(key.models) if key.models is not None else None,
+            limits=CallerLimits(
+                user_rpm=user.rpm_limit,
+                user_streams=user.concurrent_streams_limit,
+                key_rpm=key.rpm_limit,
+                key_streams=key.concurrent_streams_limit,
+            ),
         )
         cache.put(key_hash, caller, key.expires_at)
         return caller
     async with sessionmaker() as db:
         principal = await auth_service.authenticate(db, tokens, token)
-    return Caller(user_id=principal.user.id)
+    user = principal.user
+    return Caller(
+        user_id=user.id,
+        limits=CallerLimits(user_rpm=user.rpm_limit, user_streams=user.concurrent_streams_limit),
+    )

@@ -12,7 +12,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from app.core.config import GatewaySettings
+from app.runtime_settings.values import RuntimeValues
 
 BreakerKey = tuple[int, str]
 
@@ -29,14 +29,17 @@ class _State:
 
 @dataclass
 class CircuitBreaker:
-    settings: GatewaySettings
+    # The thresholds in force (runtime settings, read at each use so changes apply at once).
+    settings: Callable[[], RuntimeValues]
     clock: Callable[[], float] = time.monotonic
     _states: dict[BreakerKey, _State] = field(default_factory=dict)
 
     def _state(self, key: BreakerKey) -> _State:
         state = self._states.get(key)
         if state is None:
-            state = self._states[key] = _State(outcomes=deque(maxlen=self.settings.breaker_window))
+            state = self._states[key] = _State(
+                outcomes=deque(maxlen=self.settings().breaker_window)
+            )
         return state
 
     def available(self, key: BreakerKey) -> bool:
@@ -71,7 +74,7 @@ class CircuitBreaker:
         state.probing = False
 
     def record_failure(self, key: BreakerKey, retry_after: float | None = None) -> None:
-        s = self.settings
+        s = self.settings()
         state = self._state(key)
         state.outcomes.append(False)
         state.consecutive_failures += 1

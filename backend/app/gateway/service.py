@@ -43,9 +43,12 @@ from app.gateway.upstream import (
     open_post,
     read_body,
 )
+from app.ratelimit.admission import Admission, CallerLimits
 from app.ratelimit.limiter import RateLimiter
+from app.runtime_settings.store import RuntimeSettingsStore
 
 logger = logging.getLogger(__name__)
+NO_OVERRIDES = CallerLimits()
 
 AutoDisable = Callable[[int, str, str], Awaitable[None]]
 BUSY_RETRY_AFTER_SECONDS = 2
@@ -57,6 +60,7 @@ class Caller:
     key_id: int | None = None
     # None: every model. Otherwise the public model names this key may use.
     key_models: frozenset[str] | None = None
+    limits: CallerLimits = NO_OVERRIDES
 
     def may_use(self, model: str) -> bool:
         return self.key_models is None or model in self.key_models
@@ -136,18 +140,20 @@ class Gateway:
         breaker: CircuitBreaker,
         gate: ConcurrencyGate,
         limiter: RateLimiter,
+        admission: Admission,
+        runtime: RuntimeSettingsStore,
         session: Callable[[], aiohttp.ClientSession],
         auto_disable: AutoDisable,
-        allow_private: Callable[[], bool],
     ) -> None:
         self.settings = settings
         self.registry = registry
         self.breaker = breaker
         self.gate = gate
         self.limiter = limiter
+        self.admission = admission
+        self.runtime = runtime
         self._session = session
         self._auto_disable = auto_disable
-        self._allow_private = allow_private
 
     async def models_for(self, caller: Caller) -> list[tuple[str, int]]:
         """(model, created) for every model the caller may use."""
@@ -205,8 +211,13 @@ class Gateway:
                 ),
             )
         try:
-            await self.gate.acquire(self.settings.queue_timeout_seconds)
+            free_limits = await self.admission.admit(caller.user_id, caller.key_id, caller.limits)
+        except AppError as error:
+            raise self._reject(call, error) from None
+        try:
+            await self.gate.acquire(self.runtime.current.queue_timeout_seconds)
         except GateTimeoutError:
+            free_limits()
             raise self._reject(
                 call,
                 ServiceUnavailableError(
@@ -215,36 +226,49 @@ class Gateway:
                     headers={"Retry-After": str(BUSY_RETRY_AFTER_SECONDS)},
                 ),
             ) from None
-        try:
-            return await self._failover(call, request, order_candidates(available))
         except BaseException:
+            free_limits()
+            raise
+
+        def release() -> None:
             self.gate.release()
+            free_limits()
+
+        try:
+            return await self._failover(call, request, order_candidates(available), release)
+        except BaseException:
+            release()
             raise
 
     async def _failover(
-        self, call: CallRecord, request: ChatRequest, ordered: list[RoutableChannel]
+        self,
+        call: CallRecord,
+        request: ChatRequest,
+        ordered: list[RoutableChannel],
+        release: Callable[[], None],
     ) -> StreamAttempt | CompleteAttempt:
+        values = self.runtime.current
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.settings.failover_deadline_seconds
+        deadline = loop.time() + values.failover_deadline_seconds
         last_error: UpstreamError | None = None
         skipped_for_rpm = 0
         attempts = 0
         for channel in ordered:
-            if attempts >= self.settings.max_attempts or loop.time() >= deadline:
+            if attempts >= values.max_attempts or loop.time() >= deadline:
                 break
             upstream_model = channel.upstream_model(request.model)
             key = (channel.id, upstream_model)
-            if channel.rpm_limit:
-                rpm = await self.limiter.hit(f"channel-rpm:{channel.id}", channel.rpm_limit, 60)
-                if not rpm.allowed:
-                    skipped_for_rpm += 1
-                    continue
+            if channel.rpm_limit and await self.limiter.hit(
+                f"rpm:channel:{channel.id}", channel.rpm_limit, 60
+            ):
+                skipped_for_rpm += 1
+                continue
             if not self.breaker.acquire(key):
                 continue
             attempts += 1
             call.channels_tried.append(channel.id)
             try:
-                attempt = await self._attempt(channel, upstream_model, request, deadline)
+                attempt = await self._attempt(channel, upstream_model, request, deadline, release)
             except UpstreamError as error:
                 last_error = error
                 verdict = error.verdict
@@ -316,8 +340,9 @@ class Gateway:
         upstream_model: str,
         request: ChatRequest,
         deadline: float,
+        release: Callable[[], None],
     ) -> StreamAttempt | CompleteAttempt:
-        check_literal_address(channel.literal_address, self._allow_private())
+        check_literal_address(channel.literal_address, self.runtime.current.allow_private_upstreams)
         loop = asyncio.get_running_loop()
         started = loop.time()
         first_byte = min(channel.timeouts.first_byte, max(0.001, deadline - started))
@@ -346,7 +371,7 @@ class Gateway:
                         channel=channel,
                         upstream_model=upstream_model,
                         response=response,
-                        _release=self.gate.release,
+                        _release=release,
                         decoder=decoder,
                         first_events=first,
                         deadline=total_deadline,
@@ -367,7 +392,7 @@ class Gateway:
                 channel=channel,
                 upstream_model=upstream_model,
                 response=response,
-                _release=self.gate.release,
+                _release=release,
                 raw=raw,
                 parsed=parsed,
             )

@@ -6,6 +6,8 @@ from app.models.auth_session import AuthSession
 from app.models.base import Base
 from app.models.call_log import CallLog
 from app.models.channel import Channel, ChannelStatus
+from app.models.ip_rule import BlockedAttempt, IPRule
+from app.models.runtime_setting import RuntimeSetting, RuntimeSettingChange
 from app.models.user import User, UserRole, UserStatus
 
 __all__ = [
@@ -13,9 +15,13 @@ __all__ = [
     "AppMeta",
     "AuthSession",
     "Base",
+    "BlockedAttempt",
     "CallLog",
     "Channel",
     "ChannelStatus",
+    "IPRule",
+    "RuntimeSetting",
+    "RuntimeSettingChange",
     "User",
     "UserRole",
     "UserStatus",

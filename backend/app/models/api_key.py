@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, ForeignKey, String
+from sqlalchemy import JSON, ForeignKey, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.models.base import Base, UTCDateTime, utcnow
@@ -24,6 +24,9 @@ class ApiKey(Base):
     last4: Mapped[str] = mapped_column(String(4))
     # None: every model the user may use. A list: only these public model names.
     models: Mapped[list[str] | None] = mapped_column(JSON)
+    # Limits of this key alone, on top of its owner's (None: none).
+    rpm_limit: Mapped[int | None] = mapped_column(Integer)
+    concurrent_streams_limit: Mapped[int | None] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())

@@ -3,7 +3,7 @@ from __future__ import annotations
 import enum
 from datetime import datetime
 
-from sqlalchemy import Enum, String
+from sqlalchemy import Enum, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.models.base import Base, UTCDateTime, utcnow
@@ -48,6 +48,9 @@ class User(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
     password_changed_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # Per-user overrides of the runtime defaults (None: use the default; 0: no limit).
+    rpm_limit: Mapped[int | None] = mapped_column(Integer)
+    concurrent_streams_limit: Mapped[int | None] = mapped_column(Integer)
 
     @property
     def is_admin(self) -> bool:

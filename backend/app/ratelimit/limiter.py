@@ -1,7 +1,10 @@
-"""A small async facade over `limits` (moving-window algorithm, so no 2× burst at window edges).
+"""Request-rate limits: one interface, a moving window, two backends.
 
-With `REDIS_URL` the counters live in Redis and hold across every process; otherwise they live in
-this process's memory, where `limits` expires idle entries so memory stays flat.
+The moving window counts every request of the last `window` seconds, so — unlike a fixed window —
+it never lets 2× the limit through around a window boundary. Without Redis the counters live in this
+process's memory (`MovingWindows`, idle keys swept). With `REDIS_URL` they live in Redis through
+`limits`' moving window (an atomic Lua script) and hold across every process; there a hit that fits
+costs one round trip, and the window's statistics are read only to describe a rejection.
 """
 
 from __future__ import annotations
@@ -16,57 +19,78 @@ from limits.aio.strategies import MovingWindowRateLimiter
 from limits.storage import storage_from_string
 from redis.asyncio import Redis
 
+from app.ratelimit.memory import MovingWindows
+
 
 @dataclass(frozen=True)
-class LimitStatus:
-    allowed: bool
+class Rejection:
+    """A request that does not fit: `limit` per window, and when one more would fit."""
+
     limit: int
-    remaining: int
-    reset_after: int  # seconds until a slot frees up (0 when one is free)
+    window_seconds: int
+    reset_after: int  # seconds, at least 1
+
+
+def _rejection_in(limit: int, window_seconds: int, wait: float) -> Rejection | None:
+    if wait <= 0:
+        return None
+    return Rejection(limit, window_seconds, max(1, math.ceil(wait)))
 
 
 class RateLimiter:
     def __init__(self, redis: Redis | None = None, namespace: str = "acgw") -> None:
         """`redis`: the app's shared client (its pool is reused); None keeps counters in memory."""
+        self._memory: MovingWindows | None = None
+        self._storage: Storage | None = None
         if redis is None:
-            storage = storage_from_string("async+memory://")
-        else:
-            storage = storage_from_string(
-                "async+redis://",
-                implementation="redispy",
-                connection_pool=redis.connection_pool,  # type: ignore[arg-type]  # passed to redis-py
-                key_prefix=f"{namespace}:rl",
-            )
+            self._memory = MovingWindows()
+            return
+        storage = storage_from_string(
+            "async+redis://",
+            implementation="redispy",
+            connection_pool=redis.connection_pool,  # type: ignore[arg-type]  # passed to redis-py
+            key_prefix=f"{namespace}:rl",
+        )
         if not isinstance(storage, Storage):
             raise TypeError("limits did not return an async storage")
         self._storage = storage
-        self._strategy = MovingWindowRateLimiter(self._storage)
+        self._strategy = MovingWindowRateLimiter(storage)
 
-    @staticmethod
-    def _item(limit: int, window_seconds: int) -> RateLimitItemPerSecond:
-        return RateLimitItemPerSecond(limit, window_seconds)
-
-    async def _status(self, item: RateLimitItemPerSecond, key: str, allowed: bool) -> LimitStatus:
+    async def _rejection(self, item: RateLimitItemPerSecond, key: str) -> Rejection:
         stats = await self._strategy.get_window_stats(item, key)
-        reset_after = (
-            0 if stats.remaining > 0 else max(1, math.ceil(stats.reset_time - time.time()))
-        )
-        return LimitStatus(allowed, item.amount, stats.remaining, reset_after)
+        reset_after = max(1, math.ceil(stats.reset_time - time.time()))
+        return Rejection(item.amount, item.multiples, reset_after)
 
-    async def hit(self, key: str, limit: int, window_seconds: int, cost: int = 1) -> LimitStatus:
-        """Consume `cost` from the window if it fits; `allowed` says whether it did."""
-        item = self._item(limit, window_seconds)
-        allowed = await self._strategy.hit(item, key, cost=cost)
-        return await self._status(item, key, allowed)
+    async def hit(
+        self, key: str, limit: int, window_seconds: int, cost: int = 1
+    ) -> Rejection | None:
+        """Consume `cost` from the window if it fits (None); otherwise describe the rejection."""
+        if self._memory is not None:
+            wait = self._memory.hit(key, limit, window_seconds, cost)
+            return _rejection_in(limit, window_seconds, wait)
+        item = RateLimitItemPerSecond(limit, window_seconds)
+        if await self._strategy.hit(item, key, cost=cost):
+            return None
+        return await self._rejection(item, key)
 
-    async def peek(self, key: str, limit: int, window_seconds: int) -> LimitStatus:
-        """Whether one more hit would fit, without consuming anything."""
-        item = self._item(limit, window_seconds)
-        allowed = await self._strategy.test(item, key)
-        return await self._status(item, key, allowed)
+    async def peek(self, key: str, limit: int, window_seconds: int) -> Rejection | None:
+        """Whether one more hit would fit (None), without consuming anything."""
+        if self._memory is not None:
+            return _rejection_in(
+                limit, window_seconds, self._memory.peek(key, limit, window_seconds)
+            )
+        item = RateLimitItemPerSecond(limit, window_seconds)
+        if await self._strategy.test(item, key):
+            return None
+        return await self._rejection(item, key)
 
     async def reset(self, key: str, limit: int, window_seconds: int) -> None:
-        await self._strategy.clear(self._item(limit, window_seconds), key)
+        if self._memory is not None:
+            self._memory.clear(key)
+            return
+        await self._strategy.clear(RateLimitItemPerSecond(limit, window_seconds), key)
 
     async def ping(self) -> bool:
+        if self._storage is None:
+            return True
         return bool(await self._storage.check())

@@ -193,7 +193,7 @@ async def test_throttle_blocks_the_attacker_not_the_owner(
     harness_factory: HarnessFactory,
 ) -> None:
     harness = await harness_factory(
-        auth={"login_max_failures_per_account_ip": 3, "login_max_failures_per_ip": 100}
+        runtime={"login_max_failures_per_account_ip": 3, "login_max_failures_per_ip": 100}
     )
     await harness.client.post(
         "/api/auth/register", json={"username": "victim", "password": "victim's password"}
@@ -233,7 +233,7 @@ async def test_per_ip_throttle_stops_spraying_many_accounts(
     harness_factory: HarnessFactory,
 ) -> None:
     harness = await harness_factory(
-        auth={"login_max_failures_per_ip": 4, "login_max_failures_per_account_ip": 100}
+        runtime={"login_max_failures_per_ip": 4, "login_max_failures_per_account_ip": 100}
     )
     statuses = [
         (
@@ -248,7 +248,7 @@ async def test_per_ip_throttle_stops_spraying_many_accounts(
 
 async def test_success_clears_the_account_counter(harness_factory: HarnessFactory) -> None:
     harness = await harness_factory(
-        auth={"login_max_failures_per_account_ip": 3, "login_max_failures_per_ip": 100}
+        runtime={"login_max_failures_per_account_ip": 3, "login_max_failures_per_ip": 100}
     )
     await harness.client.post(
         "/api/auth/register", json={"username": "forgetful", "password": "right password"}
@@ -271,8 +271,8 @@ async def test_throttle_state_is_shared_through_redis(
     """Two app instances on one Redis see each other's failures (as two processes would)."""
     redis_group = {"url": redis_url, "key_prefix": "throttle-test-" + str(time.time_ns())[-8:]}
     auth = {"login_max_failures_per_account_ip": 2, "login_max_failures_per_ip": 100}
-    first = await harness_factory(redis=redis_group, auth=auth)
-    second = await harness_factory(redis=redis_group, auth=auth)
+    first = await harness_factory(redis=redis_group, runtime=auth)
+    second = await harness_factory(redis=redis_group, runtime=auth)
     for app in (first, second):
         r = await app.client.post("/api/auth/login", json={"username": "shared", "password": "x"})
         assert r.status_code == 401

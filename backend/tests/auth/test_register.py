@@ -131,7 +131,7 @@ async def test_registration_cannot_grant_admin(client: httpx.AsyncClient) -> Non
 
 
 async def test_registrations_per_ip_are_limited(harness_factory: HarnessFactory) -> None:
-    harness = await harness_factory(auth={"register_max_per_ip_per_hour": 3})
+    harness = await harness_factory(runtime={"register_max_per_ip_per_hour": 3})
     statuses = []
     for n in range(4):
         response = await harness.client.post(

@@ -155,9 +155,9 @@ def gateway_factory(tmp_path: Path, database: DatabaseTarget) -> Iterator[Gatewa
     started: list[LiveGateway] = []
 
     def build(**overrides: dict[str, Any]) -> LiveGateway:
-        gateway_overrides = {"breaker_cooldown_seconds": 30.0, **overrides.pop("gateway", {})}
+        runtime = {"breaker_cooldown_seconds": 30.0, **overrides.pop("runtime", {})}
         settings = make_settings(
-            tmp_path / f"gw{len(started)}", database, gateway=gateway_overrides, **overrides
+            tmp_path / f"gw{len(started)}", database, runtime=runtime, **overrides
         )
         live = LiveGateway(create_app(settings)).start()
         started.append(live)

@@ -99,7 +99,7 @@ def test_refused_base_urls(gateway: LiveGateway, base_url: str, fragment: str) -
 def test_private_upstreams_allowed_by_default_and_refusable(
     gateway_factory: GatewayFactory, mock_upstream: MockServer
 ) -> None:
-    strict = gateway_factory(gateway={"allow_private_upstreams": False})
+    strict = gateway_factory(runtime={"allow_private_upstreams": False})
     refused = strict.http.post(
         "/api/admin/channels",
         json={
@@ -120,7 +120,7 @@ def test_private_refusal_also_applies_when_connecting(
     """A channel saved while private addresses were allowed is refused on every connect later."""
     gateway = gateway_factory()
     gateway.create_channel(base_url=mock_upstream.base_url())
-    gateway.ctx.settings.gateway.allow_private_upstreams = False
+    refuse_private_upstreams(gateway)
     key = gateway.create_key()
     response = gateway.http.post(
         "/v1/chat/completions",
@@ -138,7 +138,7 @@ def test_dns_names_are_checked_after_resolution(
     """`localhost` resolves to loopback: refused on connect when private upstreams are off."""
     gateway = gateway_factory()
     gateway.create_channel(base_url=f"http://localhost:{mock_upstream.port}/v1")
-    gateway.ctx.settings.gateway.allow_private_upstreams = False
+    refuse_private_upstreams(gateway)
     response = gateway.http.post(
         "/v1/chat/completions",
         json={"model": "mock-gpt", "messages": [{"role": "user", "content": "x"}]},
@@ -239,3 +239,12 @@ def test_invalid_channel_bodies_are_422(gateway: LiveGateway, body: dict[str, ob
     response = gateway.http.post("/api/admin/channels", json=body, headers=gateway.admin)
     assert response.status_code == 422
     assert gateway.channels_in_db() == []
+
+
+def refuse_private_upstreams(gateway: LiveGateway) -> None:
+    """Switch the runtime setting off the way an admin does."""
+    response = gateway.http.put(
+        "/api/admin/settings", json={"allow_private_upstreams": False}, headers=gateway.admin
+    )
+    assert response.status_code == 200, response.text
+    assert response.json()["allow_private_upstreams"] is False

@@ -15,7 +15,7 @@ MESSAGES = [{"role": "user", "content": "hi"}]
 async def test_the_upstream_never_sees_more_than_the_gate_size(
     gateway_factory: GatewayFactory, mock_upstream: MockServer
 ) -> None:
-    gateway = gateway_factory(gateway={"llm_concurrency": 3, "queue_timeout_seconds": 30})
+    gateway = gateway_factory(runtime={"llm_concurrency": 3, "queue_timeout_seconds": 30})
     mock_upstream.set_profile("slow", chunks=5, interval=0.05)
     gateway.create_channel(base_url=mock_upstream.base_url("slow"))
     key = gateway.create_key()
@@ -39,7 +39,7 @@ async def test_the_upstream_never_sees_more_than_the_gate_size(
 async def test_waiters_get_503_with_retry_after_and_health_stays_fast(
     gateway_factory: GatewayFactory, mock_upstream: MockServer
 ) -> None:
-    gateway = gateway_factory(gateway={"llm_concurrency": 2, "queue_timeout_seconds": 0.3})
+    gateway = gateway_factory(runtime={"llm_concurrency": 2, "queue_timeout_seconds": 0.3})
     mock_upstream.set_profile("hold", chunks=3, interval=0.5)
     gateway.create_channel(base_url=mock_upstream.base_url("hold"))
     key = gateway.create_key()

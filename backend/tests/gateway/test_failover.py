@@ -72,7 +72,7 @@ def test_connection_refused_fails_over(gateway: LiveGateway, mock_upstream: Mock
 def test_a_callers_400_is_relayed_and_never_counts_against_the_channel(
     gateway_factory: GatewayFactory, mock_upstream: MockServer
 ) -> None:
-    gateway = gateway_factory(gateway={"breaker_consecutive_failures": 2})
+    gateway = gateway_factory(runtime={"breaker_consecutive_failures": 2})
     mock_upstream.set_profile("picky", status=400, error_code="context_length_exceeded")
     channel = gateway.create_channel(name="picky", base_url=mock_upstream.base_url("picky"))
     gateway.create_channel(name="other", base_url=mock_upstream.base_url("other"), priority=-5)
@@ -137,7 +137,7 @@ def test_breaker_opens_after_consecutive_failures_then_half_opens(
     gateway_factory: GatewayFactory, mock_upstream: MockServer
 ) -> None:
     gateway = gateway_factory(
-        gateway={"breaker_consecutive_failures": 2, "breaker_cooldown_seconds": 0.5}
+        runtime={"breaker_consecutive_failures": 2, "breaker_cooldown_seconds": 0.5}
     )
     mock_upstream.set_profile("flaky", status=502)
     flaky = gateway.create_channel(
@@ -161,7 +161,7 @@ def test_breaker_opens_after_consecutive_failures_then_half_opens(
 def test_retry_after_keeps_the_channel_out_for_that_long(
     gateway_factory: GatewayFactory, mock_upstream: MockServer
 ) -> None:
-    gateway = gateway_factory(gateway={"breaker_cooldown_seconds": 0.1})
+    gateway = gateway_factory(runtime={"breaker_cooldown_seconds": 0.1})
     mock_upstream.set_profile("busy", status=429, retry_after=60)
     busy = gateway.create_channel(name="busy", base_url=mock_upstream.base_url("busy"), priority=9)
     gateway.create_channel(name="calm", base_url=mock_upstream.base_url("calm"))
@@ -176,7 +176,7 @@ def test_retry_after_keeps_the_channel_out_for_that_long(
 def test_every_channel_failing_stays_within_the_attempt_bound(
     gateway_factory: GatewayFactory, mock_upstream: MockServer
 ) -> None:
-    gateway = gateway_factory(gateway={"max_attempts": 2})
+    gateway = gateway_factory(runtime={"max_attempts": 2})
     for name in ("a", "b", "c", "d"):
         mock_upstream.set_profile(name, status=503)
         gateway.create_channel(name=name, base_url=mock_upstream.base_url(name))

@@ -10,7 +10,6 @@ from dataclasses import dataclass
 import orjson
 import pytest
 
-from app.core.config import GatewaySettings
 from app.gateway.accounting import CallRecord
 from app.gateway.breaker import CircuitBreaker
 from app.gateway.chunks import StreamProcessor
@@ -20,6 +19,7 @@ from app.gateway.sse import SSEDecoder
 from app.gateway.think import ThinkSplitter, split_complete
 from app.gateway.upstream import UpstreamError, error_details, parse_retry_after, scrub
 from app.gateway.usage import estimate_prompt_tokens, estimate_text_tokens, from_provider
+from app.runtime_settings.values import RuntimeValues
 
 
 # ── SSE ──────────────────────────────────────────────────────────────────────────────────────
@@ -162,10 +162,12 @@ class Clock:
 
 def _breaker(**overrides: float) -> tuple[CircuitBreaker, Clock]:
     clock = Clock()
-    settings = GatewaySettings(
-        _env_file=None, breaker_consecutive_failures=3, breaker_cooldown_seconds=10, **overrides
+    values = RuntimeValues(
+        breaker_consecutive_failures=3,
+        breaker_cooldown_seconds=10,
+        **overrides,  # type: ignore[arg-type]
     )
-    return CircuitBreaker(settings, clock=clock), clock
+    return CircuitBreaker(lambda: values, clock=clock), clock
 
 
 def test_breaker_opens_half_opens_and_closes() -> None:

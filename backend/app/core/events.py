@@ -1,0 +1,115 @@
+"""`ChangeBus`: "this changed, reload it" — in this process, and on every process through Redis.
+
+Caches (runtime settings, the IP blacklist, channels, API-key lookups) register a handler per topic.
+`publish(topic)` runs this process's handler and, with Redis, tells every other process, whose
+listener runs its own handler. If the listener loses Redis it reconnects and then runs *every*
+handler once, since messages sent while it was away are gone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import secrets
+from collections.abc import Awaitable, Callable
+
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+logger = logging.getLogger(__name__)
+
+Handler = Callable[[], Awaitable[None]]
+RECONNECT_SECONDS = 1.0
+
+
+class ChangeBus:
+    def __init__(self, redis: Redis | None, prefix: str) -> None:
+        self._redis = redis
+        self._channel = f"{prefix}:changes"
+        self._origin = f"{os.getpid()}-{secrets.token_hex(4)}"
+        self._handlers: dict[str, Handler] = {}
+        self._listener: asyncio.Task[None] | None = None
+        self._subscribed = asyncio.Event()
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def on(self, topic: str, handler: Handler) -> None:
+        self._handlers[topic] = handler
+
+    async def publish(self, topic: str) -> None:
+        """Reload `topic` here (awaited), then tell the other processes."""
+        await self._run(topic)
+        if self._redis is not None:
+            await self._send(self._redis, topic)
+
+    def announce(self, topic: str) -> None:
+        """Tell only the other processes (this one has already applied the change)."""
+        if self._redis is None:
+            return
+        task = asyncio.get_running_loop().create_task(self._send(self._redis, topic))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _send(self, redis: Redis, topic: str) -> None:
+        try:
+            await redis.publish(self._channel, f"{self._origin} {topic}")
+        except RedisError as exc:
+            logger.warning("Could not announce a change of %s through Redis: %s", topic, exc)
+
+    async def _run(self, topic: str) -> None:
+        handler = self._handlers.get(topic)
+        if handler is None:
+            return
+        try:
+            await handler()
+        except Exception:
+            logger.exception("Reloading %s failed", topic)
+
+    async def start(self) -> None:
+        """Start listening (with Redis); returns once subscribed, or after a short wait if not."""
+        if self._redis is None or self._listener is not None:
+            return
+        self._listener = asyncio.get_running_loop().create_task(self._listen(self._redis))
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._subscribed.wait(), 5)
+
+    async def _listen(self, redis: Redis) -> None:
+        first = True
+        while True:
+            try:
+                async with redis.pubsub(ignore_subscribe_messages=True) as pubsub:
+                    await pubsub.subscribe(self._channel)
+                    self._subscribed.set()
+                    if not first:  # anything may have changed while we were away
+                        for topic in list(self._handlers):
+                            await self._run(topic)
+                    first = False
+                    async for message in pubsub.listen():
+                        await self._dispatch(message)
+            except asyncio.CancelledError:
+                raise
+            except (RedisError, OSError) as exc:
+                logger.warning("Change listener lost Redis (%s); reconnecting", exc)
+                first = False
+                await asyncio.sleep(RECONNECT_SECONDS)
+
+    async def _dispatch(self, message: dict[str, object]) -> None:
+        data = message.get("data")
+        if isinstance(data, bytes):
+            data = data.decode("utf-8", "replace")
+        if not isinstance(data, str):
+            return
+        origin, _, topic = data.partition(" ")
+        if origin != self._origin:
+            await self._run(topic)
+
+    async def stop(self) -> None:
+        for task in list(self._tasks):
+            with contextlib.suppress(BaseException):
+                await task
+        if self._listener is not None:
+            self._listener.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._listener
+            self._listener = None

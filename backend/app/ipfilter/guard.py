@@ -1,0 +1,42 @@
+"""`ClientGuard`: what is decided about a request from its client address alone, before anything else.
+
+1. The blacklist: a listed address gets 403 on every path (the SPA included); the hit is counted.
+2. The per-address request rate on `/v1`, the chat API and the sign-in/registration endpoints:
+   429 with `Retry-After` and `X-RateLimit-*`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from app.core.errors import AppError, ForbiddenError
+from app.ipfilter.attempts import AttemptRecorder
+from app.ipfilter.matcher import BlockList
+from app.ratelimit.limiter import RateLimiter
+from app.ratelimit.responses import rpm_exceeded
+from app.runtime_settings.store import RuntimeSettingsStore
+
+RATE_LIMITED_PREFIXES = ("/v1/", "/api/auth/", "/api/conversations", "/api/chat")
+BLOCKED_MESSAGE = "Access from your network address is blocked."
+
+
+@dataclass
+class ClientGuard:
+    blocklist: BlockList
+    limiter: RateLimiter
+    runtime: RuntimeSettingsStore
+    recorder: AttemptRecorder | None = None
+
+    async def check(self, client_ip: str, path: str, user_agent: str) -> AppError | None:
+        """The error to answer with, or None to let the request through."""
+        rule = self.blocklist.match(client_ip)
+        if rule is not None:
+            if self.recorder is not None:
+                self.recorder.record(client_ip, rule, path, user_agent)
+            return ForbiddenError(BLOCKED_MESSAGE, code="ip_blocked")
+        ip_rpm = self.runtime.current.ip_rpm
+        if ip_rpm and path.startswith(RATE_LIMITED_PREFIXES):
+            rejection = await self.limiter.hit(f"rpm:ip:{client_ip}", ip_rpm, 60)
+            if rejection is not None:
+                return rpm_exceeded("your network address", "ip_rate_limited", rejection)
+        return None

@@ -1,0 +1,90 @@
+"""Admin: the IP blacklist (`/api/admin/ip-rules`) and the blocked attempts it caught."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, status
+
+from app.auth.dependencies import AdminUser, require_admin
+from app.core.deps import ClientIP, ContextDep, SessionDep, after_commit
+from app.core.pagination import Page, PageDep
+from app.ipfilter import service
+from app.ipfilter.schemas import BlockedAttemptRead, IPRuleCreate, IPRuleRead, IPRuleUpdate
+from app.models.ip_rule import IPRule
+
+router = APIRouter(
+    prefix="/api/admin/ip-rules", tags=["admin-ip-rules"], dependencies=[Depends(require_admin)]
+)
+
+
+def _read(rule: IPRule) -> IPRuleRead:
+    return IPRuleRead.model_validate(
+        {
+            **{c: getattr(rule, c) for c in IPRuleRead.model_fields if c != "active"},
+            "active": service.is_active(rule),
+        }
+    )
+
+
+@router.get("")
+async def list_rules(
+    db: SessionDep,
+    page: PageDep,
+    q: Annotated[
+        str | None, Query(max_length=100, description="Part of the range or reason")
+    ] = None,
+    active: Annotated[bool, Query(description="Only rules in force now")] = False,
+) -> Page[IPRuleRead]:
+    rows, total = await service.list_rules(db, page, query=q, active_only=active)
+    return Page(
+        items=[_read(r) for r in rows], total=total, page=page.page, page_size=page.page_size
+    )
+
+
+@router.post("", status_code=status.HTTP_201_CREATED)
+async def create_rule(
+    body: IPRuleCreate, ctx: ContextDep, db: SessionDep, admin: AdminUser, client_ip: ClientIP
+) -> IPRuleRead:
+    rule = await service.create(db, admin, client_ip, body.model_dump())
+    after_commit(db, ctx.ip_rules_changed)
+    return _read(rule)
+
+
+@router.get("/attempts")
+async def list_attempts(
+    db: SessionDep,
+    page: PageDep,
+    ip: Annotated[str | None, Query(max_length=64, description="Part of the address")] = None,
+    rule_id: Annotated[int | None, Query()] = None,
+) -> Page[BlockedAttemptRead]:
+    """Refused requests, counted per (address, rule), most recent first."""
+    rows, total = await service.list_attempts(db, page, ip=ip, rule_id=rule_id)
+    return Page(
+        items=[BlockedAttemptRead.model_validate(r) for r in rows],
+        total=total,
+        page=page.page,
+        page_size=page.page_size,
+    )
+
+
+@router.get("/{rule_id}")
+async def get_rule(rule_id: int, db: SessionDep) -> IPRuleRead:
+    return _read(await service.get(db, rule_id))
+
+
+@router.patch("/{rule_id}")
+async def update_rule(
+    rule_id: int, body: IPRuleUpdate, ctx: ContextDep, db: SessionDep, client_ip: ClientIP
+) -> IPRuleRead:
+    rule = await service.update(
+        db, await service.get(db, rule_id), client_ip, body.model_dump(exclude_unset=True)
+    )
+    after_commit(db, ctx.ip_rules_changed)
+    return _read(rule)
+
+
+@router.delete("/{rule_id}", status_code=status.HTTP_204_NO_CONTENT)
+async def delete_rule(rule_id: int, ctx: ContextDep, db: SessionDep) -> None:
+    await service.delete(db, await service.get(db, rule_id))
+    after_commit(db, ctx.ip_rules_changed)

@@ -1,0 +1,173 @@
+"""Runtime settings in the database: seeding, reading, validated updates, resets and history."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from pydantic import ValidationError
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app.core.errors import UnprocessableError
+from app.core.pagination import PageParams, paginate
+from app.models.base import utcnow
+from app.models.runtime_setting import RuntimeSetting, RuntimeSettingChange
+from app.models.user import User
+from app.runtime_settings.values import RuntimeValues
+
+KEYS = tuple(RuntimeValues.model_fields)
+
+
+async def seed(sessionmaker: async_sessionmaker[AsyncSession], defaults: RuntimeValues) -> None:
+    """Give every option a row; rows that follow the default take the current default.
+
+    Runs at every start, so a new option appears and a default changed in the environment applies,
+    while what an admin chose stays. Concurrent starts are harmless: the last writer writes the same.
+    """
+    wanted = defaults.model_dump()
+    async with sessionmaker() as db:
+        rows = {row.key: row for row in (await db.scalars(select(RuntimeSetting))).all()}
+        for key, value in wanted.items():
+            row = rows.get(key)
+            if row is None:
+                db.add(RuntimeSetting(key=key, value=value, overridden=False))
+            elif not row.overridden and row.value != value:
+                row.value = value
+        try:
+            await db.commit()
+        except Exception:  # another process seeded the same rows first
+            await db.rollback()
+
+
+async def load(db: AsyncSession, defaults: RuntimeValues) -> RuntimeValues:
+    """The values in force: an admin's choice where there is one, else the default.
+
+    A stored value that no longer validates (e.g. a bound was tightened) falls back to the default
+    rather than stopping the app.
+    """
+    chosen = {
+        row.key: row.value
+        for row in (await db.scalars(select(RuntimeSetting).where(RuntimeSetting.overridden))).all()
+        if row.key in RuntimeValues.model_fields
+    }
+    merged = {**defaults.model_dump(), **chosen}
+    try:
+        return RuntimeValues.model_validate(merged)
+    except ValidationError:
+        good = dict(defaults.model_dump())
+        for key, value in chosen.items():
+            try:
+                good = RuntimeValues.model_validate({**good, key: value}).model_dump()
+            except ValidationError:
+                continue
+        return RuntimeValues.model_validate(good)
+
+
+def _validation_failure(exc: ValidationError, changes: dict[str, Any]) -> UnprocessableError:
+    error = exc.errors()[0]
+    loc = [str(part) for part in error.get("loc", ())]
+    # A rule across fields has no location: name the field being changed.
+    key = loc[0] if loc else next(iter(changes), None)
+    message = str(error.get("msg", "Invalid value")).removeprefix("Value error, ")
+    return UnprocessableError(f"{key}: {message}" if key else message, param=key)
+
+
+def validate_update(current: RuntimeValues, changes: dict[str, Any]) -> RuntimeValues:
+    unknown = [key for key in changes if key not in RuntimeValues.model_fields]
+    if unknown:
+        raise UnprocessableError(f"{unknown[0]}: no such setting", param=unknown[0])
+    try:
+        return RuntimeValues.model_validate({**current.model_dump(), **changes})
+    except ValidationError as exc:
+        raise _validation_failure(exc, changes) from None
+
+
+async def update(
+    db: AsyncSession,
+    current: RuntimeValues,
+    changes: dict[str, Any],
+    actor: User,
+) -> RuntimeValues:
+    """Validate `changes` against everything else in force, store them and record the history."""
+    new = validate_update(current, changes)
+    stored = new.model_dump()
+    rows = {
+        row.key: row
+        for row in (
+            await db.scalars(select(RuntimeSetting).where(RuntimeSetting.key.in_(changes)))
+        ).all()
+    }
+    now = utcnow()
+    for key in changes:
+        old_value, new_value = current.model_dump()[key], stored[key]
+        row = rows.get(key)
+        if row is None:
+            row = RuntimeSetting(key=key)
+            db.add(row)
+        elif row.overridden and row.value == new_value:
+            continue
+        row.value, row.overridden = new_value, True
+        row.updated_at, row.updated_by_id, row.updated_by = now, actor.id, actor.username
+        db.add(
+            RuntimeSettingChange(
+                key=key,
+                old_value=old_value,
+                new_value=new_value,
+                action="update",
+                changed_by_id=actor.id,
+                changed_by=actor.username,
+                changed_at=now,
+            )
+        )
+    await db.flush()
+    return new
+
+
+async def reset(
+    db: AsyncSession,
+    current: RuntimeValues,
+    defaults: RuntimeValues,
+    key: str,
+    actor: User,
+) -> RuntimeValues:
+    """Make `key` follow its default again."""
+    if key not in RuntimeValues.model_fields:
+        raise UnprocessableError(f"{key}: no such setting", param=key)
+    default = defaults.model_dump()[key]
+    new = validate_update(current, {key: default})
+    row = await db.get(RuntimeSetting, key)
+    if row is None:
+        row = RuntimeSetting(key=key)
+        db.add(row)
+    was_overridden = row.overridden
+    now = utcnow()
+    row.value, row.overridden = default, False
+    row.updated_at, row.updated_by_id, row.updated_by = now, actor.id, actor.username
+    if was_overridden:
+        db.add(
+            RuntimeSettingChange(
+                key=key,
+                old_value=current.model_dump()[key],
+                new_value=default,
+                action="reset",
+                changed_by_id=actor.id,
+                changed_by=actor.username,
+                changed_at=now,
+            )
+        )
+    await db.flush()
+    return new
+
+
+async def rows(db: AsyncSession) -> dict[str, RuntimeSetting]:
+    return {row.key: row for row in (await db.scalars(select(RuntimeSetting))).all()}
+
+
+async def history(
+    db: AsyncSession, page: PageParams, *, key: str | None
+) -> tuple[Sequence[RuntimeSettingChange], int]:
+    query = select(RuntimeSettingChange).order_by(RuntimeSettingChange.id.desc())
+    if key:
+        query = query.where(RuntimeSettingChange.key == key)
+    return await paginate(db, query, page)

@@ -1,0 +1,256 @@
+"""Every option an admin can change while the app runs: type, default, bounds, description.
+
+`RuntimeValues` is the registry: one typed field per option, validated by pydantic (so a bad update
+is a 422 naming the field and the rule). `RuntimeDefaults` reads the same fields from the environment
+(the option's name in upper case, e.g. `IP_RPM=0`), which sets the *default*; a value saved by an
+admin wins over it until the admin resets the option.
+
+Field metadata: `group` (for the admin page) and `public` (readable by anyone through
+`/api/settings/public`, for the SPA).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def _meta(group: str, *, public: bool = False) -> dict[str, Any]:
+    return {"group": group, "public": public}
+
+
+class RuntimeValues(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    # Site
+    site_name: str = Field(
+        default="AI Chat Gateway",
+        min_length=1,
+        max_length=64,
+        description="Name shown in the browser title, the header and e-mails.",
+        json_schema_extra=_meta("site", public=True),
+    )
+    announcement: str = Field(
+        default="",
+        max_length=2000,
+        description="A notice shown to every signed-in user (Markdown). Empty: none.",
+        json_schema_extra=_meta("site", public=True),
+    )
+    registration_enabled: bool = Field(
+        default=True,
+        description="Whether anyone may create an account. Admins can always create users.",
+        json_schema_extra=_meta("site", public=True),
+    )
+    default_model: str = Field(
+        default="",
+        max_length=128,
+        description="The model new chats start with. Empty: the first model the user may use.",
+        json_schema_extra=_meta("chat", public=True),
+    )
+    chat_context_tokens: int = Field(
+        default=16_000,
+        ge=256,
+        le=2_000_000,
+        description="How many tokens of conversation history the web chat sends with each turn.",
+        json_schema_extra=_meta("chat"),
+    )
+
+    # Rate limits (0 = no limit)
+    default_user_rpm: int = Field(
+        default=120,
+        ge=0,
+        le=1_000_000,
+        description="Model calls per minute per user, unless the user has an override. 0: no limit.",
+        json_schema_extra=_meta("limits"),
+    )
+    default_user_concurrent_streams: int = Field(
+        default=10,
+        ge=0,
+        le=10_000,
+        description=(
+            "Model calls one user may have running at once (streamed or not), unless the user "
+            "has an override. 0: no limit."
+        ),
+        json_schema_extra=_meta("limits"),
+    )
+    ip_rpm: int = Field(
+        default=600,
+        ge=0,
+        le=1_000_000,
+        description=(
+            "Requests per minute per client address to /v1, the chat API and sign-in/registration. "
+            "0: no limit."
+        ),
+        json_schema_extra=_meta("limits"),
+    )
+    login_window_seconds: int = Field(
+        default=900,
+        ge=1,
+        le=86_400,
+        description="The window in which failed sign-ins are counted.",
+        json_schema_extra=_meta("limits"),
+    )
+    login_max_failures_per_ip: int = Field(
+        default=20,
+        ge=1,
+        le=100_000,
+        description="Failed sign-ins allowed per client address (all accounts) in the window.",
+        json_schema_extra=_meta("limits"),
+    )
+    login_max_failures_per_account_ip: int = Field(
+        default=5,
+        ge=1,
+        le=100_000,
+        description="Failed sign-ins allowed per account from one client address in the window.",
+        json_schema_extra=_meta("limits"),
+    )
+    register_max_per_ip_per_hour: int = Field(
+        default=10,
+        ge=1,
+        le=100_000,
+        description="Accounts that may be created per client address per hour.",
+        json_schema_extra=_meta("limits"),
+    )
+
+    # Gateway
+    llm_concurrency: int = Field(
+        default=64,
+        ge=1,
+        le=100_000,
+        description=(
+            "Model calls running upstream at once (all users, per process). More wait up to the "
+            "queue timeout, then get 503."
+        ),
+        json_schema_extra=_meta("gateway"),
+    )
+    queue_timeout_seconds: float = Field(
+        default=10.0,
+        ge=0,
+        le=600,
+        description="How long a call waits for a free slot before it gets 503.",
+        json_schema_extra=_meta("gateway"),
+    )
+    max_attempts: int = Field(
+        default=3,
+        ge=1,
+        le=20,
+        description="Channels tried per call (the first try included) before giving up.",
+        json_schema_extra=_meta("gateway"),
+    )
+    failover_deadline_seconds: float = Field(
+        default=60.0,
+        gt=0,
+        le=3600,
+        description="No new channel is tried after this long.",
+        json_schema_extra=_meta("gateway"),
+    )
+    breaker_consecutive_failures: int = Field(
+        default=3,
+        ge=1,
+        le=1000,
+        description="Failures in a row that open a channel's circuit breaker (per model).",
+        json_schema_extra=_meta("gateway"),
+    )
+    breaker_window: int = Field(
+        default=20,
+        ge=2,
+        le=1000,
+        description="Recent calls over which the breaker's failure rate is measured.",
+        json_schema_extra=_meta("gateway"),
+    )
+    breaker_window_min_calls: int = Field(
+        default=10,
+        ge=1,
+        le=1000,
+        description="Calls needed in the window before the failure rate can open the breaker.",
+        json_schema_extra=_meta("gateway"),
+    )
+    breaker_window_failure_rate: float = Field(
+        default=0.5,
+        gt=0,
+        le=1,
+        description="Failure rate (0 to 1) over the window that opens the breaker.",
+        json_schema_extra=_meta("gateway"),
+    )
+    breaker_cooldown_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        le=86_400,
+        description="How long an open breaker skips the channel before one probe call is let in.",
+        json_schema_extra=_meta("gateway"),
+    )
+    breaker_max_cooldown_seconds: float = Field(
+        default=600.0,
+        gt=0,
+        le=86_400,
+        description="The cooldown doubles after each failed probe, up to this.",
+        json_schema_extra=_meta("gateway"),
+    )
+    allow_private_upstreams: bool = Field(
+        default=True,
+        description=(
+            "Allow channels on loopback and private networks (self-hosted Ollama, vLLM). "
+            "Cloud metadata addresses are always refused."
+        ),
+        json_schema_extra=_meta("gateway"),
+    )
+
+    # Logs
+    log_retention_days: int = Field(
+        default=90,
+        ge=0,
+        le=36_500,
+        description="Call-log rows older than this are deleted. 0: keep forever.",
+        json_schema_extra=_meta("logs"),
+    )
+
+    @model_validator(mode="after")
+    def _consistent(self) -> RuntimeValues:
+        if self.breaker_max_cooldown_seconds < self.breaker_cooldown_seconds:
+            raise ValueError(
+                "breaker_max_cooldown_seconds must be at least breaker_cooldown_seconds"
+            )
+        if self.breaker_window_min_calls > self.breaker_window:
+            raise ValueError("breaker_window_min_calls must not exceed breaker_window")
+        return self
+
+
+class RuntimeDefaults(BaseSettings, RuntimeValues):
+    """The defaults, each overridable by an environment variable of the same name in upper case."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="",
+        env_file=".env",
+        env_file_encoding="utf-8",
+        env_ignore_empty=True,
+        extra="ignore",
+        frozen=True,
+    )
+
+    def values(self) -> RuntimeValues:
+        return RuntimeValues.model_validate(self.model_dump())
+
+
+def field_info(key: str) -> dict[str, Any]:
+    """Type, bounds, description and metadata of one option, for the admin page."""
+    field = RuntimeValues.model_fields[key]
+    extra = field.json_schema_extra if isinstance(field.json_schema_extra, dict) else {}
+    info: dict[str, Any] = {
+        "type": {bool: "boolean", int: "integer", float: "number", str: "string"}[
+            field.annotation  # type: ignore[index]
+        ],
+        "description": field.description or "",
+        "group": extra.get("group", "other"),
+        "public": bool(extra.get("public", False)),
+    }
+    for constraint in field.metadata:
+        for name in ("ge", "gt", "le", "lt", "min_length", "max_length"):
+            value = getattr(constraint, name, None)
+            if value is not None:
+                info[name] = value
+    return info
+
+
+PUBLIC_KEYS = tuple(key for key in RuntimeValues.model_fields if field_info(key)["public"])
