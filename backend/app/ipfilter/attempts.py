@@ -2,8 +2,9 @@
 
 Nothing is written per request: hits are added up in memory and flushed every few seconds as one
 upsert per (address, rule) pair (`count = count + n`). Memory and rows stay bounded under a flood:
-when one flush sees more than `MAX_ADDRESSES_PER_RULE` addresses for a rule (e.g. a whole IPv6 range
-rotating addresses), the rest are counted under the rule's own range instead.
+each rule gets its own row for at most `MAX_ADDRESSES_PER_RULE` addresses (per process); hits from
+further addresses (e.g. a whole IPv6 range rotating addresses) are counted on one row named by the
+rule's range.
 """
 
 from __future__ import annotations
@@ -46,22 +47,19 @@ class AttemptRecorder:
         self._engine = engine
         self._flush_seconds = flush_seconds
         self._pending: dict[tuple[str, int], _Tally] = {}
-        self._addresses: dict[int, int] = {}  # rule id -> distinct addresses pending
+        self._addresses: dict[int, set[str]] = {}  # rule id -> addresses with their own row
         self._task: asyncio.Task[None] | None = None
 
     def record(self, ip: str, rule: BlockRule, path: str, user_agent: str) -> None:
+        now = utcnow()
+        addresses = self._addresses.setdefault(rule.id, set())
+        if ip not in addresses:
+            if len(addresses) < MAX_ADDRESSES_PER_RULE and len(self._pending) < MAX_PENDING:
+                addresses.add(ip)
+            else:
+                ip = rule.cidr
         key = (ip, rule.id)
         tally = self._pending.get(key)
-        now = utcnow()
-        if tally is None:
-            if (
-                self._addresses.get(rule.id, 0) >= MAX_ADDRESSES_PER_RULE
-                or len(self._pending) >= MAX_PENDING
-            ):
-                key = (rule.cidr, rule.id)
-                tally = self._pending.get(key)
-            else:
-                self._addresses[rule.id] = self._addresses.get(rule.id, 0) + 1
         if tally is None:
             self._pending[key] = _Tally(
                 rule.cidr, 1, now, now, path[:SAMPLE_LENGTH], user_agent[:SAMPLE_LENGTH]
@@ -98,7 +96,7 @@ class AttemptRecorder:
     async def flush(self) -> None:
         if not self._pending:
             return
-        pending, self._pending, self._addresses = self._pending, {}, {}
+        pending, self._pending = self._pending, {}
         rows = [
             {
                 "ip": ip,

@@ -26,7 +26,13 @@ admin_router = APIRouter(
 @router.post("", status_code=status.HTTP_201_CREATED)
 async def create_key(body: ApiKeyCreate, user: CurrentUser, db: SessionDep) -> ApiKeyCreated:
     key, plaintext = await key_service.create(
-        db, user, name=body.name, expires_at=body.expires_at, models=body.models
+        db,
+        user,
+        name=body.name,
+        expires_at=body.expires_at,
+        models=body.models,
+        rpm_limit=body.rpm_limit,
+        concurrent_streams_limit=body.concurrent_streams_limit,
     )
     return ApiKeyCreated(**key_service.to_read(key).model_dump(), key=plaintext)
 

@@ -20,6 +20,14 @@ def _dedupe(models: list[str] | None) -> list[str] | None:
 ModelList = Annotated[
     list[ModelName] | None, Field(max_length=MAX_MODELS_PER_KEY), AfterValidator(_dedupe)
 ]
+KeyRpm = Annotated[
+    int | None,
+    Field(ge=1, le=1_000_000, description="Calls per minute with this key; null: no key limit"),
+]
+KeyStreams = Annotated[
+    int | None,
+    Field(ge=1, le=10_000, description="Calls running at once with this key; null: no key limit"),
+]
 
 
 class ApiKeyCreate(BaseModel):
@@ -30,6 +38,8 @@ class ApiKeyCreate(BaseModel):
     models: ModelList = Field(
         default=None, description="Allowed public model names; omit or null for every model"
     )
+    rpm_limit: KeyRpm = None
+    concurrent_streams_limit: KeyStreams = None
 
 
 class ApiKeyUpdate(BaseModel):
@@ -40,6 +50,8 @@ class ApiKeyUpdate(BaseModel):
     name: KeyName | None = None
     expires_at: datetime | None = None
     models: ModelList = None
+    rpm_limit: KeyRpm = None
+    concurrent_streams_limit: KeyStreams = None
 
 
 KeyStatus = Literal["active", "expired", "revoked"]
@@ -53,6 +65,8 @@ class ApiKeyRead(BaseModel):
     last4: str
     masked: str = Field(description="How the key is shown in lists, e.g. sk-AbCd…wxyz")
     models: list[str] | None
+    rpm_limit: int | None
+    concurrent_streams_limit: int | None
     status: KeyStatus
     created_at: datetime
     expires_at: datetime | None

@@ -41,6 +41,8 @@ def to_read(key: ApiKey) -> ApiKeyRead:
         last4=key.last4,
         masked=f"{key.prefix}…{key.last4}",
         models=key.models,
+        rpm_limit=key.rpm_limit,
+        concurrent_streams_limit=key.concurrent_streams_limit,
         status=status_of(key),
         created_at=key.created_at,
         expires_at=key.expires_at,
@@ -68,6 +70,8 @@ async def create(
     name: str,
     expires_at: datetime | None,
     models: list[str] | None,
+    rpm_limit: int | None = None,
+    concurrent_streams_limit: int | None = None,
 ) -> tuple[ApiKey, str]:
     active = await db.scalar(
         select(func.count())
@@ -88,6 +92,8 @@ async def create(
         last4=plaintext[-4:],
         models=models,
         expires_at=_future_expiry(expires_at),
+        rpm_limit=rpm_limit,
+        concurrent_streams_limit=concurrent_streams_limit,
     )
     db.add(key)
     await db.flush()
@@ -126,6 +132,10 @@ async def update(db: AsyncSession, key: ApiKey, changes: dict[str, object]) -> A
     if "models" in changes:
         models = changes["models"]
         key.models = list(models) if isinstance(models, list) else None
+    for limit in ("rpm_limit", "concurrent_streams_limit"):
+        if limit in changes:
+            value = changes[limit]
+            setattr(key, limit, value if isinstance(value, int) else None)
     await db.flush()
     return key
 

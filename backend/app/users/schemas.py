@@ -19,6 +19,10 @@ class UserRead(BaseModel):
     status: UserStatus
     created_at: datetime
     last_login_at: datetime | None
+    rpm_limit: int | None = Field(description="Override of default_user_rpm (null: the default)")
+    concurrent_streams_limit: int | None = Field(
+        description="Override of default_user_concurrent_streams (null: the default)"
+    )
 
 
 class UserCreate(BaseModel):
@@ -43,6 +47,12 @@ class UserUpdate(BaseModel):
     display_name: DisplayName | None = None
     role: UserRole | None = None
     status: UserStatus | None = None
+    rpm_limit: int | None = Field(
+        default=None, ge=0, le=1_000_000, description="null: the default; 0: no limit"
+    )
+    concurrent_streams_limit: int | None = Field(
+        default=None, ge=0, le=10_000, description="null: the default; 0: no limit"
+    )
 
 
 class PasswordResetByAdmin(BaseModel):

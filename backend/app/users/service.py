@@ -164,6 +164,10 @@ async def admin_update(
     )
     if isinstance(role, UserRole):
         target.role = role
+    for limit in ("rpm_limit", "concurrent_streams_limit"):
+        if limit in changes:
+            value = changes[limit]
+            setattr(target, limit, value if isinstance(value, int) else None)
     if isinstance(status, UserStatus) and status != target.status:
         target.status = status
         if status is UserStatus.DISABLED:

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from app.devtools.mock_upstream import MockServer
-from tests.gateway.conftest import LiveGateway
+from tests.live import LiveGateway
 
 
 @pytest.fixture

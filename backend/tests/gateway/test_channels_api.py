@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from app.devtools.mock_upstream import MockServer
-from tests.gateway.conftest import UPSTREAM_KEY, GatewayFactory, LiveGateway
+from tests.live import UPSTREAM_KEY, GatewayFactory, LiveGateway
 
 
 def test_create_masks_the_key_everywhere(gateway: LiveGateway, mock_upstream: MockServer) -> None:

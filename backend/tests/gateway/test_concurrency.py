@@ -7,7 +7,7 @@ import asyncio
 import httpx
 
 from app.devtools.mock_upstream import MockServer
-from tests.gateway.conftest import GatewayFactory
+from tests.live import GatewayFactory
 
 MESSAGES = [{"role": "user", "content": "hi"}]
 

@@ -8,7 +8,7 @@ import openai
 import pytest
 
 from app.devtools.mock_upstream import MockServer
-from tests.gateway.conftest import GatewayFactory, LiveGateway
+from tests.live import GatewayFactory, LiveGateway
 from tests.processes import free_port
 
 MESSAGES = [{"role": "user", "content": "hi"}]

@@ -6,7 +6,7 @@ import openai
 import pytest
 
 from app.devtools.mock_upstream import MockServer
-from tests.gateway.conftest import UPSTREAM_KEY, LiveGateway
+from tests.live import UPSTREAM_KEY, LiveGateway
 
 
 @pytest.fixture

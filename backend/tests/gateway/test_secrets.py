@@ -7,7 +7,7 @@ import openai
 import pytest
 
 from app.devtools.mock_upstream import MockServer
-from tests.gateway.conftest import UPSTREAM_KEY, LiveGateway, LogCapture
+from tests.live import UPSTREAM_KEY, LiveGateway, LogCapture
 
 MESSAGES = [{"role": "user", "content": "hi"}]
 

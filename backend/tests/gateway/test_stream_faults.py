@@ -11,7 +11,7 @@ import orjson
 import pytest
 
 from app.devtools.mock_upstream import MockServer
-from tests.gateway.conftest import LiveGateway
+from tests.live import LiveGateway
 
 MESSAGES = [{"role": "user", "content": "hello there friend"}]
 

@@ -1,4 +1,4 @@
-"""End-to-end fixtures: the app under uvicorn on a free loopback port, and the mock upstream.
+"""Live-server fixtures: the app under uvicorn on a free loopback port, and the mock upstream.
 
 Both run in their own threads with their own event loops, so tests can use the official `openai`
 SDK synchronously or asynchronously against a real HTTP server.
