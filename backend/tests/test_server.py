@@ -3,28 +3,15 @@
 from __future__ import annotations
 
 import signal
-import time
 from pathlib import Path
 
 import httpx
 import pytest
 
 from tests.conftest import DatabaseTarget
-from tests.processes import app_env, free_port, start_cli
+from tests.processes import app_env, free_port, start_cli, wait_ready
 
 pytestmark = pytest.mark.slow
-
-
-def _wait_ready(base_url: str, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{base_url}/readyz", timeout=1).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.2)
-    raise AssertionError("server did not become ready")
 
 
 def test_server_starts_prints_credentials_and_serves_login(
@@ -35,7 +22,7 @@ def test_server_starts_prints_credentials_and_serves_login(
     proc = start_cli(["serve"], env)
     base = f"http://127.0.0.1:{port}"
     try:
-        _wait_ready(base)
+        wait_ready(base)
         with httpx.Client(base_url=base, timeout=10) as client:
             docs = client.get("/docs")
             assert docs.status_code == 200
@@ -109,7 +96,7 @@ def test_real_process_streams_through_the_mock_and_never_prints_the_channel_key(
     base = f"http://127.0.0.1:{port}"
     responses: list[str] = []
     try:
-        _wait_ready(base)
+        wait_ready(base)
         mock.set_profile("echo", status=500, echo_key=1)  # the upstream repeats the key back
         with httpx.Client(base_url=base, timeout=30) as client:
             login = client.post(

@@ -1,0 +1,127 @@
+"""Two app processes sharing one database and one Redis behave as one.
+
+Limits hold exactly across both; a blacklist entry, a settings change, a revoked key and a disabled
+channel made through one process apply on the other within a second (Redis pub/sub).
+"""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+import pytest
+
+from app.devtools.mock_upstream import MockServer
+from tests.conftest import ADMIN_PASSWORD, ADMIN_USERNAME, DatabaseTarget
+from tests.processes import app_env, free_port, start_cli, wait_ready
+
+pytestmark = pytest.mark.slow
+PROPAGATION_SECONDS = 1.0
+MESSAGES = [{"role": "user", "content": "hi"}]
+
+
+def until(condition: Callable[[], bool], seconds: float = PROPAGATION_SECONDS) -> bool:
+    """Whether `condition` became true within `seconds` (polled)."""
+    deadline = time.monotonic() + seconds
+    while True:
+        if condition():
+            return True
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+
+
+@pytest.fixture
+def two_processes(
+    tmp_path: Path, fresh_database: DatabaseTarget, redis_url: str
+) -> Iterator[tuple[httpx.Client, httpx.Client]]:
+    shared = {
+        "REDIS_URL": redis_url,
+        "REDIS_KEY_PREFIX": f"t{uuid.uuid4().hex[:8]}",
+        "ADMIN_USERNAME": ADMIN_USERNAME,
+        "ADMIN_PASSWORD": ADMIN_PASSWORD,
+        "TRUSTED_PROXIES": "127.0.0.1",
+        "DEFAULT_USER_RPM": "10",
+        "IP_RPM": "0",
+        "HOST": "127.0.0.1",
+    }
+    procs: list[subprocess.Popen[str]] = []
+    clients: list[httpx.Client] = []
+    for name in ("a", "b"):
+        port = free_port()
+        env = app_env(tmp_path / name, fresh_database, PORT=str(port), **shared)
+        procs.append(start_cli(["serve"], env))
+        clients.append(httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30))
+    try:
+        for client in clients:
+            wait_ready(str(client.base_url))
+        yield clients[0], clients[1]
+    finally:
+        for client in clients:
+            client.close()
+        for proc in procs:
+            proc.send_signal(signal.SIGTERM)
+        for proc in procs:
+            proc.communicate(timeout=60)
+
+
+def test_two_processes_behave_as_one(
+    two_processes: tuple[httpx.Client, httpx.Client], mock_upstream: MockServer
+) -> None:
+    a, b = two_processes
+    login = a.post("/api/auth/login", json={"username": ADMIN_USERNAME, "password": ADMIN_PASSWORD})
+    admin = {"Authorization": f"Bearer {login.json()['access_token']}"}
+    channel = a.post(
+        "/api/admin/channels",
+        json={
+            "name": "mock",
+            "base_url": mock_upstream.base_url(),
+            "api_key": "sk-mock",
+            "models": ["mock-gpt"],
+        },
+        headers=admin,
+    ).json()
+    key = a.post("/api/keys", json={"name": "shared"}, headers=admin).json()["key"]
+    bearer = {"Authorization": f"Bearer {key}"}
+
+    # A user limit of 10/min admits exactly 10 across both processes.
+    def call(client: httpx.Client) -> int:
+        response = client.post(
+            "/v1/chat/completions", json={"model": "mock-gpt", "messages": MESSAGES}, headers=bearer
+        )
+        return response.status_code
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        statuses = list(pool.map(call, [a, b] * 12))
+    assert statuses.count(200) == 10
+    assert statuses.count(429) == 14
+    assert mock_upstream.state.total == 10
+
+    # A blacklist entry added through one process blocks on the other.
+    attacker = {"X-Forwarded-For": "198.51.100.9"}
+    assert b.get("/healthz", headers=attacker).status_code == 200
+    rule = a.post("/api/admin/ip-rules", json={"cidr": "198.51.100.9"}, headers=admin)
+    assert rule.status_code == 201
+    assert until(lambda: b.get("/healthz", headers=attacker).status_code == 403)
+
+    # A settings change made on one is seen by the other.
+    changed = a.put("/api/admin/settings", json={"site_name": "共享网关"}, headers=admin)
+    assert changed.status_code == 200
+    assert until(lambda: b.get("/api/settings/public").json()["site_name"] == "共享网关")
+
+    # A channel disabled on one stops being used by the other (its channel list was cached).
+    assert b.get("/v1/models", headers=bearer).json()["data"]
+    disabled = a.post(f"/api/admin/channels/{channel['id']}/disable", headers=admin)
+    assert disabled.status_code == 200, disabled.text
+    assert until(lambda: b.get("/v1/models", headers=bearer).json()["data"] == [])
+
+    # A key revoked on one is refused by the other at once (its key lookup was cached).
+    key_id = a.get("/api/keys", headers=admin).json()["items"][0]["id"]
+    assert a.delete(f"/api/keys/{key_id}", headers=admin).status_code == 204
+    assert until(lambda: b.get("/v1/models", headers=bearer).status_code == 401)
