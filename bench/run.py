@@ -275,7 +275,12 @@ async def run(quick: bool) -> dict[str, Any]:
             "DATA_DIR": str(workdir / "data"),
             "PORT": str(GATEWAY_PORT),
             "ADMIN_PASSWORD": ADMIN_PASSWORD,
-            "GATEWAY_LLM_CONCURRENCY": "5000",
+            "LLM_CONCURRENCY": "5000",
+            # Limits stay on (every call is counted against the user, the key's owner and the
+            # client address) but are set above what the load generator sends.
+            "DEFAULT_USER_RPM": "1000000",
+            "DEFAULT_USER_CONCURRENT_STREAMS": "10000",
+            "IP_RPM": "1000000",
         }
         for name in ("DATABASE_URL", "REDIS_URL", "SECRET_KEY", "ENCRYPTION_KEYS"):
             env.pop(name, None)

@@ -97,7 +97,7 @@ class AppContext:
             runtime=runtime,
             limiter=limiter,
             slots=slots,
-            admission=Admission(limiter, slots, runtime),
+            admission=Admission(limiter, slots, runtime, redis, prefix),
             guard=ClientGuard(BlockList(), limiter, runtime),
             api_key_cache=ApiKeyCache(settings.gateway.key_cache_seconds),
             breaker=CircuitBreaker(lambda: runtime.current),

@@ -55,6 +55,19 @@ class ConcurrencySlots:
         self._renewer: asyncio.Task[None] | None = None
         self._pending: set[asyncio.Task[None]] = set()
 
+    def redis_key(self, key: str) -> str:
+        return self._prefix + key
+
+    def new_member(self) -> str:
+        return f"{self._origin}-{next(self._ids)}"
+
+    def adopt(self, redis_key: str, member: str) -> Lease:
+        """Track a lease added to Redis elsewhere (by the admission script): renew and release it."""
+        lease = Lease(redis_key, member)
+        self._live[lease] = None
+        self._ensure_renewer()
+        return lease
+
     def in_use(self, key: str) -> int:
         """This process's count (memory backend)."""
         return self._counts.get(key, 0)
@@ -67,7 +80,7 @@ class ConcurrencySlots:
                 return None
             self._counts[key] = held + 1
             return Lease(key, "")
-        lease = Lease(self._prefix + key, f"{self._origin}-{next(self._ids)}")
+        lease = Lease(self.redis_key(key), self.new_member())
         now = time.time()
         granted = await self._acquire_script(
             keys=[lease.key],
@@ -75,9 +88,7 @@ class ConcurrencySlots:
         )
         if not granted:
             return None
-        self._live[lease] = None
-        self._ensure_renewer()
-        return lease
+        return self.adopt(lease.key, lease.member)
 
     def release(self, lease: Lease) -> None:
         if self._redis is None:
@@ -120,11 +131,15 @@ class ConcurrencySlots:
             except RedisError as exc:
                 logger.warning("Could not renew concurrency leases in Redis: %s", exc)
 
+    async def settle(self) -> None:
+        """Wait until every release so far has reached Redis."""
+        for task in list(self._pending):
+            with contextlib.suppress(Exception):
+                await task
+
     async def close(self) -> None:
         if self._renewer is not None:
             self._renewer.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._renewer
-        for task in list(self._pending):
-            with contextlib.suppress(Exception):
-                await task
+        await self.settle()

@@ -10,9 +10,13 @@ from collections.abc import AsyncIterator
 import pytest
 from redis.asyncio import Redis
 
+from app.core.errors import RateLimitedError
+from app.ratelimit.admission import Admission, CallerLimits
 from app.ratelimit.limiter import RateLimiter
 from app.ratelimit.memory import SWEEP_SECONDS, MovingWindows
 from app.ratelimit.slots import ConcurrencySlots
+from app.runtime_settings.store import RuntimeSettingsStore
+from app.runtime_settings.values import RuntimeValues
 
 
 class FakeClock:
@@ -120,3 +124,59 @@ async def test_redis_slots_are_shared_and_expire_when_a_process_dies(
     await first_redis.zadd(key, {"dead-process-1": time.time() - 1})
     assert await second.acquire("user:9", 1) is not None
     await second.close()
+
+
+async def _admission_is_all_or_nothing(admission: Admission, slots: ConcurrencySlots) -> None:
+    limits = CallerLimits(user_rpm=3, user_streams=2, key_rpm=1, key_streams=5)
+    release = await admission.admit(1, 10, limits)  # key 10: its one call this minute
+    with pytest.raises(RateLimitedError) as caught:
+        await admission.admit(1, 10, limits)
+    assert caught.value.code == "key_rate_limited"
+    # The refused call was not counted against the user: two more fit through another key.
+    second = await admission.admit(1, 11, limits)
+    with pytest.raises(RateLimitedError) as caught:
+        await admission.admit(1, 12, limits)
+    assert caught.value.code == "user_concurrency"  # two running: the user's cap
+    release()
+    await slots.settle()  # with Redis, a release is sent in the background
+    third = await admission.admit(1, 12, limits)
+    with pytest.raises(RateLimitedError) as caught:
+        await admission.admit(1, 13, limits)
+    assert caught.value.code in ("user_rate_limited", "user_concurrency")
+    assert caught.value.headers["X-RateLimit-Remaining"] == "0"
+    second()
+    third()
+    await slots.settle()
+    with pytest.raises(RateLimitedError) as caught:
+        await admission.admit(1, 14, limits)
+    assert caught.value.code == "user_rate_limited"  # three calls this minute, none running
+    assert 1 <= caught.value.retry_after <= 60
+    await slots.close()
+
+
+def _store() -> RuntimeSettingsStore:
+    return RuntimeSettingsStore(RuntimeValues())
+
+
+async def test_admission_in_memory() -> None:
+    slots = ConcurrencySlots()
+    await _admission_is_all_or_nothing(Admission(RateLimiter(), slots, _store()), slots)
+    assert slots.in_use("user:1") == 0
+
+
+async def test_admission_in_redis_shared_by_two_processes(
+    redis_clients: tuple[Redis, Redis, str],
+) -> None:
+    first_redis, second_redis, namespace = redis_clients
+    slots = ConcurrencySlots(first_redis, namespace=namespace)
+    admission = Admission(RateLimiter(first_redis, namespace), slots, _store(), first_redis, namespace)
+    await _admission_is_all_or_nothing(admission, slots)
+    # A second process sees the same user's minute as full.
+    other_slots = ConcurrencySlots(second_redis, namespace=namespace)
+    other = Admission(
+        RateLimiter(second_redis, namespace), other_slots, _store(), second_redis, namespace
+    )
+    with pytest.raises(RateLimitedError):
+        await other.admit(1, None, CallerLimits(user_rpm=3))
+    assert await first_redis.zcard(f"{namespace}:slots:user:1") == 0  # every slot released
+    await other_slots.close()
