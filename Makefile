@@ -11,7 +11,7 @@ TEST_REDIS_URL ?= redis://127.0.0.1:6379/15
 
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: help run demo bench mock-upstream test lint format migrate bootstrap reset-password frontend \
+.PHONY: help run demo bench bench-limits mock-upstream test lint format migrate bootstrap reset-password frontend \
         test-backend test-backend-sqlite test-backend-postgres test-frontend test-e2e clean
 
 help:
@@ -21,6 +21,7 @@ help:
 	@echo "make mock-upstream PORT=9100   the OpenAI-compatible mock upstream on its own"
 	@echo "make migrate      apply database migrations"
 	@echo "make reset-password ACCOUNT=admin  set a new (printed) password for an account"
+	@echo "make bench        benchmarks (QUICK=1 for a short run); make bench-limits: blacklist + limits only"
 	@echo "make format       format the backend code"
 
 $(VENV)/bin/python:
@@ -57,6 +58,10 @@ mock-upstream: $(VENV)/.runtime-installed
 # Benchmark: direct vs a minimal aiohttp proxy vs the gateway (see bench/run.py). QUICK=1 for a short run.
 bench: $(VENV)/.runtime-installed
 	$(PY) bench/run.py $(if $(QUICK),--quick)
+	$(MAKE) bench-limits
+
+bench-limits: $(VENV)/.runtime-installed
+	taskset -c 0 $(PY) bench/guard_bench.py --redis $(TEST_REDIS_URL)
 
 migrate: $(VENV)/.runtime-installed
 	$(PY) -m app migrate

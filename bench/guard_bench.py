@@ -30,6 +30,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "backend"))
 
 from redis.asyncio import Redis  # noqa: E402
+from redis.exceptions import RedisError  # noqa: E402
 
 from app.ipfilter.guard import ClientGuard  # noqa: E402
 from app.ipfilter.matcher import BlockList, BlockRule  # noqa: E402
@@ -149,8 +150,15 @@ async def main() -> None:
             k: round(v, 2) for k, v in (await backend_costs(None, blocklist, ips, args.requests)).items()
         },
     }
-    if args.redis:
-        redis = Redis.from_url(args.redis)
+    redis = Redis.from_url(args.redis) if args.redis else None
+    if redis is not None:
+        try:
+            await redis.ping()
+        except RedisError as exc:
+            print(f"Redis at {args.redis} is unreachable ({exc}); measuring memory only")
+            await redis.aclose()
+            redis = None
+    if redis is not None:
         redis_costs = await backend_costs(redis, blocklist, ips, max(2000, args.requests // 10))
         results["redis"] = {k: round(v, 2) for k, v in redis_costs.items()}
         rtt = await measure(2000, lambda _i: redis.ping())  # type: ignore[arg-type,return-value]

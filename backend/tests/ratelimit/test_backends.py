@@ -169,7 +169,9 @@ async def test_admission_in_redis_shared_by_two_processes(
 ) -> None:
     first_redis, second_redis, namespace = redis_clients
     slots = ConcurrencySlots(first_redis, namespace=namespace)
-    admission = Admission(RateLimiter(first_redis, namespace), slots, _store(), first_redis, namespace)
+    admission = Admission(
+        RateLimiter(first_redis, namespace), slots, _store(), first_redis, namespace
+    )
     await _admission_is_all_or_nothing(admission, slots)
     # A second process sees the same user's minute as full.
     other_slots = ConcurrencySlots(second_redis, namespace=namespace)
