@@ -35,11 +35,12 @@ class CircuitBreaker:
     _states: dict[BreakerKey, _State] = field(default_factory=dict)
 
     def _state(self, key: BreakerKey) -> _State:
+        window = self.settings().breaker_window
         state = self._states.get(key)
         if state is None:
-            state = self._states[key] = _State(
-                outcomes=deque(maxlen=self.settings().breaker_window)
-            )
+            state = self._states[key] = _State(outcomes=deque(maxlen=window))
+        elif state.outcomes.maxlen != window:  # the setting changed: keep the latest outcomes
+            state.outcomes = deque(state.outcomes, maxlen=window)
         return state
 
     def available(self, key: BreakerKey) -> bool:

@@ -339,3 +339,17 @@ def test_malformed_chunks_are_dropped_and_errors_raised(caplog: pytest.LogCaptur
     assert processor.process(_chunk("hi")).relay == _chunk("hi")  # unchanged bytes pass through
     with pytest.raises(UpstreamError, match="sk-…1234"):
         processor.process(b'{"error": {"message": "bad key sk-secret-1234"}}')
+
+
+def test_breaker_follows_a_changed_window_setting() -> None:
+    values = [RuntimeValues(breaker_window=20, breaker_window_min_calls=4)]
+    breaker = CircuitBreaker(lambda: values[0])
+    key = (1, "m")
+    for _ in range(10):
+        breaker.record_success(key)
+    values[0] = RuntimeValues(breaker_window=4, breaker_window_min_calls=4)
+    breaker.record_failure(key)
+    breaker.record_success(key)
+    assert breaker.available(key)
+    breaker.record_failure(key)  # 2 of the last 4 failed: the window rate (0.5) opens it
+    assert not breaker.available(key)
