@@ -1,4 +1,4 @@
-"""Background probe: re-enables channels the gateway disabled itself, once they work again.
+"""The channel health probe (run periodically): re-enables channels the gateway disabled itself, once they work again.
 
 Only channels switched off automatically for a bad key or exhausted quota are probed; an admin's
 disable is never undone, and an undecryptable key needs an admin.
@@ -6,10 +6,7 @@ disable is never undone, and an undecryptable key needs an admin.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
-from collections.abc import Awaitable, Callable
 
 import aiohttp
 from sqlalchemy import select
@@ -59,28 +56,3 @@ async def probe_auto_disabled(
                 logger.info("Channel %s (#%d) works again; re-enabled", fresh.name, fresh.id)
             await db.commit()
     return enabled
-
-
-class HealthProber:
-    def __init__(self, interval: float, run_once: Callable[[], Awaitable[object]]) -> None:
-        self._interval = interval
-        self._run_once = run_once
-        self._task: asyncio.Task[None] | None = None
-
-    def start(self) -> None:
-        self._task = asyncio.get_running_loop().create_task(self._loop(), name="channel-health")
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
-
-    async def _loop(self) -> None:
-        while True:
-            await asyncio.sleep(self._interval)
-            try:
-                await self._run_once()
-            except Exception:
-                logger.exception("Channel health probe failed")

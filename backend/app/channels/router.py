@@ -39,12 +39,7 @@ async def list_channels(
     rows, total = await channel_service.list_channels(
         db, page, query=q, status=channel_status, model=model
     )
-    return Page(
-        items=[ChannelRead.model_validate(c) for c in rows],
-        total=total,
-        page=page.page,
-        page_size=page.page_size,
-    )
+    return page.result([ChannelRead.model_validate(c) for c in rows], total)
 
 
 @router.post("", status_code=status.HTTP_201_CREATED)

@@ -14,7 +14,7 @@ from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from app.channels import service as channel_service
-from app.channels.health import HealthProber, probe_auto_disabled
+from app.channels.health import probe_auto_disabled
 from app.core.app_secrets import AppSecrets, ConfigError
 from app.core.client_ip import ClientIPResolver
 from app.core.config import Settings
@@ -22,6 +22,7 @@ from app.core.db import create_engine, create_sessionmaker
 from app.core.events import ChangeBus
 from app.core.redis import create_redis
 from app.core.security import PasswordHasher, SecretBox, TokenCodec
+from app.core.tasks import Periodic
 from app.gateway.auth import ApiKeyCache
 from app.gateway.breaker import CircuitBreaker
 from app.gateway.concurrency import ConcurrencyGate
@@ -68,7 +69,7 @@ class AppContext:
     gateway: Gateway = field(init=False, repr=False)
     call_logs: CallLogWriter = field(init=False, repr=False)
     attempts: AttemptRecorder = field(init=False, repr=False)
-    health: HealthProber = field(init=False, repr=False)
+    health: Periodic = field(init=False, repr=False)
     _open: bool = field(default=False, repr=False)
 
     @classmethod
@@ -123,7 +124,7 @@ class AppContext:
             rules = await ip_rule_service.load_block_rules(db)
         self.guard.blocklist.replace(rules)
 
-    async def settings_changed(self, values: RuntimeValues) -> None:
+    def settings_changed(self, values: RuntimeValues) -> None:
         """An admin saved settings here: apply them now, then tell the other processes."""
         self.runtime.apply(values)
         self.bus.announce("settings")
@@ -159,7 +160,9 @@ class AppContext:
         self.attempts = AttemptRecorder(self.engine)
         self.attempts.start()
         self.guard.recorder = self.attempts
-        self.health = HealthProber(gw.health_probe_interval_seconds, self._probe_channels)
+        self.health = Periodic(
+            "channel-health", gw.health_probe_interval_seconds, self._probe_channels
+        )
         self.health.start()
         self._open = True
 

@@ -18,6 +18,8 @@ from collections.abc import Awaitable, Callable
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from app.core.tasks import TaskSet, cancel_and_wait
+
 logger = logging.getLogger(__name__)
 
 Handler = Callable[[], Awaitable[None]]
@@ -32,7 +34,7 @@ class ChangeBus:
         self._handlers: dict[str, Handler] = {}
         self._listener: asyncio.Task[None] | None = None
         self._subscribed = asyncio.Event()
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._sends = TaskSet()
 
     def on(self, topic: str, handler: Handler) -> None:
         self._handlers[topic] = handler
@@ -47,9 +49,7 @@ class ChangeBus:
         """Tell only the other processes (this one has already applied the change)."""
         if self._redis is None:
             return
-        task = asyncio.get_running_loop().create_task(self._send(self._redis, topic))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._sends.spawn(self._send(self._redis, topic))
 
     async def _send(self, redis: Redis, topic: str) -> None:
         try:
@@ -105,11 +105,6 @@ class ChangeBus:
             await self._run(topic)
 
     async def stop(self) -> None:
-        for task in list(self._tasks):
-            with contextlib.suppress(BaseException):
-                await task
-        if self._listener is not None:
-            self._listener.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._listener
-            self._listener = None
+        await self._sends.drain()
+        await cancel_and_wait(self._listener)
+        self._listener = None

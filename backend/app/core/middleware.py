@@ -64,7 +64,7 @@ class RequestContextMiddleware:
         forwarded: list[str] = []
         request_id: str | None = None
         content_length: int | None = None
-        user_agent = ""
+        user_agent = b""
         for name, value in scope["headers"]:
             if name == b"x-forwarded-for":
                 forwarded.append(value.decode("latin-1"))
@@ -78,7 +78,7 @@ class RequestContextMiddleware:
                 except ValueError:
                     content_length = None
             elif name == b"user-agent":
-                user_agent = value.decode("latin-1")
+                user_agent = value
         request_id = request_id or self.ids.next()
         client = scope.get("client")
         state = scope.setdefault("state", {})

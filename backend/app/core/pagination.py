@@ -22,6 +22,10 @@ class PageParams(BaseModel):
     def offset(self) -> int:
         return (self.page - 1) * self.page_size
 
+    def result(self, items: list[T], total: int) -> Page[T]:
+        """This page of a list endpoint's answer."""
+        return Page(items=items, total=total, page=self.page, page_size=self.page_size)
+
 
 async def get_page_params(
     page: Annotated[int, Query(ge=1, le=1_000_000)] = 1,

@@ -30,10 +30,10 @@ async def readiness(ctx: AppContext) -> Readiness:
     if ctx.shutting_down:
         return Readiness(False, {"status": "shutting_down"})
     checks: dict[str, str] = {"database": "ok" if await _database_ok(ctx) else "unavailable"}
-    if ctx.settings.redis.url is not None:
+    if ctx.redis is not None:
         try:
             with anyio.fail_after(CHECK_TIMEOUT_SECONDS):
-                checks["redis"] = "ok" if await ctx.limiter.ping() else "unavailable"
+                checks["redis"] = "ok" if await ctx.redis.ping() else "unavailable"
         except Exception:
             checks["redis"] = "unavailable"
     ready = all(value == "ok" for value in checks.values())

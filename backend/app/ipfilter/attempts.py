@@ -9,8 +9,6 @@ rule's range.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 from dataclasses import dataclass
 from datetime import datetime
@@ -20,6 +18,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from app.core.tasks import Periodic
 from app.ipfilter.matcher import BlockRule
 from app.models.base import utcnow
 from app.models.ip_rule import BlockedAttempt
@@ -45,10 +44,9 @@ class _Tally:
 class AttemptRecorder:
     def __init__(self, engine: AsyncEngine, flush_seconds: float = FLUSH_SECONDS) -> None:
         self._engine = engine
-        self._flush_seconds = flush_seconds
         self._pending: dict[tuple[str, int], _Tally] = {}
         self._addresses: dict[int, set[str]] = {}  # rule id -> addresses with their own row
-        self._task: asyncio.Task[None] | None = None
+        self._periodic = Periodic("blocked-attempts", flush_seconds, self.flush)
 
     def record(self, ip: str, rule: BlockRule, path: str, user_agent: str) -> None:
         now = utcnow()
@@ -71,12 +69,7 @@ class AttemptRecorder:
         tally.user_agent = user_agent[:SAMPLE_LENGTH]
 
     def start(self) -> None:
-        self._task = asyncio.get_running_loop().create_task(self._run())
-
-    async def _run(self) -> None:
-        while True:
-            await asyncio.sleep(self._flush_seconds)
-            await self.flush()
+        self._periodic.start()
 
     def _upsert(self) -> Insert:
         table = BlockedAttempt.__table__
@@ -112,8 +105,7 @@ class AttemptRecorder:
         ]
         try:
             async with self._engine.begin() as conn:
-                for row in rows:
-                    await conn.execute(self._upsert(), row)
+                await conn.execute(self._upsert(), rows)
         except SQLAlchemyError as exc:
             # Counts are statistics: keep them for the next flush rather than fail anything.
             logger.warning("Could not write blocked-attempt counts (%s); retrying later", exc)
@@ -128,9 +120,5 @@ class AttemptRecorder:
                     current.first_seen = tally.first_seen
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._periodic.stop()
         await self.flush()

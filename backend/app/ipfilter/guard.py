@@ -27,12 +27,12 @@ class ClientGuard:
     runtime: RuntimeSettingsStore
     recorder: AttemptRecorder | None = None
 
-    async def check(self, client_ip: str, path: str, user_agent: str) -> AppError | None:
+    async def check(self, client_ip: str, path: str, user_agent: bytes) -> AppError | None:
         """The error to answer with, or None to let the request through."""
         rule = self.blocklist.match(client_ip)
         if rule is not None:
             if self.recorder is not None:
-                self.recorder.record(client_ip, rule, path, user_agent)
+                self.recorder.record(client_ip, rule, path, user_agent.decode("latin-1"))
             return ForbiddenError(BLOCKED_MESSAGE, code="ip_blocked")
         ip_rpm = self.runtime.current.ip_rpm
         if ip_rpm and path.startswith(RATE_LIMITED_PREFIXES):

@@ -19,12 +19,7 @@ router = APIRouter(
 
 
 def _read(rule: IPRule) -> IPRuleRead:
-    return IPRuleRead.model_validate(
-        {
-            **{c: getattr(rule, c) for c in IPRuleRead.model_fields if c != "active"},
-            "active": service.is_active(rule),
-        }
-    )
+    return IPRuleRead.model_validate(rule).model_copy(update={"active": service.is_active(rule)})
 
 
 @router.get("")
@@ -37,9 +32,7 @@ async def list_rules(
     active: Annotated[bool, Query(description="Only rules in force now")] = False,
 ) -> Page[IPRuleRead]:
     rows, total = await service.list_rules(db, page, query=q, active_only=active)
-    return Page(
-        items=[_read(r) for r in rows], total=total, page=page.page, page_size=page.page_size
-    )
+    return page.result([_read(r) for r in rows], total)
 
 
 @router.post("", status_code=status.HTTP_201_CREATED)
@@ -60,12 +53,7 @@ async def list_attempts(
 ) -> Page[BlockedAttemptRead]:
     """Refused requests, counted per (address, rule), most recent first."""
     rows, total = await service.list_attempts(db, page, ip=ip, rule_id=rule_id)
-    return Page(
-        items=[BlockedAttemptRead.model_validate(r) for r in rows],
-        total=total,
-        page=page.page,
-        page_size=page.page_size,
-    )
+    return page.result([BlockedAttemptRead.model_validate(r) for r in rows], total)
 
 
 @router.get("/{rule_id}")

@@ -43,7 +43,9 @@ class IPRuleRead(BaseModel):
     reason: str
     enabled: bool
     expires_at: datetime | None
-    active: bool = Field(description="Enabled and not expired: requests from it are refused now")
+    active: bool = Field(
+        default=False, description="Enabled and not expired: requests from it are refused now"
+    )
     created_at: datetime
     updated_at: datetime
     created_by_id: int | None

@@ -109,12 +109,11 @@ async def update(db: AsyncSession, rule: IPRule, actor_ip: str, changes: dict[st
     _check_expiry(changes)
     if changes.get("enabled") and not rule.enabled:
         _check_confirmation(ipaddress.ip_network(rule.cidr), actor_ip, confirm)
-    for name, value in changes.items():
-        if name == "reason" and value is None:
-            continue
-        if name == "enabled" and value is None:
-            continue
-        setattr(rule, name, value)
+    for name in ("reason", "enabled"):
+        if changes.get(name) is not None:
+            setattr(rule, name, changes[name])
+    if "expires_at" in changes:
+        rule.expires_at = changes["expires_at"]
     await db.flush()
     return rule
 

@@ -47,12 +47,7 @@ async def list_keys(
     rows, total = await key_service.list_for_user(
         db, user.id, page, include_revoked=include_revoked
     )
-    return Page(
-        items=[key_service.to_read(k) for k in rows],
-        total=total,
-        page=page.page,
-        page_size=page.page_size,
-    )
+    return page.result([key_service.to_read(k) for k in rows], total)
 
 
 @router.get("/{key_id}")
@@ -87,7 +82,7 @@ async def admin_list_keys(
     items, total = await key_service.admin_list(
         db, page, user_id=user_id, query=q, status=key_status
     )
-    return Page(items=items, total=total, page=page.page, page_size=page.page_size)
+    return page.result(items, total)
 
 
 @admin_router.delete("/{key_id}", status_code=status.HTTP_204_NO_CONTENT)

@@ -41,7 +41,6 @@ class RateLimiter:
     def __init__(self, redis: Redis | None = None, namespace: str = "acgw") -> None:
         """`redis`: the app's shared client (its pool is reused); None keeps counters in memory."""
         self._memory: MovingWindows | None = None
-        self._storage: Storage | None = None
         if redis is None:
             self._memory = MovingWindows()
             return
@@ -53,7 +52,6 @@ class RateLimiter:
         )
         if not isinstance(storage, Storage):
             raise TypeError("limits did not return an async storage")
-        self._storage = storage
         self._strategy = MovingWindowRateLimiter(storage)
 
     async def _rejection(self, item: RateLimitItemPerSecond, key: str) -> Rejection:
@@ -89,8 +87,3 @@ class RateLimiter:
             self._memory.clear(key)
             return
         await self._strategy.clear(RateLimitItemPerSecond(limit, window_seconds), key)
-
-    async def ping(self) -> bool:
-        if self._storage is None:
-            return True
-        return bool(await self._storage.check())

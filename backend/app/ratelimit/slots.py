@@ -10,7 +10,6 @@ within `LEASE_SECONDS` and do not hold slots forever.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import itertools
 import logging
 import os
@@ -20,6 +19,8 @@ from dataclasses import dataclass
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
+
+from app.core.tasks import TaskSet, cancel_and_wait
 
 logger = logging.getLogger(__name__)
 
@@ -53,7 +54,7 @@ class ConcurrencySlots:
         self._ids = itertools.count(1)
         self._acquire_script = redis.register_script(_ACQUIRE) if redis is not None else None
         self._renewer: asyncio.Task[None] | None = None
-        self._pending: set[asyncio.Task[None]] = set()
+        self._releases = TaskSet()
 
     def redis_key(self, key: str) -> str:
         return self._prefix + key
@@ -99,9 +100,7 @@ class ConcurrencySlots:
                 self._counts.pop(lease.key, None)
             return
         self._live.pop(lease, None)
-        task = asyncio.get_running_loop().create_task(self._remove(lease))
-        self._pending.add(task)
-        task.add_done_callback(self._pending.discard)
+        self._releases.spawn(self._remove(lease))
 
     async def _remove(self, lease: Lease) -> None:
         assert self._redis is not None
@@ -133,13 +132,8 @@ class ConcurrencySlots:
 
     async def settle(self) -> None:
         """Wait until every release so far has reached Redis."""
-        for task in list(self._pending):
-            with contextlib.suppress(Exception):
-                await task
+        await self._releases.drain()
 
     async def close(self) -> None:
-        if self._renewer is not None:
-            self._renewer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._renewer
+        await cancel_and_wait(self._renewer)
         await self.settle()

@@ -78,12 +78,7 @@ async def settings_history(
 ) -> Page[SettingChangeRead]:
     """Changes, newest first: who, when, old → new."""
     rows, total = await service.history(db, page, key=key)
-    return Page(
-        items=[SettingChangeRead.model_validate(r) for r in rows],
-        total=total,
-        page=page.page,
-        page_size=page.page_size,
-    )
+    return page.result([SettingChangeRead.model_validate(r) for r in rows], total)
 
 
 @public_router.get("/public")

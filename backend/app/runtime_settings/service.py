@@ -27,9 +27,9 @@ async def seed(sessionmaker: async_sessionmaker[AsyncSession], defaults: Runtime
     """
     wanted = defaults.model_dump()
     async with sessionmaker() as db:
-        rows = {row.key: row for row in (await db.scalars(select(RuntimeSetting))).all()}
+        stored = await rows(db)
         for key, value in wanted.items():
-            row = rows.get(key)
+            row = stored.get(key)
             if row is None:
                 db.add(RuntimeSetting(key=key, value=value, overridden=False))
             elif not row.overridden and row.value != value:
@@ -83,6 +83,39 @@ def validate_update(current: RuntimeValues, changes: dict[str, Any]) -> RuntimeV
         raise _validation_failure(exc, changes) from None
 
 
+def _write(
+    db: AsyncSession,
+    row: RuntimeSetting | None,
+    key: str,
+    old_value: Any,
+    new_value: Any,
+    *,
+    overridden: bool,
+    action: str,
+    actor: User,
+) -> None:
+    """Store one option and record the change in the history — unless nothing changes."""
+    if row is None:
+        row = RuntimeSetting(key=key, overridden=False)
+        db.add(row)
+    elif row.overridden == overridden and row.value == new_value:
+        return
+    now = utcnow()
+    row.value, row.overridden = new_value, overridden
+    row.updated_at, row.updated_by_id, row.updated_by = now, actor.id, actor.username
+    db.add(
+        RuntimeSettingChange(
+            key=key,
+            old_value=old_value,
+            new_value=new_value,
+            action=action,
+            changed_by_id=actor.id,
+            changed_by=actor.username,
+            changed_at=now,
+        )
+    )
+
+
 async def update(
     db: AsyncSession,
     current: RuntimeValues,
@@ -91,34 +124,18 @@ async def update(
 ) -> RuntimeValues:
     """Validate `changes` against everything else in force, store them and record the history."""
     new = validate_update(current, changes)
-    stored = new.model_dump()
-    rows = {
-        row.key: row
-        for row in (
-            await db.scalars(select(RuntimeSetting).where(RuntimeSetting.key.in_(changes)))
-        ).all()
-    }
-    now = utcnow()
+    old_values, new_values = current.model_dump(), new.model_dump()
+    stored = await rows(db, keys=list(changes))
     for key in changes:
-        old_value, new_value = current.model_dump()[key], stored[key]
-        row = rows.get(key)
-        if row is None:
-            row = RuntimeSetting(key=key)
-            db.add(row)
-        elif row.overridden and row.value == new_value:
-            continue
-        row.value, row.overridden = new_value, True
-        row.updated_at, row.updated_by_id, row.updated_by = now, actor.id, actor.username
-        db.add(
-            RuntimeSettingChange(
-                key=key,
-                old_value=old_value,
-                new_value=new_value,
-                action="update",
-                changed_by_id=actor.id,
-                changed_by=actor.username,
-                changed_at=now,
-            )
+        _write(
+            db,
+            stored.get(key),
+            key,
+            old_values[key],
+            new_values[key],
+            overridden=True,
+            action="update",
+            actor=actor,
         )
     await db.flush()
     return new
@@ -137,31 +154,18 @@ async def reset(
     default = defaults.model_dump()[key]
     new = validate_update(current, {key: default})
     row = await db.get(RuntimeSetting, key)
-    if row is None:
-        row = RuntimeSetting(key=key)
-        db.add(row)
-    was_overridden = row.overridden
-    now = utcnow()
-    row.value, row.overridden = default, False
-    row.updated_at, row.updated_by_id, row.updated_by = now, actor.id, actor.username
-    if was_overridden:
-        db.add(
-            RuntimeSettingChange(
-                key=key,
-                old_value=current.model_dump()[key],
-                new_value=default,
-                action="reset",
-                changed_by_id=actor.id,
-                changed_by=actor.username,
-                changed_at=now,
-            )
-        )
+    old_value = current.model_dump()[key]
+    _write(db, row, key, old_value, default, overridden=False, action="reset", actor=actor)
     await db.flush()
     return new
 
 
-async def rows(db: AsyncSession) -> dict[str, RuntimeSetting]:
-    return {row.key: row for row in (await db.scalars(select(RuntimeSetting))).all()}
+async def rows(db: AsyncSession, keys: list[str] | None = None) -> dict[str, RuntimeSetting]:
+    """The stored rows by key (all, or those of `keys`)."""
+    query = select(RuntimeSetting)
+    if keys is not None:
+        query = query.where(RuntimeSetting.key.in_(keys))
+    return {row.key: row for row in (await db.scalars(query)).all()}
 
 
 async def history(

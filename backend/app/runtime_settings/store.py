@@ -38,7 +38,8 @@ class RuntimeSettingsStore:
         old, self.current = self.current, new
         if old == new:
             return
-        changed = sorted(k for k, v in new.model_dump().items() if old.model_dump()[k] != v)
+        before = old.model_dump()
+        changed = sorted(k for k, v in new.model_dump().items() if before[k] != v)
         logger.info("Runtime settings changed: %s", ", ".join(changed))
         for listener in self._listeners:
             listener(old, new)

@@ -33,12 +33,7 @@ async def list_users(
     user_status: Annotated[UserStatus | None, Query(alias="status")] = None,
 ) -> Page[UserRead]:
     rows, total = await user_service.list_users(db, page, query=q, role=role, status=user_status)
-    return Page(
-        items=[UserRead.model_validate(u) for u in rows],
-        total=total,
-        page=page.page,
-        page_size=page.page_size,
-    )
+    return page.result([UserRead.model_validate(u) for u in rows], total)
 
 
 @router.post("", status_code=status.HTTP_201_CREATED)

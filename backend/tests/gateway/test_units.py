@@ -296,8 +296,8 @@ def _chunk(content: str) -> bytes:
     )
 
 
-def test_text_held_by_the_think_splitter_is_flushed_as_a_well_formed_chunk() -> None:
-    call = CallRecord(
+def _call() -> CallRecord:
+    return CallRecord(
         request_id="r",
         source="api",
         user_id=1,
@@ -305,6 +305,10 @@ def test_text_held_by_the_think_splitter_is_flushed_as_a_well_formed_chunk() -> 
         client_ip=None,
         requested_model="m",
     )
+
+
+def test_text_held_by_the_think_splitter_is_flushed_as_a_well_formed_chunk() -> None:
+    call = _call()
     processor = StreamProcessor(call, split_think=True, include_usage=False, secret="sk-x")
     held = processor.process(_chunk("<th"))  # could still become "<think>": held back
     assert orjson.loads(held.relay or b"{}")["choices"][0]["delta"]["content"] == ""
@@ -322,14 +326,7 @@ def test_text_held_by_the_think_splitter_is_flushed_as_a_well_formed_chunk() -> 
 
 
 def test_malformed_chunks_are_dropped_and_errors_raised(caplog: pytest.LogCaptureFixture) -> None:
-    call = CallRecord(
-        request_id="r",
-        source="api",
-        user_id=1,
-        api_key_id=None,
-        client_ip=None,
-        requested_model="m",
-    )
+    call = _call()
     processor = StreamProcessor(
         call, split_think=False, include_usage=False, secret="sk-secret-1234"
     )

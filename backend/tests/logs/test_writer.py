@@ -1,11 +1,14 @@
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
 from pydantic import SecretStr
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.core import migrate
 from app.core.config import CallLogSettings, DatabaseSettings, ServerSettings, Settings
@@ -47,48 +50,43 @@ def _row(request_id: str | None, **overrides: Any) -> dict[str, Any]:
     return row
 
 
-async def test_rows_round_trip_with_their_types(
-    tmp_path: Path, fresh_database: DatabaseTarget
-) -> None:
+@pytest.fixture
+async def engine(tmp_path: Path, fresh_database: DatabaseTarget) -> AsyncIterator[AsyncEngine]:
+    """A migrated, empty database of the kind under test."""
     engine = create_engine(make_settings(tmp_path, fresh_database))
-    try:
-        await migrate.upgrade(engine)
-        writer = CallLogWriter(engine, SETTINGS)
-        for index in range(120):  # more than two batches
-            writer.submit(_row(f"r{index}"))
-        await writer.flush()
-        assert writer.written == 120
-        async with create_sessionmaker(engine)() as db:
-            rows = (await db.scalars(select(CallLog).order_by(CallLog.id))).all()
-        assert len(rows) == 120
-        first = rows[0]
-        assert first.created_at == datetime(2026, 11, 22, 8, 30, 15, 123456, tzinfo=UTC)
-        assert first.channels_tried == [5, 3]
-        assert (first.stream, first.success) == (True, False)
-        assert first.error_message == "客户端断开"
-        assert first.ttft_ms is None
-        assert (first.cached_tokens, first.reasoning_tokens, first.completion_tokens) == (6, 4, 0)
-    finally:
-        await engine.dispose()
+    await migrate.upgrade(engine)
+    yield engine
+    await engine.dispose()
 
 
-async def test_a_refused_row_is_set_aside_and_the_rest_are_written(
-    tmp_path: Path, fresh_database: DatabaseTarget
-) -> None:
-    engine = create_engine(make_settings(tmp_path, fresh_database))
-    try:
-        await migrate.upgrade(engine)
-        writer = CallLogWriter(engine, SETTINGS)
-        writer.submit(_row("good-1"))
-        writer.submit(_row(None))  # request_id is NOT NULL
-        writer.submit(_row("good-2", created_at=datetime.now(UTC) - timedelta(days=1)))
-        await writer.flush()
-        assert (writer.written, writer.dropped) == (2, 1)
-        async with create_sessionmaker(engine)() as db:
-            ids = (await db.scalars(select(CallLog.request_id).order_by(CallLog.id))).all()
-        assert list(ids) == ["good-1", "good-2"]
-    finally:
-        await engine.dispose()
+async def test_rows_round_trip_with_their_types(engine: AsyncEngine) -> None:
+    writer = CallLogWriter(engine, SETTINGS)
+    for index in range(120):  # more than two batches
+        writer.submit(_row(f"r{index}"))
+    await writer.flush()
+    assert writer.written == 120
+    async with create_sessionmaker(engine)() as db:
+        rows = (await db.scalars(select(CallLog).order_by(CallLog.id))).all()
+    assert len(rows) == 120
+    first = rows[0]
+    assert first.created_at == datetime(2026, 11, 22, 8, 30, 15, 123456, tzinfo=UTC)
+    assert first.channels_tried == [5, 3]
+    assert (first.stream, first.success) == (True, False)
+    assert first.error_message == "客户端断开"
+    assert first.ttft_ms is None
+    assert (first.cached_tokens, first.reasoning_tokens, first.completion_tokens) == (6, 4, 0)
+
+
+async def test_a_refused_row_is_set_aside_and_the_rest_are_written(engine: AsyncEngine) -> None:
+    writer = CallLogWriter(engine, SETTINGS)
+    writer.submit(_row("good-1"))
+    writer.submit(_row(None))  # request_id is NOT NULL
+    writer.submit(_row("good-2", created_at=datetime.now(UTC) - timedelta(days=1)))
+    await writer.flush()
+    assert (writer.written, writer.dropped) == (2, 1)
+    async with create_sessionmaker(engine)() as db:
+        ids = (await db.scalars(select(CallLog.request_id).order_by(CallLog.id))).all()
+    assert list(ids) == ["good-1", "good-2"]
 
 
 async def test_rows_wait_while_the_database_is_unreachable(tmp_path: Path) -> None:

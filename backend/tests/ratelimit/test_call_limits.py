@@ -110,7 +110,8 @@ async def test_concurrent_streams_per_user_and_per_key(
         assert [r.status_code for r in await asyncio.gather(first, second)] == [200, 200]
         # Both finished: their slots are free again.
         assert (await call(capped_key)).status_code == 200
-    assert gateway.ctx.slots.in_use("user:1") == 0
+    admin_id = gateway.http.get("/api/auth/me", headers=gateway.admin).json()["id"]
+    assert gateway.ctx.slots.in_use(f"user:{admin_id}") == 0
     assert mock_upstream.state.max_in_flight == 2
 
 
