@@ -1,1 +1,1 @@
-"""Rate limiting over the `limits` library: moving windows in memory (default) or in Redis."""
+"""Rate limits: moving windows (own, in memory; `limits` in Redis), concurrency slots, admission."""
