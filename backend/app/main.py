@@ -97,6 +97,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
         generate_unique_id_function=_operation_id,
         redoc_url=None,
+        # FastAPI's native OpenTelemetry asks the global providers on every request (a measurable
+        # share of a /v1 call); the gateway reports through its own call log and metrics instead.
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.state.ctx = ctx
     install_error_handlers(app)

@@ -13,7 +13,6 @@ import re
 import secrets
 
 import orjson
-from starlette.datastructures import MutableHeaders
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -22,6 +21,7 @@ from app.core.errors import AppError, is_openai_path, openai_error_body
 from app.ipfilter.guard import ClientGuard
 
 REQUEST_ID_HEADER = "x-request-id"
+REQUEST_ID_HEADER_BYTES = REQUEST_ID_HEADER.encode()
 _VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
 
@@ -87,10 +87,11 @@ class RequestContextMiddleware:
             client[0] if client else None, forwarded
         )
 
+        id_header = (REQUEST_ID_HEADER_BYTES, request_id.encode("latin-1"))
+
         async def send_with_id(message: Message) -> None:
             if message["type"] == "http.response.start":
-                headers = MutableHeaders(scope=message)
-                headers[REQUEST_ID_HEADER] = request_id
+                message["headers"] = [*message.get("headers", ()), id_header]
             await send(message)
 
         refusal = await self.guard.check(client_ip, scope["path"], user_agent)

@@ -17,6 +17,7 @@ from starlette.responses import Response, StreamingResponse
 from starlette.types import Message, Receive, Scope, Send
 
 from app.core.errors import AppError
+from app.core.timers import timer_wheel
 from app.gateway.accounting import CallRecord, EndReason
 from app.gateway.chunks import StreamProcessor, process_complete
 from app.gateway.request import ChatRequest, parse_chat_request
@@ -28,6 +29,7 @@ Submit = Callable[[dict[str, Any]], None]
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 CLIENT_CLOSED = 499  # nginx's "client closed request"
 DONE_FRAME = b"data: [DONE]\n\n"
+WATCH_AFTER_SECONDS = 0.05
 
 
 class ClientGoneError(Exception):
@@ -35,10 +37,16 @@ class ClientGoneError(Exception):
 
 
 async def run_until_disconnect(receive: Receive, awaitable: Awaitable[T]) -> T:
-    """Await `awaitable`, cancelling it if the client disconnects first."""
+    """Await `awaitable`, cancelling it if the client disconnects first.
+
+    Watching needs a task of its own, which costs a quick call more than all its routing does, so
+    it starts only once the call has run for `WATCH_AFTER_SECONDS`: an answer that is quicker needs
+    no watcher, and a client that left earlier is seen then (its disconnect is already queued).
+    """
     current = asyncio.current_task()
     assert current is not None
     gone = False
+    watcher: asyncio.Task[None] | None = None
 
     async def watch() -> None:
         nonlocal gone
@@ -49,7 +57,11 @@ async def run_until_disconnect(receive: Receive, awaitable: Awaitable[T]) -> T:
                 current.cancel()
                 return
 
-    watcher = asyncio.get_running_loop().create_task(watch())
+    def start_watching() -> None:
+        nonlocal watcher
+        watcher = asyncio.get_running_loop().create_task(watch())
+
+    timer = timer_wheel().call_later(WATCH_AFTER_SECONDS, start_watching)
     try:
         return await awaitable
     except asyncio.CancelledError:
@@ -58,7 +70,9 @@ async def run_until_disconnect(receive: Receive, awaitable: Awaitable[T]) -> T:
             raise ClientGoneError from None
         raise
     finally:
-        watcher.cancel()
+        timer.cancel()
+        if watcher is not None:
+            watcher.cancel()
 
 
 def error_frame(message: str, code: str, error_type: str = "upstream_error") -> bytes:

@@ -28,6 +28,7 @@ from app.core.errors import (
     RateLimitedError,
     ServiceUnavailableError,
 )
+from app.core.timers import Deadline
 from app.gateway.accounting import CallRecord
 from app.gateway.breaker import CircuitBreaker
 from app.gateway.chunks import inband_error
@@ -353,7 +354,7 @@ class Gateway:
         try:
             # One timeout for the whole attempt: first the first-byte deadline, then (non-stream)
             # moved to the channel's total deadline once the answer has started.
-            async with asyncio.timeout(first_byte) as deadline_scope:
+            async with Deadline(started + first_byte) as deadline_scope:
                 response = await open_post(
                     self._session(),
                     channel.chat_url,

@@ -23,6 +23,7 @@ from app.channels.url_guard import (
     check_address,
 )
 from app.core.security import mask_secret
+from app.core.timers import Deadline
 
 ERROR_BODY_LIMIT = 64 * 1024
 ErrorKind = Literal["connect", "timeout", "status", "protocol", "address", "inband"]
@@ -247,12 +248,13 @@ async def iter_body(
     loop = asyncio.get_running_loop()
     content = response.content
     while True:
-        remaining = deadline - loop.time()
+        now = loop.time()
+        remaining = deadline - now
         if remaining <= 0:
             raise UpstreamError("timeout", "upstream stream exceeded the channel's total timeout")
         wait = min(idle, remaining)
         try:
-            async with asyncio.timeout(wait):
+            async with Deadline(now + wait):
                 chunk = await content.readany()
         except TimeoutError:
             if wait < idle:

@@ -197,3 +197,30 @@ def test_client_disconnect_closes_the_upstream_and_logs_client_gone(
     (row,) = gateway.wait_for_logs(1)
     assert (row.end_reason, row.status_code, row.success) == ("client_gone", 499, False)
     assert gateway.ctx.gate.in_use == 0
+
+
+@pytest.mark.parametrize("wait_before_leaving", [0.0, 0.3])
+def test_client_leaving_a_non_stream_call_closes_the_upstream(
+    gateway: LiveGateway, key: str, mock_upstream: MockServer, wait_before_leaving: float
+) -> None:
+    """Before the answer starts there is nothing to send: the disconnect itself must be seen,
+    whether the client leaves at once or while the upstream is thinking."""
+    _behave(mock_upstream, "latency=10")
+    with httpx.Client(base_url=gateway.url) as client, pytest.raises(httpx.ReadTimeout):
+        client.post(
+            "/v1/chat/completions",
+            json={"model": "mock-gpt", "messages": MESSAGES},
+            headers={"Authorization": f"Bearer {key}"},
+            timeout=httpx.Timeout(30, read=max(0.01, wait_before_leaving)),
+        )
+    deadline = time.monotonic() + 5
+    while not mock_upstream.state.chat_requests() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    record = mock_upstream.state.chat_requests()[-1]
+    while not record.finished and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert record.finished, "the upstream call must end when the client has gone"
+    assert record.client_closed, "closed by the gateway, long before the mock would answer"
+    (row,) = gateway.wait_for_logs(1)
+    assert (row.end_reason, row.status_code) == ("client_gone", 499)
+    assert gateway.ctx.gate.in_use == 0
