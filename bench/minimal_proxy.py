@@ -10,9 +10,17 @@ not a straw man.
 from __future__ import annotations
 
 import argparse
+import gc
 
 import aiohttp
 from aiohttp import web
+
+def tune_gc() -> None:
+    """The same collector settings as the gateway (app/core/gc_policy.py), so neither is favoured."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(10_000, *gc.get_threshold()[1:])
+
 
 HOP_HEADERS = {"content-type": "application/json", "authorization": "Bearer sk-bench"}
 
@@ -22,6 +30,7 @@ def build(upstream: str) -> web.Application:
     session: dict[str, aiohttp.ClientSession] = {}
 
     async def startup(_app: web.Application) -> None:
+        tune_gc()
         session["s"] = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(limit=0), timeout=aiohttp.ClientTimeout(total=None)
         )

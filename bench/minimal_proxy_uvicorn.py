@@ -18,6 +18,8 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
+from minimal_proxy import tune_gc
+
 HOP_HEADERS = {"content-type": "application/json", "authorization": "Bearer sk-bench"}
 
 
@@ -29,6 +31,7 @@ def build(upstream: str) -> Starlette:
         holder["s"] = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(limit=0), timeout=aiohttp.ClientTimeout(total=None)
         )
+        tune_gc()
         yield
         await holder["s"].close()
 

@@ -17,7 +17,7 @@ from types import FrameType
 import uvicorn
 from pydantic import ValidationError
 
-from app.core import migrate
+from app.core import gc_policy, migrate
 from app.core.app_secrets import ConfigError, load_app_secrets
 from app.core.config import Settings
 from app.core.context import AppContext
@@ -43,6 +43,7 @@ class GatewayServer(uvicorn.Server):
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         await super().startup(sockets)
         if self.started:
+            gc_policy.tune_for_serving()
             host = self.config.host
             shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host  # noqa: S104
             url = f"http://{shown}:{self.config.port}"
