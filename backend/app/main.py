@@ -12,8 +12,14 @@ from fastapi.routing import APIRoute
 from starlette.types import ASGIApp
 
 from app import __version__
+from app.agents import service as agent_service
+from app.agents.router import admin_router as admin_agents_router
+from app.agents.router import router as agents_router
 from app.auth.router import router as auth_router
 from app.channels.router import router as channels_router
+from app.conversations.router import admin_router as admin_conversations_router
+from app.conversations.router import models_router as chat_models_router
+from app.conversations.router import router as conversations_router
 from app.core import migrate
 from app.core.app_secrets import load_app_secrets
 from app.core.config import Settings
@@ -82,6 +88,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             )
             if first_admin is not None:
                 bootstrap.announce(first_admin)
+            await agent_service.ensure_default_agent(ctx.sessionmaker)
             await ctx.load_shared_state()
             ctx.start_services()
             yield
@@ -113,6 +120,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         settings_router,
         public_settings_router,
         ip_rules_router,
+        agents_router,
+        admin_agents_router,
+        conversations_router,
+        admin_conversations_router,
+        chat_models_router,
     ):
         app.include_router(router)
     gateway_openapi.install(app)

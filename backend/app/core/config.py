@@ -128,6 +128,24 @@ class CallLogSettings(BaseSettings):
     max_pending: int = Field(default=200_000, ge=1000)
 
 
+class ChatSettings(BaseSettings):
+    model_config = _config("CHAT_")
+
+    # Events of one reply kept for re-attaching (a reload, another tab, another process).
+    replay_max_events: int = Field(default=20_000, ge=100)
+    # How long a finished reply can still be re-attached to.
+    replay_keep_seconds: float = Field(default=300.0, gt=0)
+    # A running reply holds its conversation for this long, renewed while it runs (Redis: a reply
+    # whose process died frees its conversation within this time).
+    lock_lease_seconds: float = Field(default=30.0, ge=3)
+    # A comment line is sent on an idle event stream this often (keeps proxies from closing it).
+    heartbeat_seconds: float = Field(default=15.0, gt=0)
+    # At most this many recent messages are read to build a reply's context (then trimmed to
+    # the chat_context_tokens budget).
+    history_messages: int = Field(default=500, ge=2)
+    title_timeout_seconds: float = Field(default=20.0, gt=0)
+
+
 class AdminSettings(BaseSettings):
     model_config = _config("ADMIN_")
 
@@ -145,6 +163,7 @@ class Settings(BaseModel):
     auth: AuthSettings = Field(default_factory=AuthSettings)
     gateway: GatewaySettings = Field(default_factory=GatewaySettings)
     call_log: CallLogSettings = Field(default_factory=CallLogSettings)
+    chat: ChatSettings = Field(default_factory=ChatSettings)
     # Defaults of the admin-editable runtime settings (env: the option's name in upper case).
     runtime: RuntimeDefaults = Field(default_factory=RuntimeDefaults)
     admin: AdminSettings = Field(default_factory=AdminSettings)

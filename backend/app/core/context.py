@@ -15,6 +15,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from app.channels import service as channel_service
 from app.channels.health import probe_auto_disabled
+from app.conversations.chat import ChatTurns
+from app.conversations.claims import Claims, MemoryClaims, RedisClaims
+from app.conversations.replies import ReplyManager
 from app.core.app_secrets import AppSecrets, ConfigError
 from app.core.client_ip import ClientIPResolver
 from app.core.config import Settings
@@ -70,6 +73,8 @@ class AppContext:
     call_logs: CallLogWriter = field(init=False, repr=False)
     attempts: AttemptRecorder = field(init=False, repr=False)
     health: Periodic = field(init=False, repr=False)
+    replies: ReplyManager = field(init=False, repr=False)
+    chat: ChatTurns = field(init=False, repr=False)
     _open: bool = field(default=False, repr=False)
 
     @classmethod
@@ -164,7 +169,36 @@ class AppContext:
             "channel-health", gw.health_probe_interval_seconds, self._probe_channels
         )
         self.health.start()
+        self.replies = ReplyManager(
+            gateway=self.gateway,
+            sessionmaker=self.sessionmaker,
+            submit=self.call_logs.submit,
+            runtime=self.runtime,
+            claims=self._claims(),
+            bus=self.bus,
+            settings=self.settings.chat,
+            redis=self.redis,
+            prefix=self.settings.redis.key_prefix,
+        )
+        self.chat = ChatTurns(
+            sessionmaker=self.sessionmaker,
+            replies=self.replies,
+            registry=self.registry,
+            runtime=self.runtime,
+            settings=self.settings.chat,
+        )
         self._open = True
+
+    def _claims(self) -> Claims:
+        chat = self.settings.chat
+        if self.redis is None:
+            return MemoryClaims(chat.replay_keep_seconds)
+        return RedisClaims(
+            self.redis,
+            self.settings.redis.key_prefix,
+            chat.lock_lease_seconds,
+            chat.replay_keep_seconds,
+        )
 
     async def _auto_disable(self, channel_id: int, reason: str, detail: str) -> None:
         await channel_service.auto_disable(self.sessionmaker, channel_id, reason, detail)
@@ -197,6 +231,7 @@ class AppContext:
     async def close(self) -> None:
         await self.bus.stop()
         if self._open:
+            await self.replies.shutdown()  # replies store their messages and call-log rows
             await self.health.stop()
             await self.call_logs.stop()
             self.guard.recorder = None

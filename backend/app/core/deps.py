@@ -76,3 +76,10 @@ async def get_user_agent(request: Request) -> str | None:
 
 
 UserAgent = Annotated[str | None, Depends(get_user_agent)]
+
+
+async def get_request_id(request: Request) -> str:
+    return cast(str, request.scope.get("state", {}).get("request_id") or "-")
+
+
+RequestId = Annotated[str, Depends(get_request_id)]

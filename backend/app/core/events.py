@@ -4,6 +4,9 @@ Caches (runtime settings, the IP blacklist, channels, API-key lookups) register 
 `publish(topic)` runs this process's handler and, with Redis, tells every other process, whose
 listener runs its own handler. If the listener loses Redis it reconnects and then runs *every*
 handler once, since messages sent while it was away are gone.
+
+Signals are the same channel with an argument ("stop reply X"): `signal(topic, arg)` reaches the
+other processes' `on_signal` handlers. They are not replayed after a reconnect.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from app.core.tasks import TaskSet, cancel_and_wait
 logger = logging.getLogger(__name__)
 
 Handler = Callable[[], Awaitable[None]]
+SignalHandler = Callable[[str], Awaitable[None]]
 RECONNECT_SECONDS = 1.0
 
 
@@ -32,12 +36,22 @@ class ChangeBus:
         self._channel = f"{prefix}:changes"
         self._origin = f"{os.getpid()}-{secrets.token_hex(4)}"
         self._handlers: dict[str, Handler] = {}
+        self._signal_handlers: dict[str, SignalHandler] = {}
         self._listener: asyncio.Task[None] | None = None
         self._subscribed = asyncio.Event()
         self._sends = TaskSet()
 
     def on(self, topic: str, handler: Handler) -> None:
         self._handlers[topic] = handler
+
+    def on_signal(self, topic: str, handler: SignalHandler) -> None:
+        self._signal_handlers[topic] = handler
+
+    def signal(self, topic: str, arg: str) -> None:
+        """Tell the other processes `topic` with `arg` (nothing happens without Redis)."""
+        if self._redis is None:
+            return
+        self._sends.spawn(self._send(self._redis, f"{topic} {arg}"))
 
     async def publish(self, topic: str) -> None:
         """Reload `topic` here (awaited), then tell the other processes."""
@@ -100,9 +114,18 @@ class ChangeBus:
             data = data.decode("utf-8", "replace")
         if not isinstance(data, str):
             return
-        origin, _, topic = data.partition(" ")
-        if origin != self._origin:
+        origin, _, rest = data.partition(" ")
+        if origin == self._origin:
+            return
+        topic, _, arg = rest.partition(" ")
+        signal = self._signal_handlers.get(topic)
+        if signal is None:
             await self._run(topic)
+            return
+        try:
+            await signal(arg)
+        except Exception:
+            logger.exception("Handling the signal %s failed", topic)
 
     async def stop(self) -> None:
         await self._sends.drain()

@@ -22,6 +22,7 @@ from app.gateway.accounting import CallRecord, EndReason
 from app.gateway.chunks import StreamProcessor, process_complete
 from app.gateway.request import ChatRequest, parse_chat_request
 from app.gateway.service import Caller, CompleteAttempt, Gateway, StreamAttempt
+from app.gateway.streaming import payload_batches
 from app.gateway.upstream import UpstreamError
 
 T = TypeVar("T")
@@ -104,28 +105,13 @@ class StreamRelay:
             secret=attempt.channel.api_key,
         )
         try:
-            async for events in attempt.events():
-                out: list[bytes] = []
-                for payload in events:
-                    try:
-                        result = processor.process(payload)
-                    except UpstreamError:
-                        if out:  # what came before the error in this read still goes out
-                            yield b"".join(out)
-                        raise
-                    if result.done:
-                        tail = processor.flush()
-                        if tail is not None:
-                            out.append(b"data: " + tail + b"\n\n")
-                        out.append(DONE_FRAME)
-                        call.end("done", 200)
-                        yield b"".join(out)
-                        return
-                    if result.relay is not None:
-                        out.append(b"data: " + result.relay + b"\n\n")
-                if out:
-                    yield b"".join(out)
-            raise UpstreamError("protocol", "upstream ended the stream without [DONE]")
+            async for batch, finished in payload_batches(attempt, processor):
+                frames = b"".join([b"data: " + payload + b"\n\n" for payload in batch])
+                if finished:
+                    call.end("done", 200)
+                    yield frames + DONE_FRAME
+                    return
+                yield frames
         except UpstreamError as error:
             self.gateway.report_stream_failure(attempt)
             reason: EndReason = "timeout" if error.kind == "timeout" else "upstream_error"

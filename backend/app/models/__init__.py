@@ -1,16 +1,20 @@
 """All ORM tables, one module per table. Importing this package registers every table on `Base`."""
 
+from app.models.agent import Agent
 from app.models.api_key import ApiKey
 from app.models.app_meta import AppMeta
 from app.models.auth_session import AuthSession
 from app.models.base import Base
 from app.models.call_log import CallLog
 from app.models.channel import Channel, ChannelStatus
+from app.models.conversation import Conversation
 from app.models.ip_rule import BlockedAttempt, IPRule
+from app.models.message import Message
 from app.models.runtime_setting import RuntimeSetting, RuntimeSettingChange
 from app.models.user import User, UserRole, UserStatus
 
 __all__ = [
+    "Agent",
     "ApiKey",
     "AppMeta",
     "AuthSession",
@@ -19,7 +23,9 @@ __all__ = [
     "CallLog",
     "Channel",
     "ChannelStatus",
+    "Conversation",
     "IPRule",
+    "Message",
     "RuntimeSetting",
     "RuntimeSettingChange",
     "User",

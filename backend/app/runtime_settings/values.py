@@ -57,6 +57,18 @@ class RuntimeValues(BaseModel):
         json_schema_extra=_meta("chat"),
     )
 
+    chat_auto_title: bool = Field(
+        default=True,
+        description="Name new conversations with a short model call after the first reply.",
+        json_schema_extra=_meta("chat"),
+    )
+    chat_title_model: str = Field(
+        default="",
+        max_length=128,
+        description="The model that writes conversation titles. Empty: the conversation's own.",
+        json_schema_extra=_meta("chat"),
+    )
+
     # Rate limits (0 = no limit)
     default_user_rpm: int = Field(
         default=120,

@@ -1,0 +1,1 @@
+"""Server-side conversations: messages, replies that outlive the browser, locks, titles, export."""

@@ -1,0 +1,95 @@
+"""Conversation titles: one short model call after the first reply; the first words if it fails.
+
+The call goes through the gateway like any other (routing, failover, the call log) but does not
+count against the user's own limits: the user did not ask for it.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import Any
+
+from app.gateway.accounting import CallRecord
+from app.gateway.chunks import process_complete
+from app.gateway.request import ChatRequest
+from app.gateway.service import Caller, CompleteAttempt, Gateway
+from app.gateway.think import split_complete
+from app.ratelimit.admission import CallerLimits
+
+MAX_TITLE_CHARS = 40
+FALLBACK_CHARS = 30
+UNCOUNTED = CallerLimits(user_rpm=0, user_streams=0)
+INSTRUCTION = (
+    "Write a title for the conversation below: at most 8 words, or 16 characters for Chinese, "
+    "Japanese or Korean, in the language the user writes in. No quotes, no final punctuation. "
+    "Reply with the title only."
+)
+_TRIM = " \t\r\n\"'“”‘’「」《》『』`*#.。!！?？:：,，;；"
+
+
+def clean(text: str) -> str:
+    """One line, no wrapping quotes or markup, at most MAX_TITLE_CHARS characters."""
+    _, text = split_complete(text)
+    line = next((part for part in text.splitlines() if part.strip()), "")
+    line = re.sub(r"^(title|标题)\s*[:：]\s*", "", line.strip(), flags=re.IGNORECASE)
+    line = re.sub(r"\s+", " ", line).strip(_TRIM)
+    return line[:MAX_TITLE_CHARS].rstrip()
+
+
+def fallback(question: str) -> str:
+    """The question's first words, when no model could name the conversation."""
+    text = re.sub(r"\s+", " ", question).strip()
+    if len(text) <= FALLBACK_CHARS:
+        return text or "New chat"
+    cut = text[:FALLBACK_CHARS]
+    if " " in cut[FALLBACK_CHARS // 2 :]:
+        cut = cut[: cut.rindex(" ")]
+    return cut.rstrip(_TRIM) + "…"
+
+
+async def generate(
+    gateway: Gateway,
+    submit: Callable[[dict[str, Any]], None],
+    *,
+    model: str,
+    question: str,
+    answer: str,
+    user_id: int,
+    request_id: str,
+    client_ip: str | None,
+) -> str:
+    """A title from the model; raises what the gateway raises, or ValueError for an empty one."""
+    messages = [
+        {"role": "system", "content": INSTRUCTION},
+        {"role": "user", "content": f"User: {question[:1500]}\n\nAssistant: {answer[:1500]}"},
+    ]
+    body = {"model": model, "messages": messages, "stream": False, "max_tokens": 40}
+    request = ChatRequest(
+        body=body, model=model, stream=False, include_usage=False, messages=messages
+    )
+    call = CallRecord(
+        request_id=f"{request_id}-title",
+        source="chat",
+        user_id=user_id,
+        api_key_id=None,
+        client_ip=client_ip,
+        requested_model=model,
+        messages=messages,
+    )
+    try:
+        attempt = await gateway.start_call(call, request, Caller(user_id=user_id, limits=UNCOUNTED))
+        assert isinstance(attempt, CompleteAttempt)
+        try:
+            process_complete(call, attempt.raw, attempt.parsed, split_think=True)
+            call.end("done", 200)
+        finally:
+            attempt.close(keep_connection=True)
+    finally:
+        if call.end_reason is None:
+            call.end("client_gone", 499, "title generation was cancelled")
+        call.finish(submit)
+    title = clean("".join(call.completion_parts))
+    if not title:
+        raise ValueError("the model gave an empty title")
+    return title

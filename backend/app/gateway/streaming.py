@@ -1,0 +1,41 @@
+"""Reading a started stream: what to pass on, per network read, until `[DONE]` or a failure.
+
+Shared by the `/v1` relay (which frames the payloads as SSE) and the web chat (which reads the text
+the processor records on the call). A read that ends with `[DONE]` is the last; an upstream that
+stops without it, or fails part-way, raises `UpstreamError` after what came before the failure in
+the same read has been yielded.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+from app.gateway.chunks import StreamProcessor
+from app.gateway.service import StreamAttempt
+from app.gateway.upstream import UpstreamError
+
+
+async def payload_batches(
+    attempt: StreamAttempt, processor: StreamProcessor
+) -> AsyncIterator[tuple[list[bytes], bool]]:
+    """(payloads to relay, finished) per read; `finished` is True on the last one."""
+    async for events in attempt.events():
+        out: list[bytes] = []
+        for payload in events:
+            try:
+                result = processor.process(payload)
+            except UpstreamError:
+                if out:
+                    yield out, False
+                raise
+            if result.done:
+                tail = processor.flush()
+                if tail is not None:
+                    out.append(tail)
+                yield out, True
+                return
+            if result.relay is not None:
+                out.append(result.relay)
+        if out:
+            yield out, False
+    raise UpstreamError("protocol", "upstream ended the stream without [DONE]")
