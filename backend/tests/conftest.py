@@ -39,8 +39,9 @@ from app.main import create_app
 from app.models import Base
 from app.runtime_settings.values import RuntimeDefaults
 
-# Live-server fixtures (uvicorn on a free port, the mock upstream) for every test package.
-pytest_plugins = ["tests.live"]
+# Live-server fixtures (uvicorn on a free port, the mock upstream) and real server processes, for
+# every test package.
+pytest_plugins = ["tests.processes", "tests.live"]
 
 TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL") or None
 TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL") or None

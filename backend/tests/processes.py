@@ -1,17 +1,30 @@
-"""Running the app's command line as real processes, for tests that need separate processes."""
+"""Running the app's command line as real processes, for tests that need separate processes.
+
+A pytest plugin (see `pytest_plugins` in conftest): `two_processes` is available to every test.
+"""
 
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
 import time
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import pytest
 
-from tests.conftest import ENCRYPTION_KEY, SIGNING_KEY, DatabaseTarget
+from tests.conftest import (
+    ADMIN_PASSWORD,
+    ADMIN_USERNAME,
+    ENCRYPTION_KEY,
+    SIGNING_KEY,
+    DatabaseTarget,
+)
 
 BACKEND_DIR = Path(__file__).resolve().parents[1]
 # Variables the test sets itself; any the developer's shell exported are dropped so they cannot leak in.
@@ -63,3 +76,37 @@ def wait_ready(base_url: str, timeout: float = 60) -> None:
             pass
         time.sleep(0.2)
     raise AssertionError("server did not become ready")
+
+
+@pytest.fixture
+def two_processes(
+    tmp_path: Path, fresh_database: DatabaseTarget, redis_url: str
+) -> Iterator[tuple[httpx.Client, httpx.Client]]:
+    shared = {
+        "REDIS_URL": redis_url,
+        "REDIS_KEY_PREFIX": f"t{uuid.uuid4().hex[:8]}",
+        "ADMIN_USERNAME": ADMIN_USERNAME,
+        "ADMIN_PASSWORD": ADMIN_PASSWORD,
+        "TRUSTED_PROXIES": "127.0.0.1",
+        "DEFAULT_USER_RPM": "10",
+        "IP_RPM": "0",
+        "HOST": "127.0.0.1",
+    }
+    procs: list[subprocess.Popen[str]] = []
+    clients: list[httpx.Client] = []
+    for name in ("a", "b"):
+        port = free_port()
+        env = app_env(tmp_path / name, fresh_database, PORT=str(port), **shared)
+        procs.append(start_cli(["serve"], env))
+        clients.append(httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30))
+    try:
+        for client in clients:
+            wait_ready(str(client.base_url))
+        yield clients[0], clients[1]
+    finally:
+        for client in clients:
+            client.close()
+        for proc in procs:
+            proc.send_signal(signal.SIGTERM)
+        for proc in procs:
+            proc.communicate(timeout=60)

@@ -6,20 +6,15 @@ channel made through one process apply on the other within a second (Redis pub/s
 
 from __future__ import annotations
 
-import signal
-import subprocess
 import time
-import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import httpx
 import pytest
 
 from app.devtools.mock_upstream import MockServer
-from tests.conftest import ADMIN_PASSWORD, ADMIN_USERNAME, DatabaseTarget
-from tests.processes import app_env, free_port, start_cli, wait_ready
+from tests.conftest import ADMIN_PASSWORD, ADMIN_USERNAME
 
 pytestmark = pytest.mark.slow
 PROPAGATION_SECONDS = 1.0
@@ -35,40 +30,6 @@ def until(condition: Callable[[], bool], seconds: float = PROPAGATION_SECONDS) -
         if time.monotonic() > deadline:
             return False
         time.sleep(0.02)
-
-
-@pytest.fixture
-def two_processes(
-    tmp_path: Path, fresh_database: DatabaseTarget, redis_url: str
-) -> Iterator[tuple[httpx.Client, httpx.Client]]:
-    shared = {
-        "REDIS_URL": redis_url,
-        "REDIS_KEY_PREFIX": f"t{uuid.uuid4().hex[:8]}",
-        "ADMIN_USERNAME": ADMIN_USERNAME,
-        "ADMIN_PASSWORD": ADMIN_PASSWORD,
-        "TRUSTED_PROXIES": "127.0.0.1",
-        "DEFAULT_USER_RPM": "10",
-        "IP_RPM": "0",
-        "HOST": "127.0.0.1",
-    }
-    procs: list[subprocess.Popen[str]] = []
-    clients: list[httpx.Client] = []
-    for name in ("a", "b"):
-        port = free_port()
-        env = app_env(tmp_path / name, fresh_database, PORT=str(port), **shared)
-        procs.append(start_cli(["serve"], env))
-        clients.append(httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30))
-    try:
-        for client in clients:
-            wait_ready(str(client.base_url))
-        yield clients[0], clients[1]
-    finally:
-        for client in clients:
-            client.close()
-        for proc in procs:
-            proc.send_signal(signal.SIGTERM)
-        for proc in procs:
-            proc.communicate(timeout=60)
 
 
 def test_two_processes_behave_as_one(

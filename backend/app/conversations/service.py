@@ -111,9 +111,7 @@ async def admin_list(
         Conversation.last_message_at.desc(), Conversation.id.desc()
     )
     total = await db.scalar(select(func.count()).select_from(stmt.order_by(None).subquery())) or 0
-    rows: Sequence[tuple[Conversation, str]] = (
-        (await db.execute(stmt.offset(page.offset).limit(page.page_size))).tuples().all()
-    )
+    rows = (await db.execute(stmt.offset(page.offset).limit(page.page_size))).all()
     items = [
         {
             **{c.key: getattr(conversation, c.key) for c in Conversation.__table__.columns},
