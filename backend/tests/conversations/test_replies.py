@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
 
 from app.devtools.mock_upstream import MockServer
+from app.models import CallLog, Message
+from tests.conftest import DatabaseTarget
 from tests.conversations.conftest import MODEL, ChatUser, behave, reply_requests
 from tests.conversations.sse import text_of
 from tests.live import LiveGateway
@@ -403,3 +410,45 @@ def test_inline_think_is_split_for_a_channel_that_asks(
     assert "<think>" not in stored["content"]
     assert stored["content"].strip() == "Visible answer"
     assert stored["reasoning"]
+
+
+def test_a_shutdown_stores_running_replies_as_stopped(
+    gateway_factory: Any, mock_upstream: MockServer, database: DatabaseTarget
+) -> None:
+    from tests.conversations.conftest import PROFILE, sign_up
+
+    gateway = gateway_factory(runtime={"chat_auto_title": False})
+    gateway.mock = mock_upstream
+    _slow(mock_upstream, chunks=400)
+    gateway.create_channel(base_url=mock_upstream.base_url(PROFILE), models=[MODEL])
+    user = sign_up(gateway)
+    conversation = user.create()
+    with user.stream(
+        "POST", f"/api/conversations/{conversation['id']}/messages", json={"content": "go"}
+    ) as stream:
+        for event in stream:
+            if event.name == "delta":
+                break
+    gateway.stop()
+
+    async def read() -> tuple[list[Message], list[CallLog]]:
+        connect_args = (
+            {"server_settings": {"search_path": database.pg_schema}} if database.pg_schema else {}
+        )
+        engine = create_async_engine(database.url, connect_args=connect_args)
+        try:
+            async with AsyncSession(engine) as db:
+                messages = (await db.scalars(select(Message).order_by(Message.id))).all()
+                logs = (await db.scalars(select(CallLog))).all()
+                return list(messages), list(logs)
+        finally:
+            await engine.dispose()
+
+    messages, logs = asyncio.run(read())
+    assert [(m.role, m.status) for m in messages] == [
+        ("user", "complete"),
+        ("assistant", "stopped"),
+    ]
+    assert messages[1].error_code == "server_restart"
+    assert messages[1].content.startswith("w0")
+    assert [(row.source, row.end_reason) for row in logs] == [("chat", "client_gone")]
