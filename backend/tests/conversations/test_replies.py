@@ -452,3 +452,22 @@ def test_a_shutdown_stores_running_replies_as_stopped(
     assert messages[1].error_code == "server_restart"
     assert messages[1].content.startswith("w0")
     assert [(row.source, row.end_reason) for row in logs] == [("chat", "client_gone")]
+
+
+def test_a_failing_channel_is_skipped_before_the_reply_starts(
+    chat_gateway: LiveGateway, alice: ChatUser, mock_upstream: MockServer
+) -> None:
+    mock_upstream.set_profile("broken", status=503)
+    chat_gateway.create_channel(
+        name="broken first",
+        base_url=mock_upstream.base_url("broken"),
+        models=[MODEL],
+        priority=10,
+    )
+    behave(mock_upstream, chunks=4, text="from the healthy one")
+    conversation = alice.create(title="t")
+    events = alice.send(conversation["id"], "hello")
+    assert events[-1].data["status"] == "complete"
+    assert text_of(events) == "from the healthy one"
+    (row,) = chat_gateway.wait_for_logs(1)
+    assert len(row.channels_tried) == 2
