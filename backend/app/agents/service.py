@@ -10,6 +10,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.agents.schemas import AgentCreate, AgentUpdate
+from app.core.db import get_or_404
 from app.core.errors import NotFoundError
 from app.models import Agent, AppMeta
 
@@ -26,10 +27,7 @@ async def list_all(db: AsyncSession) -> Sequence[Agent]:
 
 
 async def get_any(db: AsyncSession, agent_id: int) -> Agent:
-    agent = await db.get(Agent, agent_id)
-    if agent is None:
-        raise NotFoundError("Agent not found", code="agent_not_found")
-    return agent
+    return await get_or_404(db, Agent, agent_id, "Agent")
 
 
 async def get_enabled(db: AsyncSession, agent_id: int) -> Agent:

@@ -21,6 +21,7 @@ from app.conversations.schemas import (
     MessagePage,
     MessageRead,
 )
+from app.core.db import get_or_404
 from app.core.errors import NotFoundError
 from app.core.pagination import PageParams, like_pattern, paginate
 from app.models import Agent, Conversation, Message, User
@@ -42,10 +43,7 @@ async def get_for_user(db: AsyncSession, user_id: int, conversation_id: int) -> 
 
 
 async def get_any(db: AsyncSession, conversation_id: int) -> Conversation:
-    conversation = await db.get(Conversation, conversation_id)
-    if conversation is None:
-        raise _not_found()
-    return conversation
+    return await get_or_404(db, Conversation, conversation_id, "Conversation")
 
 
 async def create(
