@@ -11,7 +11,7 @@ TEST_REDIS_URL ?= redis://127.0.0.1:6379/15
 
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: help run demo bench bench-limits mock-upstream test lint format migrate bootstrap reset-password frontend \
+.PHONY: help run demo bench bench-limits mock-upstream test lint format migrate bootstrap reset-password rebuild-stats frontend \
         test-backend test-backend-sqlite test-backend-postgres test-frontend test-e2e clean
 
 help:
@@ -21,6 +21,7 @@ help:
 	@echo "make mock-upstream PORT=9100   the OpenAI-compatible mock upstream on its own"
 	@echo "make migrate      apply database migrations"
 	@echo "make reset-password ACCOUNT=admin  set a new (printed) password for an account"
+	@echo "make rebuild-stats  recompute the dashboard's daily statistics from the call logs"
 	@echo "make bench        benchmarks (QUICK=1 for a short run); make bench-limits: blacklist + limits only"
 	@echo "make format       format the backend code"
 
@@ -68,6 +69,9 @@ migrate: $(VENV)/.runtime-installed
 
 bootstrap: $(VENV)/.runtime-installed
 	$(PY) -m app bootstrap
+
+rebuild-stats: $(VENV)/.runtime-installed
+	$(PY) -m app rebuild-stats
 
 reset-password: $(VENV)/.runtime-installed
 	@test -n "$(ACCOUNT)" || (echo "usage: make reset-password ACCOUNT=<username>"; exit 2)

@@ -24,6 +24,7 @@ from app.core.context import AppContext
 from app.devtools import demo
 from app.devtools.mock_upstream import MockServer
 from app.main import create_app
+from app.stats import rollup
 from app.users import bootstrap
 from app.users import service as user_service
 
@@ -104,6 +105,17 @@ async def _reset_password(settings: Settings, username: str, from_stdin: bool) -
     return 0
 
 
+async def _rebuild_stats(settings: Settings) -> None:
+    ctx = AppContext.build(settings, load_app_secrets(settings))
+    engine = ctx.open_database()
+    try:
+        await migrate.upgrade(engine)
+        rows = await rollup.rebuild(engine, settings.server.timezone)
+    finally:
+        await ctx.close()
+    print(f"Daily statistics rebuilt from {rows} call-log rows ({settings.server.site_timezone}).")
+
+
 def run_demo(settings: Settings, mock_port: int) -> None:
     mock = MockServer(port=mock_port).start()
     try:
@@ -121,6 +133,7 @@ def main(argv: list[str] | None = None) -> int:
     commands.add_parser("bootstrap", help="migrate and create the first admin")
     demo_parser = commands.add_parser("demo", help="serve with the mock upstream as a channel")
     demo_parser.add_argument("--mock-port", type=int, default=9100)
+    commands.add_parser("rebuild-stats", help="recompute the daily statistics from the call logs")
     reset = commands.add_parser("reset-password", help="set a new password for an account")
     reset.add_argument("username")
     reset.add_argument(
@@ -137,6 +150,8 @@ def main(argv: list[str] | None = None) -> int:
             print("Database is up to date.")
         elif args.command == "bootstrap":
             asyncio.run(_with_context(settings, bootstrap_admin=True))
+        elif args.command == "rebuild-stats":
+            asyncio.run(_rebuild_stats(settings))
         elif args.command == "demo":
             run_demo(settings, args.mock_port)
         elif args.command == "reset-password":

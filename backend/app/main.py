@@ -34,8 +34,14 @@ from app.health.router import router as health_router
 from app.ipfilter.router import router as ip_rules_router
 from app.keys.router import admin_router as admin_keys_router
 from app.keys.router import router as keys_router
+from app.logs.router import router as admin_logs_router
+from app.logs.router import usage_router
 from app.runtime_settings.router import public_router as public_settings_router
 from app.runtime_settings.router import router as settings_router
+from app.stats import rollup
+from app.stats.router import metrics_router
+from app.stats.router import router as admin_stats_router
+from app.stats.router import usage_router as usage_stats_router
 from app.users import bootstrap
 from app.users.router import router as admin_users_router
 
@@ -89,6 +95,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             if first_admin is not None:
                 bootstrap.announce(first_admin)
             await agent_service.ensure_default_agent(ctx.sessionmaker)
+            await rollup.ensure_timezone(engine, settings.server.timezone)
             await ctx.load_shared_state()
             ctx.start_services()
             yield
@@ -125,6 +132,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         conversations_router,
         admin_conversations_router,
         chat_models_router,
+        admin_stats_router,
+        usage_stats_router,  # before usage_router: /api/usage/daily is not a log id
+        admin_logs_router,
+        usage_router,
+        metrics_router,
     ):
         app.include_router(router)
     gateway_openapi.install(app)

@@ -183,6 +183,10 @@ class ReplyManager:
             reply.renewal = loop.create_task(self._renew(reply))
         return follow(buffer, reply_id, 0, self._settings.heartbeat_seconds)
 
+    @property
+    def running_here(self) -> int:
+        return len(self._running)
+
     # ── following, stopping ──────────────────────────────────────────────────────────────────
     async def running(self, conversation_id: int) -> str | None:
         return await self._claims.holder(conversation_id)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Annotated, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -52,8 +53,25 @@ class ServerSettings(BaseSettings):
     # One log line per HTTP request. Off by default: every model call is in the call logs, and a
     # reverse proxy usually logs HTTP already; the line costs measurable CPU on the hot path.
     access_log: bool = False
+    # The time zone of "today" in statistics and of times in exports (an IANA name).
+    site_timezone: str = "Asia/Shanghai"
 
     _split_proxies = field_validator("trusted_proxies", mode="before")(_split_csv)
+
+    @field_validator("site_timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(
+                f"unknown time zone '{value}' (use an IANA name such as Asia/Shanghai)"
+            ) from None
+        return value
+
+    @property
+    def timezone(self) -> ZoneInfo:
+        return ZoneInfo(self.site_timezone)
 
 
 class DatabaseSettings(BaseSettings):
@@ -126,6 +144,10 @@ class CallLogSettings(BaseSettings):
     # Rows held in memory while the database is unavailable; beyond this the oldest are dropped
     # (and counted in the log).
     max_pending: int = Field(default=200_000, ge=1000)
+    # How often old rows are deleted (log_retention_days, a runtime setting, says which), and how
+    # many per transaction (writers wait at most for one batch).
+    retention_interval_seconds: float = Field(default=3600.0, gt=0)
+    retention_batch_size: int = Field(default=5000, ge=100)
 
 
 class ChatSettings(BaseSettings):
@@ -146,6 +168,17 @@ class ChatSettings(BaseSettings):
     title_timeout_seconds: float = Field(default=20.0, gt=0)
 
 
+class MetricsSettings(BaseSettings):
+    model_config = _config("METRICS_")
+
+    # `GET /metrics` answers these addresses (comma-separated addresses or CIDR ranges) …
+    allow: Annotated[list[str], NoDecode] = Field(default_factory=lambda: ["127.0.0.1", "::1"])
+    # … and anyone sending `Authorization: Bearer <token>` (or an admin's sign-in token).
+    token: SecretStr | None = None
+
+    _split_allow = field_validator("allow", mode="before")(_split_csv)
+
+
 class AdminSettings(BaseSettings):
     model_config = _config("ADMIN_")
 
@@ -164,6 +197,7 @@ class Settings(BaseModel):
     gateway: GatewaySettings = Field(default_factory=GatewaySettings)
     call_log: CallLogSettings = Field(default_factory=CallLogSettings)
     chat: ChatSettings = Field(default_factory=ChatSettings)
+    metrics: MetricsSettings = Field(default_factory=MetricsSettings)
     # Defaults of the admin-editable runtime settings (env: the option's name in upper case).
     runtime: RuntimeDefaults = Field(default_factory=RuntimeDefaults)
     admin: AdminSettings = Field(default_factory=AdminSettings)

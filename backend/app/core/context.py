@@ -8,6 +8,7 @@ HTTP client, background tasks) are created in `open()` and released in `close()`
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import aiohttp
 from redis.asyncio import Redis
@@ -36,6 +37,7 @@ from app.ipfilter import service as ip_rule_service
 from app.ipfilter.attempts import AttemptRecorder
 from app.ipfilter.guard import ClientGuard
 from app.ipfilter.matcher import BlockList
+from app.logs.retention import Retention
 from app.logs.writer import CallLogWriter
 from app.ratelimit.admission import Admission
 from app.ratelimit.limiter import RateLimiter
@@ -43,6 +45,10 @@ from app.ratelimit.slots import ConcurrencySlots
 from app.runtime_settings import service as runtime_service
 from app.runtime_settings.store import RuntimeSettingsStore
 from app.runtime_settings.values import RuntimeValues
+from app.stats.metrics import Metrics
+from app.stats.metrics_access import MetricsAccess
+
+GAUGE_SECONDS = 5.0
 
 
 @dataclass
@@ -63,6 +69,8 @@ class AppContext:
     api_key_cache: ApiKeyCache
     breaker: CircuitBreaker
     gate: ConcurrencyGate
+    metrics: Metrics
+    metrics_access: MetricsAccess
     shutting_down: bool = False
     # Created by open():
     engine: AsyncEngine = field(init=False, repr=False)
@@ -73,6 +81,8 @@ class AppContext:
     call_logs: CallLogWriter = field(init=False, repr=False)
     attempts: AttemptRecorder = field(init=False, repr=False)
     health: Periodic = field(init=False, repr=False)
+    retention: Periodic = field(init=False, repr=False)
+    gauges: Periodic = field(init=False, repr=False)
     replies: ReplyManager = field(init=False, repr=False)
     chat: ChatTurns = field(init=False, repr=False)
     _open: bool = field(default=False, repr=False)
@@ -108,6 +118,8 @@ class AppContext:
             api_key_cache=ApiKeyCache(settings.gateway.key_cache_seconds),
             breaker=CircuitBreaker(lambda: runtime.current),
             gate=gate,
+            metrics=Metrics(),
+            metrics_access=_metrics_access(settings),
         )
 
     def allow_private_upstreams(self) -> bool:
@@ -160,7 +172,12 @@ class AppContext:
             session=lambda: self.http,
             auto_disable=self._auto_disable,
         )
-        self.call_logs = CallLogWriter(self.engine, self.settings.call_log)
+        self.call_logs = CallLogWriter(
+            self.engine,
+            self.settings.call_log,
+            self.settings.server.timezone,
+            on_written=self.metrics.observe_batch,
+        )
         self.call_logs.start()
         self.attempts = AttemptRecorder(self.engine)
         self.attempts.start()
@@ -169,6 +186,19 @@ class AppContext:
             "channel-health", gw.health_probe_interval_seconds, self._probe_channels
         )
         self.health.start()
+        retention = Retention(
+            self.engine,
+            self.runtime,
+            self.settings.call_log,
+            self.redis,
+            self.settings.redis.key_prefix,
+        )
+        self.retention = Periodic(
+            "log-retention", self.settings.call_log.retention_interval_seconds, retention.run_once
+        )
+        self.retention.start()
+        self.gauges = Periodic("metrics-gauges", GAUGE_SECONDS, self._update_gauges)
+        self.gauges.start()
         self.replies = ReplyManager(
             gateway=self.gateway,
             sessionmaker=self.sessionmaker,
@@ -188,6 +218,18 @@ class AppContext:
             settings=self.settings.chat,
         )
         self._open = True
+
+    async def _update_gauges(self) -> None:
+        self.metrics.set_gauges(self.gauge_values)
+
+    def gauge_values(self) -> dict[str, Any]:
+        return {
+            "in_flight": self.gate.in_use,
+            "queued": self.gate.waiting,
+            "log_queue": self.call_logs.pending,
+            "replies": self.replies.running_here,
+            "breakers": self.breaker.counts(),
+        }
 
     def _claims(self) -> Claims:
         chat = self.settings.chat
@@ -233,6 +275,8 @@ class AppContext:
         if self._open:
             await self.replies.shutdown()  # replies store their messages and call-log rows
             await self.health.stop()
+            await self.retention.stop()
+            await self.gauges.stop()
             await self.call_logs.stop()
             self.guard.recorder = None
             await self.attempts.stop()
@@ -243,3 +287,10 @@ class AppContext:
             await self.redis.aclose()
         if hasattr(self, "engine"):
             await self.engine.dispose()
+
+
+def _metrics_access(settings: Settings) -> MetricsAccess:
+    try:
+        return MetricsAccess(settings.metrics)
+    except ValueError as exc:
+        raise ConfigError(f"METRICS_ALLOW: {exc}") from None

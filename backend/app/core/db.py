@@ -1,7 +1,7 @@
 """Database engine and sessions.
 
 SQLite (the embedded default) gets WAL, a busy timeout, foreign keys and `synchronous=NORMAL` on every
-connection. PostgreSQL is used through asyncpg. Engines are built in the lifespan; nothing connects at
+connection, and incremental auto-vacuum when the file is created. PostgreSQL is used through asyncpg. Engines are built in the lifespan; nothing connects at
 import time.
 """
 
@@ -77,6 +77,9 @@ def _install_sqlite_pragmas(engine: AsyncEngine, busy_timeout_ms: int) -> None:
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         cursor = dbapi_connection.cursor()
         try:
+            # Takes effect on a new database file (before its first table): lets retention give
+            # freed pages back to the file system bit by bit (PRAGMA incremental_vacuum).
+            cursor.execute("PRAGMA auto_vacuum=INCREMENTAL")
             cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
             cursor.execute("PRAGMA foreign_keys=ON")

@@ -60,6 +60,19 @@ class CircuitBreaker:
         state.probing = True
         return True
 
+    def counts(self) -> dict[str, int]:
+        """How many (channel, model) pairs are closed, open and half-open now."""
+        now = self.clock()
+        counts = {"closed": 0, "open": 0, "half_open": 0}
+        for state in self._states.values():
+            if state.open_until == 0.0:
+                counts["closed"] += 1
+            elif now < state.open_until:
+                counts["open"] += 1
+            else:
+                counts["half_open"] += 1
+        return counts
+
     def retry_in(self, key: BreakerKey) -> float:
         state = self._states.get(key)
         if state is None:

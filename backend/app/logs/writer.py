@@ -4,7 +4,8 @@
 `finally` that runs during cancellation. A background task inserts queued rows in batches every
 `flush_interval_seconds` (or sooner when a batch fills). If the database is unavailable the rows stay
 queued and are retried; `stop()` (on shutdown) writes everything that is left. Each flush also
-records when the API keys in the batch were last used.
+adds the batch to the daily statistics (`app.stats.rollup`) and records when the API keys in the
+batch were last used, in the same transaction.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from collections import deque
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, cast
+from zoneinfo import ZoneInfo
 
 import orjson
 from sqlalchemy import JSON, Boolean, Table
@@ -25,6 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from app.core.config import CallLogSettings
 from app.models import ApiKey, CallLog
 from app.models.base import UTCDateTime
+from app.stats import rollup
 
 CALL_LOGS = cast(Table, CallLog.__table__)
 API_KEYS = cast(Table, ApiKey.__table__)
@@ -95,8 +98,16 @@ def _row_refused(exc: Exception) -> bool:
 
 
 class CallLogWriter:
-    def __init__(self, engine: AsyncEngine, settings: CallLogSettings) -> None:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        settings: CallLogSettings,
+        tz: ZoneInfo,
+        on_written: Callable[[list[dict[str, Any]]], None] | None = None,
+    ) -> None:
         self._engine = engine
+        self._tz = tz
+        self._on_written = on_written
         self._statement, self._encode = driver_insert(engine.dialect.name)
         self._settings = settings
         self._queue: deque[dict[str, Any]] = deque()
@@ -189,9 +200,18 @@ class CallLogWriter:
                     )
                 else:
                     self.written += 1
+                    self._written([row])
             return True
         self.written += len(batch)
+        self._written(batch)
         return True
+
+    def _written(self, rows: list[dict[str, Any]]) -> None:
+        if self._on_written is not None:
+            try:
+                self._on_written(rows)
+            except Exception:
+                logger.exception("Counting written call-log rows failed")
 
     def _requeue(self, batch: list[dict[str, Any]]) -> bool:
         logger.exception("Writing %d call-log rows failed; will retry", len(batch))
@@ -206,8 +226,10 @@ class CallLogWriter:
                 key_id not in last_used or row["created_at"] > last_used[key_id]
             ):
                 last_used[key_id] = row["created_at"]
+        aggregates = rollup.Aggregates().extend(batch, self._tz)
         async with self._engine.begin() as conn:
             await conn.exec_driver_sql(self._statement, self._encode(batch))
+            await rollup.add(conn, aggregates)
             for key_id, when in last_used.items():
                 await conn.execute(
                     API_KEYS.update().where(API_KEYS.c.id == key_id).values(last_used_at=when)

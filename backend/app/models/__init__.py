@@ -11,6 +11,7 @@ from app.models.conversation import Conversation
 from app.models.ip_rule import BlockedAttempt, IPRule
 from app.models.message import Message
 from app.models.runtime_setting import RuntimeSetting, RuntimeSettingChange
+from app.models.usage_rollup import LatencyDaily, UsageDaily
 from app.models.user import User, UserRole, UserStatus
 
 __all__ = [
@@ -25,9 +26,11 @@ __all__ = [
     "ChannelStatus",
     "Conversation",
     "IPRule",
+    "LatencyDaily",
     "Message",
     "RuntimeSetting",
     "RuntimeSettingChange",
+    "UsageDaily",
     "User",
     "UserRole",
     "UserStatus",

@@ -16,11 +16,17 @@ class CallLog(Base):
     """
 
     __tablename__ = "call_logs"
+    # Every list is newest first with keyset pages on (created_at, id); each filter the log page
+    # offers has an index that leads with it and then time.
     __table_args__ = (
-        Index("ix_call_logs_created_at", "created_at"),
+        Index("ix_call_logs_created_at_id", "created_at", "id"),
         Index("ix_call_logs_user_id_created_at", "user_id", "created_at"),
         Index("ix_call_logs_requested_model_created_at", "requested_model", "created_at"),
         Index("ix_call_logs_channel_id_created_at", "channel_id", "created_at"),
+        Index("ix_call_logs_api_key_id_created_at", "api_key_id", "created_at"),
+        Index("ix_call_logs_end_reason_created_at", "end_reason", "created_at"),
+        Index("ix_call_logs_client_ip_created_at", "client_ip", "created_at"),
+        Index("ix_call_logs_request_id", "request_id"),
     )
 
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
@@ -28,7 +34,7 @@ class CallLog(Base):
     request_id: Mapped[str] = mapped_column(String(64))
     source: Mapped[str] = mapped_column(String(16))  # api | chat
     user_id: Mapped[int | None] = mapped_column(Integer)
-    api_key_id: Mapped[int | None] = mapped_column(Integer, index=True)
+    api_key_id: Mapped[int | None] = mapped_column(Integer)
     client_ip: Mapped[str | None] = mapped_column(String(45))
     requested_model: Mapped[str] = mapped_column(String(128))
     upstream_model: Mapped[str | None] = mapped_column(String(128))

@@ -4,6 +4,7 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from pydantic import SecretStr
@@ -60,7 +61,7 @@ async def engine(tmp_path: Path, fresh_database: DatabaseTarget) -> AsyncIterato
 
 
 async def test_rows_round_trip_with_their_types(engine: AsyncEngine) -> None:
-    writer = CallLogWriter(engine, SETTINGS)
+    writer = CallLogWriter(engine, SETTINGS, ZoneInfo("Asia/Shanghai"))
     for index in range(120):  # more than two batches
         writer.submit(_row(f"r{index}"))
     await writer.flush()
@@ -78,7 +79,7 @@ async def test_rows_round_trip_with_their_types(engine: AsyncEngine) -> None:
 
 
 async def test_a_refused_row_is_set_aside_and_the_rest_are_written(engine: AsyncEngine) -> None:
-    writer = CallLogWriter(engine, SETTINGS)
+    writer = CallLogWriter(engine, SETTINGS, ZoneInfo("Asia/Shanghai"))
     writer.submit(_row("good-1"))
     writer.submit(_row(None))  # request_id is NOT NULL
     writer.submit(_row("good-2", created_at=datetime.now(UTC) - timedelta(days=1)))
@@ -98,7 +99,7 @@ async def test_rows_wait_while_the_database_is_unreachable(tmp_path: Path) -> No
     )
     engine = create_engine(settings)
     try:
-        writer = CallLogWriter(engine, SETTINGS)
+        writer = CallLogWriter(engine, SETTINGS, ZoneInfo("Asia/Shanghai"))
         writer.submit(_row("kept"))
         assert await writer._write_batch() is False
         assert writer.pending == 1  # queued again, not lost

@@ -1,0 +1,76 @@
+"""CSV export of call logs: streamed batch by batch (flat memory), UTF-8 with a BOM so Excel reads
+Chinese text correctly, times in the site's time zone, and a totals line at the end."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import AsyncIterator
+from dataclasses import replace
+from zoneinfo import ZoneInfo
+
+import orjson
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from app.logs.query import ERROR_ENDS, EXPORT_COLUMNS, LogFilters, batches
+from app.models.base import utcnow
+
+BOM = "\ufeff"
+BATCH_ROWS = 5000
+# A cell starting with one of these is a formula to a spreadsheet: quote it (values here can come
+# from callers, e.g. a model name).
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+_INDEX = {name: index for index, name in enumerate(EXPORT_COLUMNS)}
+HEADER = ["time", *EXPORT_COLUMNS[2:]]  # id is internal; time replaces created_at
+
+
+def _safe(value: object) -> object:
+    if isinstance(value, str) and value.startswith(_FORMULA_START):
+        return "'" + value
+    return value
+
+
+async def csv_stream(
+    engine: AsyncEngine, filters: LogFilters, tz: ZoneInfo, batch_rows: int = BATCH_ROWS
+) -> AsyncIterator[bytes]:
+    """The filtered rows as of now (later rows are not included), newest first."""
+    now = utcnow()
+    if filters.until is None or filters.until > now:
+        filters = replace(filters, until=now)
+    requests = errors = 0
+    sums = {"prompt_tokens": 0, "completion_tokens": 0, "reasoning_tokens": 0, "total_tokens": 0}
+    positions = {name: _INDEX[name] for name in sums}
+    end_reason, tried = _INDEX["end_reason"], _INDEX["channels_tried"]
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\r\n")
+    out.write(BOM)
+    writer.writerow(HEADER)
+    yield out.getvalue().encode()
+    async for rows in batches(engine, filters, batch_rows):
+        out.seek(0)
+        out.truncate()
+        for row in rows:
+            cells = list(row)
+            cells[1] = row[1].astimezone(tz).isoformat(timespec="milliseconds")
+            cells[tried] = orjson.dumps(row[tried]).decode() if row[tried] else ""
+            writer.writerow([_safe(cell) for cell in cells[1:]])
+            requests += 1
+            if row[end_reason] in ERROR_ENDS:
+                errors += 1
+            for name, index in positions.items():
+                sums[name] += row[index] or 0
+        yield out.getvalue().encode()
+    total = [""] * len(HEADER)
+    total[0] = "TOTAL"
+    total[1] = f"{requests} requests"
+    total[HEADER.index("end_reason")] = f"{errors} errors"
+    for name, value in sums.items():
+        total[HEADER.index(name)] = str(value)
+    out.seek(0)
+    out.truncate()
+    writer.writerow(total)
+    yield out.getvalue().encode()
+
+
+def filename(prefix: str, tz: ZoneInfo) -> str:
+    return f"{prefix}-{utcnow().astimezone(tz):%Y%m%d-%H%M%S}.csv"

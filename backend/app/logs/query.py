@@ -1,0 +1,209 @@
+"""Reading the call log: filters, newest-first keyset pages, totals, and batches for export.
+
+Pages are keyset pages on `(created_at, id)` (an opaque cursor), never OFFSET: a page costs the
+same at row 10 and at row 2,000,000, and rows written while someone pages through do not shift
+later pages (no gaps, no duplicates). Each filter has an index that leads with it, then time.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal, cast
+
+from sqlalchemy import ColumnElement, Select, Table, and_, case, func, or_, select
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from app.core.errors import BadRequestError
+from app.models import ApiKey, CallLog, Channel, User
+
+LOGS = cast(Table, CallLog.__table__)
+EndReason = Literal["done", "client_gone", "upstream_error", "timeout", "rejected"]
+Source = Literal["api", "chat"]
+ERROR_ENDS = ("upstream_error", "timeout", "rejected")
+
+
+@dataclass(frozen=True)
+class LogFilters:
+    since: datetime | None = None
+    until: datetime | None = None
+    user_id: int | None = None
+    api_key_id: int | None = None
+    model: str | None = None
+    channel_id: int | None = None
+    end_reason: EndReason | None = None
+    success: bool | None = None
+    stream: bool | None = None
+    source: Source | None = None
+    client_ip: str | None = None
+    request_id: str | None = None
+
+    def conditions(self) -> list[ColumnElement[bool]]:
+        c = LOGS.c
+        where: list[ColumnElement[bool]] = []
+        if self.since is not None:
+            where.append(c.created_at >= self.since)
+        if self.until is not None:
+            where.append(c.created_at < self.until)
+        exact = {
+            "user_id": self.user_id,
+            "api_key_id": self.api_key_id,
+            "requested_model": self.model,
+            "channel_id": self.channel_id,
+            "end_reason": self.end_reason,
+            "success": self.success,
+            "stream": self.stream,
+            "source": self.source,
+            "client_ip": self.client_ip,
+            "request_id": self.request_id,
+        }
+        where += [c[name] == value for name, value in exact.items() if value is not None]
+        return where
+
+
+def encode_cursor(created_at: datetime, row_id: int) -> str:
+    raw = f"{created_at.isoformat()}|{row_id}".encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, int]:
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        stamp, _, row_id = base64.urlsafe_b64decode(padded).decode().partition("|")
+        when = datetime.fromisoformat(stamp)
+        if when.tzinfo is None:
+            raise ValueError("naive")
+        return when, int(row_id)
+    except (ValueError, UnicodeDecodeError):
+        raise BadRequestError(
+            "The cursor is not valid", code="invalid_cursor", param="cursor"
+        ) from None
+
+
+def _select(filters: LogFilters, columns: Sequence[Any]) -> Select[Any]:
+    return select(*columns).where(*filters.conditions())
+
+
+def _before(cursor: tuple[datetime, int]) -> ColumnElement[bool]:
+    # Written out rather than as a row-value comparison: both databases then use the
+    # (created_at, id) index, and a filter index followed by time, as a range.
+    when, row_id = cursor
+    c = LOGS.c
+    return or_(c.created_at < when, and_(c.created_at == when, c.id < row_id))
+
+
+async def page(
+    conn: AsyncConnection, filters: LogFilters, *, cursor: str | None, limit: int
+) -> tuple[list[dict[str, Any]], str | None]:
+    """One page, newest first, and the cursor for the next (None: this is the last page)."""
+    query = _select(filters, [LOGS])
+    if cursor:
+        query = query.where(_before(decode_cursor(cursor)))
+    query = query.order_by(LOGS.c.created_at.desc(), LOGS.c.id.desc()).limit(limit + 1)
+    rows = [dict(row._mapping) for row in await conn.execute(query)]
+    more = len(rows) > limit
+    rows = rows[:limit]
+    await _add_names(conn, rows)
+    following = encode_cursor(rows[-1]["created_at"], rows[-1]["id"]) if more and rows else None
+    return rows, following
+
+
+async def one(
+    conn: AsyncConnection, row_id: int, user_id: int | None = None
+) -> dict[str, Any] | None:
+    query = select(LOGS).where(LOGS.c.id == row_id)
+    if user_id is not None:
+        query = query.where(LOGS.c.user_id == user_id)
+    row = (await conn.execute(query)).first()
+    if row is None:
+        return None
+    rows = [dict(row._mapping)]
+    await _add_names(conn, rows)
+    return rows[0]
+
+
+async def _add_names(conn: AsyncConnection, rows: list[dict[str, Any]]) -> None:
+    """Usernames, key names and channel names for the rows (one query each, by primary key)."""
+    lookups = (
+        ("user_id", "username", User.__table__, "username"),
+        ("api_key_id", "api_key_name", ApiKey.__table__, "name"),
+        ("channel_id", "channel_name", Channel.__table__, "name"),
+    )
+    for id_field, name_field, table, column in lookups:
+        table = cast(Table, table)
+        ids = {row[id_field] for row in rows if row[id_field] is not None}
+        names: dict[int, str] = {}
+        if ids:
+            result = await conn.execute(
+                select(table.c.id, table.c[column]).where(table.c.id.in_(ids))
+            )
+            names = {row_id: name for row_id, name in result.all()}
+        for row in rows:
+            row[name_field] = names.get(row[id_field])
+
+
+async def totals(conn: AsyncConnection, filters: LogFilters) -> dict[str, int]:
+    c = LOGS.c
+    query = _select(
+        filters,
+        [
+            func.count().label("requests"),
+            func.coalesce(func.sum(c.prompt_tokens), 0).label("prompt_tokens"),
+            func.coalesce(func.sum(c.completion_tokens), 0).label("completion_tokens"),
+            func.coalesce(func.sum(c.total_tokens), 0).label("total_tokens"),
+            func.coalesce(func.sum(case((c.end_reason.in_(ERROR_ENDS), 1), else_=0)), 0).label(
+                "errors"
+            ),
+        ],
+    )
+    row = (await conn.execute(query)).one()
+    return {key: int(value) for key, value in row._mapping.items()}
+
+
+EXPORT_COLUMNS = (
+    "id",
+    "created_at",
+    "request_id",
+    "source",
+    "user_id",
+    "api_key_id",
+    "client_ip",
+    "requested_model",
+    "upstream_model",
+    "channel_id",
+    "channels_tried",
+    "stream",
+    "status_code",
+    "end_reason",
+    "error_message",
+    "prompt_tokens",
+    "completion_tokens",
+    "reasoning_tokens",
+    "cached_tokens",
+    "total_tokens",
+    "usage_source",
+    "ttft_ms",
+    "duration_ms",
+)
+
+
+async def batches(
+    engine: AsyncEngine, filters: LogFilters, batch_size: int
+) -> AsyncIterator[Sequence[Any]]:
+    """Every matching row (EXPORT_COLUMNS), newest first, in keyset batches — each batch its own
+    short read, so no transaction stays open however long the export takes."""
+    columns = [LOGS.c[name] for name in EXPORT_COLUMNS]
+    base = _select(filters, columns).order_by(LOGS.c.created_at.desc(), LOGS.c.id.desc())
+    cursor: tuple[datetime, int] | None = None
+    while True:
+        query = base if cursor is None else base.where(_before(cursor))
+        async with engine.connect() as conn:
+            rows = (await conn.execute(query.limit(batch_size))).all()
+        if not rows:
+            return
+        yield rows
+        if len(rows) < batch_size:
+            return
+        cursor = (rows[-1].created_at, rows[-1].id)

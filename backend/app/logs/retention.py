@@ -1,0 +1,105 @@
+"""Deleting call-log rows older than `log_retention_days` (a runtime setting; 0 keeps them all).
+
+Rows go in batches of `CALL_LOG_RETENTION_BATCH_SIZE`, each its own short transaction with a pause
+between, so the log writer (and every other writer on SQLite) waits at most for one batch — never
+for one huge delete. On SQLite the freed pages are then handed back to the file system a few
+thousand at a time (`PRAGMA incremental_vacuum`, on databases created with incremental
+auto-vacuum). With Redis only one process runs it at a time (a lock that expires by itself).
+The daily statistics are rollups and are not touched: the dashboard keeps its history.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+from datetime import timedelta
+from typing import cast
+
+from redis.asyncio import Redis
+from sqlalchemy import Table, delete, select, text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from app.core.config import CallLogSettings
+from app.models import CallLog
+from app.models.base import utcnow
+from app.runtime_settings.store import RuntimeSettingsStore
+
+logger = logging.getLogger(__name__)
+LOGS = cast(Table, CallLog.__table__)
+PAUSE_SECONDS = 0.05
+VACUUM_PAGES = 2000
+_RELEASE = (
+    "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0"
+)
+
+
+class Retention:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        runtime: RuntimeSettingsStore,
+        settings: CallLogSettings,
+        redis: Redis | None = None,
+        prefix: str = "acgw",
+    ) -> None:
+        self._engine = engine
+        self._runtime = runtime
+        self._settings = settings
+        self._redis = redis
+        self._lock_key = f"{prefix}:retention-lock"
+
+    async def run_once(self) -> int:
+        """Delete what is due; how many rows went (0 also when another process holds the lock)."""
+        days = self._runtime.current.log_retention_days
+        if days <= 0:
+            return 0
+        token = secrets.token_hex(8)
+        if self._redis is not None:
+            ttl = max(60, int(self._settings.retention_interval_seconds))
+            if not await self._redis.set(self._lock_key, token, nx=True, ex=ttl):
+                return 0
+        try:
+            deleted = await self._delete_before(utcnow() - timedelta(days=days))
+            if deleted and self._engine.dialect.name == "sqlite":
+                await self._give_back_pages()
+        finally:
+            if self._redis is not None:
+                await self._redis.eval(_RELEASE, 1, self._lock_key, token)
+        if deleted:
+            logger.info("Retention: deleted %d call-log rows older than %d days", deleted, days)
+        return deleted
+
+    async def _delete_before(self, cutoff: object) -> int:
+        batch = self._settings.retention_batch_size
+        due = (
+            select(LOGS.c.id)
+            .where(LOGS.c.created_at < cutoff)
+            .order_by(LOGS.c.created_at)
+            .limit(batch)
+        )
+        deleted = 0
+        while True:
+            async with self._engine.begin() as conn:
+                result = await conn.execute(
+                    delete(LOGS).where(LOGS.c.id.in_(due.scalar_subquery()))
+                )
+            count = result.rowcount or 0
+            deleted += count
+            if count < batch:
+                return deleted
+            await asyncio.sleep(PAUSE_SECONDS)
+
+    async def _give_back_pages(self) -> None:
+        async with self._engine.connect() as conn:
+            mode = await conn.scalar(text("PRAGMA auto_vacuum"))
+        if mode != 2:  # created before incremental auto-vacuum: space is reused, not returned
+            return
+        while True:
+            async with self._engine.connect() as conn:
+                free = await conn.scalar(text("PRAGMA freelist_count")) or 0
+                if free == 0:
+                    return
+                await conn.exec_driver_sql(f"PRAGMA incremental_vacuum({VACUUM_PAGES})")
+                await conn.commit()
+            await asyncio.sleep(PAUSE_SECONDS)

@@ -1,0 +1,134 @@
+"""Call logs: `/api/admin/logs` (every call) and `/api/usage` (the caller's own)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query
+from pydantic import AwareDatetime
+from starlette.responses import StreamingResponse
+
+from app.auth.dependencies import CurrentUser, require_admin
+from app.core.deps import ContextDep, SessionDep
+from app.core.errors import NotFoundError
+from app.logs import export, query
+from app.logs.query import EndReason, LogFilters, Source
+from app.logs.schemas import CallLogRecord, LogPage, LogTotals, UsagePage, UsageRecord
+
+router = APIRouter(
+    prefix="/api/admin/logs", tags=["admin-logs"], dependencies=[Depends(require_admin)]
+)
+usage_router = APIRouter(prefix="/api/usage", tags=["usage"])
+Limit = Annotated[int, Query(ge=1, le=200)]
+Cursor = Annotated[str | None, Query(max_length=200, description="`next_cursor` of the last page")]
+CSV_MEDIA = "text/csv; charset=utf-8"
+
+
+async def own_filters(
+    since: Annotated[
+        AwareDatetime | None, Query(description="From (inclusive), ISO 8601 with zone")
+    ] = None,
+    until: Annotated[AwareDatetime | None, Query(description="To (exclusive)")] = None,
+    api_key_id: int | None = None,
+    model: Annotated[str | None, Query(max_length=128)] = None,
+    end_reason: EndReason | None = None,
+    success: bool | None = None,
+    stream: bool | None = None,
+    source: Source | None = None,
+    request_id: Annotated[str | None, Query(max_length=64)] = None,
+) -> LogFilters:
+    return LogFilters(
+        since=since,
+        until=until,
+        api_key_id=api_key_id,
+        model=model,
+        end_reason=end_reason,
+        success=success,
+        stream=stream,
+        source=source,
+        request_id=request_id,
+    )
+
+
+async def all_filters(
+    base: Annotated[LogFilters, Depends(own_filters)],
+    user_id: int | None = None,
+    channel_id: int | None = None,
+    client_ip: Annotated[str | None, Query(max_length=45)] = None,
+) -> LogFilters:
+    return LogFilters(
+        **{**base.__dict__, "user_id": user_id, "channel_id": channel_id, "client_ip": client_ip}
+    )
+
+
+AllFilters = Annotated[LogFilters, Depends(all_filters)]
+OwnFilters = Annotated[LogFilters, Depends(own_filters)]
+
+
+def _csv(ctx: ContextDep, filters: LogFilters, prefix: str) -> StreamingResponse:
+    tz = ctx.settings.server.timezone
+    name = export.filename(prefix, tz)
+    return StreamingResponse(
+        export.csv_stream(ctx.engine, filters, tz),
+        media_type=CSV_MEDIA,
+        headers={"Content-Disposition": f'attachment; filename="{name}"'},
+    )
+
+
+def _mine(filters: LogFilters, user_id: int) -> LogFilters:
+    return LogFilters(**{**filters.__dict__, "user_id": user_id})
+
+
+@router.get("")
+async def list_logs(
+    filters: AllFilters, db: SessionDep, cursor: Cursor = None, limit: Limit = 50
+) -> LogPage:
+    rows, following = await query.page(await db.connection(), filters, cursor=cursor, limit=limit)
+    return LogPage(items=[CallLogRecord.model_validate(r) for r in rows], next_cursor=following)
+
+
+@router.get("/totals")
+async def log_totals(filters: AllFilters, db: SessionDep) -> LogTotals:
+    return LogTotals(**await query.totals(await db.connection(), filters))
+
+
+@router.get("/export", responses={200: {"content": {"text/csv": {}}}})
+async def export_logs(filters: AllFilters, ctx: ContextDep) -> StreamingResponse:
+    return _csv(ctx, filters, "call-logs")
+
+
+@router.get("/{log_id}")
+async def get_log(log_id: int, db: SessionDep) -> CallLogRecord:
+    row = await query.one(await db.connection(), log_id)
+    if row is None:
+        raise NotFoundError("Log entry not found", code="log_not_found")
+    return CallLogRecord.model_validate(row)
+
+
+@usage_router.get("")
+async def list_usage(
+    filters: OwnFilters, user: CurrentUser, db: SessionDep, cursor: Cursor = None, limit: Limit = 50
+) -> UsagePage:
+    mine = _mine(filters, user.id)
+    rows, following = await query.page(await db.connection(), mine, cursor=cursor, limit=limit)
+    return UsagePage(items=[UsageRecord.model_validate(r) for r in rows], next_cursor=following)
+
+
+@usage_router.get("/totals")
+async def usage_totals(filters: OwnFilters, user: CurrentUser, db: SessionDep) -> LogTotals:
+    return LogTotals(**await query.totals(await db.connection(), _mine(filters, user.id)))
+
+
+@usage_router.get("/export", responses={200: {"content": {"text/csv": {}}}})
+async def export_usage(
+    filters: OwnFilters, user: CurrentUser, ctx: ContextDep
+) -> StreamingResponse:
+    return _csv(ctx, _mine(filters, user.id), "usage")
+
+
+@usage_router.get("/{log_id}")
+async def get_usage(log_id: int, user: CurrentUser, db: SessionDep) -> UsageRecord:
+    row = await query.one(await db.connection(), log_id, user_id=user.id)
+    if row is None:
+        raise NotFoundError("Log entry not found", code="log_not_found")
+    return UsageRecord.model_validate(row)

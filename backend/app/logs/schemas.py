@@ -1,0 +1,60 @@
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class UsageRecord(BaseModel):
+    """One call as its caller sees it (no channel internals)."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    created_at: datetime
+    request_id: str
+    source: str
+    api_key_id: int | None
+    api_key_name: str | None
+    client_ip: str | None
+    requested_model: str
+    stream: bool
+    status_code: int
+    success: bool
+    end_reason: str
+    error_message: str | None
+    prompt_tokens: int
+    completion_tokens: int
+    reasoning_tokens: int
+    cached_tokens: int
+    total_tokens: int
+    usage_source: str
+    ttft_ms: int | None
+    duration_ms: int
+
+
+class CallLogRecord(UsageRecord):
+    user_id: int | None
+    username: str | None
+    upstream_model: str | None
+    channel_id: int | None
+    channel_name: str | None
+    channels_tried: list[int]
+
+
+class LogPage(BaseModel):
+    items: list[CallLogRecord]
+    next_cursor: str | None = Field(description="Pass as `cursor` for the next (older) page")
+
+
+class UsagePage(BaseModel):
+    items: list[UsageRecord]
+    next_cursor: str | None
+
+
+class LogTotals(BaseModel):
+    requests: int
+    prompt_tokens: int
+    completion_tokens: int
+    total_tokens: int
+    errors: int = Field(description="Calls that ended in upstream_error, timeout or rejected")

@@ -1,0 +1,1 @@
+"""Statistics: daily rollups of the call log (kept as logs are written) and the dashboard queries."""

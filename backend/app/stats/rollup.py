@@ -1,0 +1,219 @@
+"""Daily rollups of call-log rows: aggregate a batch, add it to the tables, rebuild from the logs.
+
+A day is a calendar day in the site's time zone (`SITE_TIMEZONE`). The writer adds each batch's
+aggregates with one upsert per table (`x = x + excluded.x`) in the transaction that inserts the
+rows, so the rollups always equal what is in the logs (until retention deletes old logs; the
+rollups stay).
+"""
+
+from __future__ import annotations
+
+import bisect
+import logging
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any, cast
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import Table, delete, func, select, text
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from app.models import AppMeta, CallLog, LatencyDaily, UsageDaily
+
+logger = logging.getLogger(__name__)
+USAGE = cast(Table, UsageDaily.__table__)
+LATENCY = cast(Table, LatencyDaily.__table__)
+CALL_LOGS = cast(Table, CallLog.__table__)
+TIMEZONE_MARK = "stats_timezone"
+# Upper bounds (ms) of the latency buckets; one more bucket holds everything slower.
+LATENCY_BOUNDS_MS = (
+    25, 50, 100, 200, 300, 500, 750, 1000, 1500, 2000, 3000, 5000, 7500,
+    10_000, 15_000, 20_000, 30_000, 45_000, 60_000, 120_000, 300_000,
+)  # fmt: skip
+# Ends that are failures for the dashboard (a caller who left is not one).
+ERROR_ENDS = frozenset({"upstream_error", "timeout", "rejected"})
+COUNTERS = (
+    "calls",
+    "errors",
+    "prompt_tokens",
+    "completion_tokens",
+    "reasoning_tokens",
+    "cached_tokens",
+    "total_tokens",
+    "ttft_sum_ms",
+    "ttft_count",
+    "duration_sum_ms",
+)
+REBUILD_BATCH = 20_000
+
+
+def bucket_of(ms: int) -> int:
+    return bisect.bisect_left(LATENCY_BOUNDS_MS, ms)
+
+
+@dataclass
+class Aggregates:
+    usage: dict[tuple[date, str, str], list[int]] = field(default_factory=dict)
+    latency: dict[tuple[date, int, str, int], int] = field(default_factory=dict)
+
+    def add(self, row: Mapping[str, Any], tz: ZoneInfo) -> None:
+        created: datetime = row["created_at"]
+        day = created.astimezone(tz).date()
+        ttft = row.get("ttft_ms")
+        duration = row.get("duration_ms") or 0
+        values = (
+            1,
+            1 if row.get("end_reason") in ERROR_ENDS else 0,
+            row.get("prompt_tokens") or 0,
+            row.get("completion_tokens") or 0,
+            row.get("reasoning_tokens") or 0,
+            row.get("cached_tokens") or 0,
+            row.get("total_tokens") or 0,
+            ttft or 0,
+            1 if ttft is not None else 0,
+            duration,
+        )
+        channel = row.get("channel_id")
+        key = row.get("api_key_id")
+        user = row.get("user_id")
+        dims = [("all", ""), ("model", row["requested_model"]), ("source", row["source"])]
+        if channel is not None:
+            dims.append(("channel", str(channel)))
+        if user is not None:
+            dims.append(("user", str(user)))
+        if key is not None:
+            dims.append(("key", str(key)))
+        usage = self.usage
+        for dim, value in dims:
+            totals = usage.get((day, dim, value))
+            if totals is None:
+                usage[(day, dim, value)] = list(values)
+            else:
+                for index, amount in enumerate(values):
+                    totals[index] += amount
+        if channel is not None and row.get("end_reason") == "done":
+            latency = self.latency
+            slot = (day, channel, "duration", bucket_of(duration))
+            latency[slot] = latency.get(slot, 0) + 1
+            if ttft is not None:
+                slot = (day, channel, "ttft", bucket_of(ttft))
+                latency[slot] = latency.get(slot, 0) + 1
+
+    def extend(self, rows: Iterable[Mapping[str, Any]], tz: ZoneInfo) -> Aggregates:
+        for row in rows:
+            self.add(row, tz)
+        return self
+
+
+def _upsert(dialect: str, table: Table, keys: tuple[str, ...], counters: tuple[str, ...]) -> Any:
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    statement = insert(table)
+    return statement.on_conflict_do_update(
+        index_elements=list(keys),
+        set_={name: table.c[name] + statement.excluded[name] for name in counters},
+    )
+
+
+async def add(conn: AsyncConnection, aggregates: Aggregates) -> None:
+    """Add a batch's aggregates to the rollup tables (inside the caller's transaction)."""
+    dialect = conn.dialect.name
+    if aggregates.usage:
+        params = [
+            {"day": day, "dim": dim, "value": value, **dict(zip(COUNTERS, totals, strict=True))}
+            for (day, dim, value), totals in sorted(aggregates.usage.items())
+        ]
+        await conn.execute(_upsert(dialect, USAGE, ("day", "dim", "value"), COUNTERS), params)
+    if aggregates.latency:
+        params = [
+            {"day": day, "channel_id": channel, "kind": kind, "bucket": bucket, "count": count}
+            for (day, channel, kind, bucket), count in sorted(aggregates.latency.items())
+        ]
+        keys = ("day", "channel_id", "kind", "bucket")
+        await conn.execute(_upsert(dialect, LATENCY, keys, ("count",)), params)
+
+
+ROW_COLUMNS = (
+    "id",
+    "created_at",
+    "requested_model",
+    "source",
+    "channel_id",
+    "user_id",
+    "api_key_id",
+    "end_reason",
+    "prompt_tokens",
+    "completion_tokens",
+    "reasoning_tokens",
+    "cached_tokens",
+    "total_tokens",
+    "ttft_ms",
+    "duration_ms",
+)
+
+
+async def rebuild(engine: AsyncEngine, tz: ZoneInfo) -> int:
+    """Recompute the rollups from the call logs that are kept; returns how many rows were read.
+
+    Clearing the rollups and noting the newest log row happen in one transaction that also stops
+    new log rows for that moment (SQLite: the write lock; PostgreSQL: a table lock), so rows written
+    meanwhile by a running server are counted exactly once: by the writer if they came after, by
+    this scan if before.
+    """
+    async with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            await conn.execute(text(f"LOCK TABLE {CALL_LOGS.name} IN SHARE ROW EXCLUSIVE MODE"))
+        await conn.execute(delete(USAGE))
+        await conn.execute(delete(LATENCY))
+        newest = await conn.scalar(select(func.max(CALL_LOGS.c.id))) or 0
+        await _remember_timezone(conn, tz)
+    columns = [CALL_LOGS.c[name] for name in ROW_COLUMNS]
+    after, read = 0, 0
+    while after < newest:
+        async with engine.connect() as conn:
+            result = await conn.execute(
+                select(*columns)
+                .where(CALL_LOGS.c.id > after, CALL_LOGS.c.id <= newest)
+                .order_by(CALL_LOGS.c.id)
+                .limit(REBUILD_BATCH)
+            )
+            rows = [dict(row._mapping) for row in result]
+        if not rows:
+            break
+        async with engine.begin() as conn:
+            await add(conn, Aggregates().extend(rows, tz))
+        after = rows[-1]["id"]
+        read += len(rows)
+    return read
+
+
+async def _remember_timezone(conn: AsyncConnection, tz: ZoneInfo) -> None:
+    meta = cast(Table, AppMeta.__table__)
+    await conn.execute(delete(meta).where(meta.c.key == TIMEZONE_MARK))
+    await conn.execute(meta.insert().values(key=TIMEZONE_MARK, value=tz.key))
+
+
+async def timezone_in_use(engine: AsyncEngine) -> str | None:
+    """The time zone the rollups were built in (None: never recorded)."""
+    meta = cast(Table, AppMeta.__table__)
+    async with engine.connect() as conn:
+        value = await conn.scalar(select(meta.c.value).where(meta.c.key == TIMEZONE_MARK))
+    return str(value) if value is not None else None
+
+
+async def ensure_timezone(engine: AsyncEngine, tz: ZoneInfo) -> bool:
+    """Rebuild the rollups if they were built for another time zone. True if it rebuilt."""
+    current = await timezone_in_use(engine)
+    if current == tz.key:
+        return False
+    if current is None:
+        async with engine.connect() as conn:
+            empty = await conn.scalar(select(func.count()).select_from(CALL_LOGS)) == 0
+        if empty:
+            async with engine.begin() as conn:
+                await _remember_timezone(conn, tz)
+            return False
+    logger.info("Statistics time zone is now %s (was %s): rebuilding the rollups", tz.key, current)
+    await rebuild(engine, tz)
+    return True
