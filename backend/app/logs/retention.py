@@ -14,7 +14,7 @@ import asyncio
 import logging
 import secrets
 from datetime import timedelta
-from typing import cast
+from typing import Any, cast
 
 from redis.asyncio import Redis
 from sqlalchemy import Table, delete, select, text
@@ -100,6 +100,9 @@ class Retention:
                 free = await conn.scalar(text("PRAGMA freelist_count")) or 0
                 if free == 0:
                     return
-                await conn.exec_driver_sql(f"PRAGMA incremental_vacuum({VACUUM_PAGES})")
-                await conn.commit()
+                # Each step of this pragma frees one page, and a plain execute() steps once:
+                # run it as a script (sqlite3_exec steps to the end) on the driver's connection.
+                raw = await conn.get_raw_connection()
+                driver: Any = raw.driver_connection
+                await driver.executescript(f"PRAGMA incremental_vacuum({VACUUM_PAGES});")
             await asyncio.sleep(PAUSE_SECONDS)

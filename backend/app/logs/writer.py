@@ -112,6 +112,8 @@ class CallLogWriter:
         self._settings = settings
         self._queue: deque[dict[str, Any]] = deque()
         self._wakeup = asyncio.Event()
+        # One batch at a time: flush() waits for a batch the background task is still writing.
+        self._writing = asyncio.Lock()
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
         self.dropped = 0
@@ -147,10 +149,12 @@ class CallLogWriter:
             pass
 
     async def flush(self) -> None:
-        """Write what is queued now (used by tests and at shutdown)."""
+        """Write what is queued now, and wait for what is being written (tests, shutdown)."""
         while self._queue:
             if not await self._write_batch():
                 raise RuntimeError("call logs could not be written")
+        async with self._writing:
+            pass
 
     async def _run(self) -> None:
         interval = self._settings.flush_interval_seconds
@@ -175,6 +179,10 @@ class CallLogWriter:
 
     async def _write_batch(self, limit: int | None = None) -> bool:
         """Write one batch. False: the database is unavailable (the batch is queued again)."""
+        async with self._writing:
+            return await self._write_locked(limit)
+
+    async def _write_locked(self, limit: int | None) -> bool:
         size = min(len(self._queue), limit or self._settings.batch_size, self._settings.batch_size)
         batch = [self._queue.popleft() for _ in range(size)]
         if not batch:
