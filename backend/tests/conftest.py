@@ -28,8 +28,10 @@ from app.core.config import (
     AdminSettings,
     AuthSettings,
     CallLogSettings,
+    ChatSettings,
     DatabaseSettings,
     GatewaySettings,
+    MetricsSettings,
     RedisSettings,
     SecuritySettings,
     ServerSettings,
@@ -144,6 +146,8 @@ def make_settings(
         "auth",
         "gateway",
         "call_log",
+        "chat",
+        "metrics",
         "runtime",
         "admin",
     }
@@ -180,6 +184,8 @@ def make_settings(
         ),
         gateway=group(GatewaySettings, {}, "gateway"),
         call_log=group(CallLogSettings, {"flush_interval_seconds": 0.05}, "call_log"),
+        chat=group(ChatSettings, {}, "chat"),
+        metrics=group(MetricsSettings, {}, "metrics"),
         # Limits off unless a test turns them on: most tests send many requests from one address.
         runtime=group(
             RuntimeDefaults,

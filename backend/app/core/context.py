@@ -282,6 +282,7 @@ class AppContext:
             await self.attempts.stop()
             await self.http.close()
             self._open = False
+        self.metrics.close()
         await self.slots.close()
         if self.redis is not None:
             await self.redis.aclose()

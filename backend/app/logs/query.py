@@ -94,14 +94,18 @@ def _before(cursor: tuple[datetime, int]) -> ColumnElement[bool]:
     return or_(c.created_at < when, and_(c.created_at == when, c.id < row_id))
 
 
+def page_query(filters: LogFilters, after: tuple[datetime, int] | None, limit: int) -> Select[Any]:
+    query = _select(filters, [LOGS])
+    if after is not None:
+        query = query.where(_before(after))
+    return query.order_by(LOGS.c.created_at.desc(), LOGS.c.id.desc()).limit(limit)
+
+
 async def page(
     conn: AsyncConnection, filters: LogFilters, *, cursor: str | None, limit: int
 ) -> tuple[list[dict[str, Any]], str | None]:
     """One page, newest first, and the cursor for the next (None: this is the last page)."""
-    query = _select(filters, [LOGS])
-    if cursor:
-        query = query.where(_before(decode_cursor(cursor)))
-    query = query.order_by(LOGS.c.created_at.desc(), LOGS.c.id.desc()).limit(limit + 1)
+    query = page_query(filters, decode_cursor(cursor) if cursor else None, limit + 1)
     rows = [dict(row._mapping) for row in await conn.execute(query)]
     more = len(rows) > limit
     rows = rows[:limit]

@@ -6,7 +6,9 @@ states, the log writer's queue, running chat replies) are read when scraped and 
 
 With several worker processes behind one port, set `PROMETHEUS_MULTIPROC_DIR` to an empty
 directory shared by them: each process then writes its values there and any of them answers a
-scrape with the sum (gauges: the sum over live processes). Without it, each process reports its own.
+scrape with the sum (gauges: the sum over processes that are running; a process that is killed
+without shutting down keeps its last gauge values until the directory is emptied at the next
+start). Without it, each process reports its own.
 """
 
 from __future__ import annotations
@@ -111,6 +113,11 @@ class Metrics:
         self.replies.set(values["replies"])
         for state, count in values["breakers"].items():
             self.breakers.labels(state).set(count)
+
+    def close(self) -> None:
+        """At shutdown: this process's gauges stop counting in the multi-process sums."""
+        if self.multiprocess:
+            multiprocess.mark_process_dead(os.getpid())  # type: ignore[no-untyped-call]
 
     def exposition(self) -> bytes:
         if self.multiprocess:

@@ -13,7 +13,7 @@ from datetime import date, datetime, timedelta
 from typing import Any, Literal, cast
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Table, func, select
+from sqlalchemy import Select, Table, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.models import ApiKey, BlockedAttempt, LatencyDaily, UsageDaily, User
@@ -72,9 +72,7 @@ def _change(now: int, before: int) -> float | None:
 async def _by_day(
     conn: AsyncConnection, dim: str, value: str, first: date, last: date
 ) -> dict[date, dict[str, int]]:
-    query = select(USAGE.c.day, *[USAGE.c[name] for name in SUMMED]).where(
-        USAGE.c.dim == dim, USAGE.c.value == value, USAGE.c.day >= first, USAGE.c.day <= last
-    )
+    query = day_query(dim, value, first, last)
     return {
         row.day: {name: int(getattr(row, name)) for name in SUMMED}
         for row in await conn.execute(query)
@@ -132,17 +130,27 @@ async def trend(
     return {"timezone": tz.key, "days": days, "series": series}
 
 
-async def _grouped(
-    conn: AsyncConnection, dim: str, first: date, last: date, limit: int | None = None
-) -> list[dict[str, Any]]:
+def grouped_query(dim: str, first: date, last: date, limit: int | None = None) -> Select[Any]:
+    """Totals per value of one dimension over a span of days, most calls first."""
     query = (
         select(USAGE.c.value, *_sums(USAGE))
         .where(USAGE.c.dim == dim, USAGE.c.day >= first, USAGE.c.day <= last)
         .group_by(USAGE.c.value)
         .order_by(func.sum(USAGE.c.calls).desc(), USAGE.c.value)
     )
-    if limit is not None:
-        query = query.limit(limit)
+    return query if limit is None else query.limit(limit)
+
+
+def day_query(dim: str, value: str, first: date, last: date) -> Select[Any]:
+    return select(USAGE.c.day, *[USAGE.c[name] for name in SUMMED]).where(
+        USAGE.c.dim == dim, USAGE.c.value == value, USAGE.c.day >= first, USAGE.c.day <= last
+    )
+
+
+async def _grouped(
+    conn: AsyncConnection, dim: str, first: date, last: date, limit: int | None = None
+) -> list[dict[str, Any]]:
+    query = grouped_query(dim, first, last, limit)
     return [
         {"value": row.value, **{name: int(getattr(row, name)) for name in SUMMED}}
         for row in await conn.execute(query)
