@@ -14,6 +14,8 @@ start). Without it, each process reports its own.
 from __future__ import annotations
 
 import os
+from collections import Counter as Tally
+from collections import defaultdict
 from collections.abc import Callable
 from typing import Any
 
@@ -88,22 +90,34 @@ class Metrics:
         )
 
     def observe_batch(self, rows: list[dict[str, Any]]) -> None:
-        """Count a batch of written call-log rows."""
+        """Count a batch of written call-log rows (one label lookup per distinct label set)."""
+        requests: Tally[tuple[str, ...]] = Tally()
+        tokens: Tally[tuple[str, ...]] = Tally()
+        durations: dict[tuple[str, str], list[float]] = defaultdict(list)
+        ttfts: dict[tuple[str, str], list[float]] = defaultdict(list)
         for row in rows:
             model, channel = row["requested_model"], str(row["channel_id"] or "")
-            labels = (row["source"], model, channel)
-            end = row["end_reason"]
-            self.requests.labels(*labels, end).inc()
-            if end in ERROR_ENDS:
-                self.errors.labels(*labels, end).inc()
+            source = row["source"]
+            requests[(source, model, channel, row["end_reason"])] += 1
             for kind in TOKEN_KINDS:
-                amount = row.get(f"{kind}_tokens") or 0
+                amount = row.get(f"{kind}_tokens")
                 if amount:
-                    self.tokens.labels(*labels, kind).inc(amount)
+                    tokens[(source, model, channel, kind)] += amount
             if row["channel_id"] is not None:
-                self.duration.labels(model, channel).observe((row["duration_ms"] or 0) / 1000)
+                durations[(model, channel)].append((row["duration_ms"] or 0) / 1000)
                 if row.get("ttft_ms") is not None:
-                    self.ttft.labels(model, channel).observe(row["ttft_ms"] / 1000)
+                    ttfts[(model, channel)].append(row["ttft_ms"] / 1000)
+        for labels, count in requests.items():
+            self.requests.labels(*labels).inc(count)
+            if labels[3] in ERROR_ENDS:
+                self.errors.labels(*labels).inc(count)
+        for labels, amount in tokens.items():
+            self.tokens.labels(*labels).inc(amount)
+        for histogram, samples in ((self.duration, durations), (self.ttft, ttfts)):
+            for pair, values in samples.items():
+                child = histogram.labels(*pair)
+                for value in values:
+                    child.observe(value)
 
     def set_gauges(self, read: Callable[[], dict[str, Any]]) -> None:
         values = read()

@@ -12,12 +12,11 @@ import bisect
 import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date
 from typing import Any, cast
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import Table, delete, func, select, text
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from app.models import AppMeta, CallLog, LatencyDaily, UsageDaily
@@ -55,45 +54,43 @@ def bucket_of(ms: int) -> int:
 
 @dataclass
 class Aggregates:
-    usage: dict[tuple[date, str, str], list[int]] = field(default_factory=dict)
+    """A batch's totals. Rows are first summed per distinct (day, model, source, channel, user,
+    key) — one dictionary update per row — and spread over the dimensions only at the end, since a
+    batch holds far fewer distinct combinations than rows."""
+
+    _combos: dict[tuple[Any, ...], list[int]] = field(default_factory=dict)
     latency: dict[tuple[date, int, str, int], int] = field(default_factory=dict)
 
     def add(self, row: Mapping[str, Any], tz: ZoneInfo) -> None:
-        created: datetime = row["created_at"]
-        day = created.astimezone(tz).date()
+        day = row["created_at"].astimezone(tz).date()
         ttft = row.get("ttft_ms")
         duration = row.get("duration_ms") or 0
-        values = (
-            1,
-            1 if row.get("end_reason") in ERROR_ENDS else 0,
-            row.get("prompt_tokens") or 0,
-            row.get("completion_tokens") or 0,
-            row.get("reasoning_tokens") or 0,
-            row.get("cached_tokens") or 0,
-            row.get("total_tokens") or 0,
-            ttft or 0,
-            1 if ttft is not None else 0,
-            duration,
-        )
+        end = row.get("end_reason")
         channel = row.get("channel_id")
-        key = row.get("api_key_id")
-        user = row.get("user_id")
-        dims = [("all", ""), ("model", row["requested_model"]), ("source", row["source"])]
-        if channel is not None:
-            dims.append(("channel", str(channel)))
-        if user is not None:
-            dims.append(("user", str(user)))
-        if key is not None:
-            dims.append(("key", str(key)))
-        usage = self.usage
-        for dim, value in dims:
-            totals = usage.get((day, dim, value))
-            if totals is None:
-                usage[(day, dim, value)] = list(values)
-            else:
-                for index, amount in enumerate(values):
-                    totals[index] += amount
-        if channel is not None and row.get("end_reason") == "done":
+        combo = (
+            day,
+            row["requested_model"],
+            row["source"],
+            channel,
+            row.get("user_id"),
+            row.get("api_key_id"),
+        )
+        totals = self._combos.get(combo)
+        if totals is None:
+            totals = self._combos[combo] = [0] * len(COUNTERS)
+        totals[0] += 1
+        if end in ERROR_ENDS:
+            totals[1] += 1
+        totals[2] += row.get("prompt_tokens") or 0
+        totals[3] += row.get("completion_tokens") or 0
+        totals[4] += row.get("reasoning_tokens") or 0
+        totals[5] += row.get("cached_tokens") or 0
+        totals[6] += row.get("total_tokens") or 0
+        if ttft is not None:
+            totals[7] += ttft
+            totals[8] += 1
+        totals[9] += duration
+        if channel is not None and end == "done":
             latency = self.latency
             slot = (day, channel, "duration", bucket_of(duration))
             latency[slot] = latency.get(slot, 0) + 1
@@ -106,32 +103,82 @@ class Aggregates:
             self.add(row, tz)
         return self
 
+    @property
+    def usage(self) -> dict[tuple[date, str, str], list[int]]:
+        """Totals per (day, dimension, value)."""
+        usage: dict[tuple[date, str, str], list[int]] = {}
+        for (day, model, source, channel, user, key), totals in self._combos.items():
+            dims = [("all", ""), ("model", model), ("source", source)]
+            if channel is not None:
+                dims.append(("channel", str(channel)))
+            if user is not None:
+                dims.append(("user", str(user)))
+            if key is not None:
+                dims.append(("key", str(key)))
+            for dim, value in dims:
+                into = usage.get((day, dim, value))
+                if into is None:
+                    usage[(day, dim, value)] = list(totals)
+                else:
+                    for index, amount in enumerate(totals):
+                        into[index] += amount
+        return usage
 
-def _upsert(dialect: str, table: Table, keys: tuple[str, ...], counters: tuple[str, ...]) -> Any:
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    statement = insert(table)
-    return statement.on_conflict_do_update(
-        index_elements=list(keys),
-        set_={name: table.c[name] + statement.excluded[name] for name in counters},
+
+def _upsert_sql(
+    dialect: str, table: Table, keys: tuple[str, ...], counters: tuple[str, ...]
+) -> str:
+    """`INSERT … ON CONFLICT (keys) DO UPDATE SET c = c + excluded.c` in the driver's own
+    placeholder style: like the log rows, rollup rows go to the driver's executemany already
+    encoded (SQLAlchemy's per-row processing cost more than the upsert itself)."""
+    columns = (*keys, *counters)
+    if dialect == "sqlite":
+        marks = ", ".join("?" for _ in columns)
+    else:
+        marks = ", ".join(f"${index}" for index in range(1, len(columns) + 1))
+    updates = ", ".join(f"{name} = {table.name}.{name} + excluded.{name}" for name in counters)
+    return (
+        f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES ({marks}) "  # noqa: S608 (names from metadata)
+        f"ON CONFLICT ({', '.join(keys)}) DO UPDATE SET {updates}"
     )
+
+
+_STATEMENTS: dict[tuple[str, str], str] = {}
+
+
+def _statement(dialect: str, table: Table) -> str:
+    statement = _STATEMENTS.get((dialect, table.name))
+    if statement is None:
+        if table is USAGE:
+            statement = _upsert_sql(dialect, USAGE, ("day", "dim", "value"), COUNTERS)
+        else:
+            statement = _upsert_sql(
+                dialect, LATENCY, ("day", "channel_id", "kind", "bucket"), ("count",)
+            )
+        _STATEMENTS[(dialect, table.name)] = statement
+    return statement
 
 
 async def add(conn: AsyncConnection, aggregates: Aggregates) -> None:
     """Add a batch's aggregates to the rollup tables (inside the caller's transaction)."""
     dialect = conn.dialect.name
-    if aggregates.usage:
+
+    def day_value(day: date) -> Any:
+        return day.isoformat() if dialect == "sqlite" else day  # SQLAlchemy's SQLite format
+
+    usage = aggregates.usage
+    if usage:
         params = [
-            {"day": day, "dim": dim, "value": value, **dict(zip(COUNTERS, totals, strict=True))}
-            for (day, dim, value), totals in sorted(aggregates.usage.items())
+            (day_value(day), dim, value, *totals)
+            for (day, dim, value), totals in sorted(usage.items())
         ]
-        await conn.execute(_upsert(dialect, USAGE, ("day", "dim", "value"), COUNTERS), params)
+        await conn.exec_driver_sql(_statement(dialect, USAGE), params)
     if aggregates.latency:
         params = [
-            {"day": day, "channel_id": channel, "kind": kind, "bucket": bucket, "count": count}
+            (day_value(day), channel, kind, bucket, count)
             for (day, channel, kind, bucket), count in sorted(aggregates.latency.items())
         ]
-        keys = ("day", "channel_id", "kind", "bucket")
-        await conn.execute(_upsert(dialect, LATENCY, keys, ("count",)), params)
+        await conn.exec_driver_sql(_statement(dialect, LATENCY), params)
 
 
 ROW_COLUMNS = (
