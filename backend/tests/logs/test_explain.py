@@ -43,7 +43,7 @@ CASES: list[tuple[str, Select[Any], str]] = [
     (
         "errors",
         page_query(LogFilters(end_reason="timeout"), None, 51),
-        "ix_call_logs_end_reason_created_at",
+        "ix_call_logs_created_at_id",
     ),
     (
         "by address",
