@@ -11,7 +11,7 @@ TEST_REDIS_URL ?= redis://127.0.0.1:6379/15
 
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: help run demo bench bench-limits mock-upstream test lint format migrate bootstrap reset-password rebuild-stats frontend \
+.PHONY: help run demo bench bench-limits bench-stats mock-upstream test lint format migrate bootstrap reset-password rebuild-stats frontend \
         test-backend test-backend-sqlite test-backend-postgres test-frontend test-e2e clean
 
 help:
@@ -23,6 +23,7 @@ help:
 	@echo "make reset-password ACCOUNT=admin  set a new (printed) password for an account"
 	@echo "make rebuild-stats  recompute the dashboard's daily statistics from the call logs"
 	@echo "make bench        benchmarks (QUICK=1 for a short run); make bench-limits: blacklist + limits only"
+	@echo "make bench-stats  call logs, dashboard and CSV export with 2,000,000 rows (ROWS=… to change)"
 	@echo "make format       format the backend code"
 
 $(VENV)/bin/python:
@@ -60,6 +61,10 @@ mock-upstream: $(VENV)/.runtime-installed
 bench: $(VENV)/.runtime-installed
 	$(PY) bench/run.py $(if $(QUICK),--quick)
 	$(MAKE) bench-limits
+
+# Call logs at scale: 2,000,000 rows on SQLite and PostgreSQL, then dashboard, pages, CSV (ROWS=…).
+bench-stats: $(VENV)/.runtime-installed
+	$(PY) bench/stats_bench.py $(if $(ROWS),--rows $(ROWS))
 
 bench-limits: $(VENV)/.runtime-installed
 	taskset -c 0 $(PY) bench/guard_bench.py --redis $(TEST_REDIS_URL)

@@ -9,7 +9,6 @@ from collections.abc import AsyncIterator
 from dataclasses import replace
 from zoneinfo import ZoneInfo
 
-import orjson
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.logs.query import ERROR_ENDS, EXPORT_COLUMNS, LogFilters, batches
@@ -19,15 +18,11 @@ BOM = "\ufeff"
 BATCH_ROWS = 5000
 # A cell starting with one of these is a formula to a spreadsheet: quote it (values here can come
 # from callers, e.g. a model name).
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+_FORMULA_START = frozenset("=+-@\t\r")
+# The columns whose text can come from callers or upstreams.
+FREE_TEXT = ("request_id", "client_ip", "requested_model", "upstream_model", "error_message")
 _INDEX = {name: index for index, name in enumerate(EXPORT_COLUMNS)}
 HEADER = ["time", *EXPORT_COLUMNS[2:]]  # id is internal; time replaces created_at
-
-
-def _safe(value: object) -> object:
-    if isinstance(value, str) and value.startswith(_FORMULA_START):
-        return "'" + value
-    return value
 
 
 async def csv_stream(
@@ -40,7 +35,8 @@ async def csv_stream(
     requests = errors = 0
     sums = {"prompt_tokens": 0, "completion_tokens": 0, "reasoning_tokens": 0, "total_tokens": 0}
     positions = {name: _INDEX[name] for name in sums}
-    end_reason, tried = _INDEX["end_reason"], _INDEX["channels_tried"]
+    end_reason = _INDEX["end_reason"]
+    free_text = [_INDEX[name] for name in FREE_TEXT]
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n")
     out.write(BOM)
@@ -52,8 +48,12 @@ async def csv_stream(
         for row in rows:
             cells = list(row)
             cells[1] = row[1].astimezone(tz).isoformat(timespec="milliseconds")
-            cells[tried] = orjson.dumps(row[tried]).decode() if row[tried] else ""
-            writer.writerow([_safe(cell) for cell in cells[1:]])
+            for index in free_text:
+                value = cells[index]
+                if value and value[0] in _FORMULA_START:
+                    cells[index] = "'" + value
+            del cells[0]
+            writer.writerow(cells)
             requests += 1
             if row[end_reason] in ERROR_ENDS:
                 errors += 1

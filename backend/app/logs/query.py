@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal, cast
 
-from sqlalchemy import ColumnElement, Select, Table, and_, case, func, or_, select
+from sqlalchemy import ColumnElement, Select, String, Table, and_, case, func, or_, select
+from sqlalchemy import cast as cast_
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from app.core.errors import BadRequestError
@@ -87,11 +88,12 @@ def _select(filters: LogFilters, columns: Sequence[Any]) -> Select[Any]:
 
 
 def _before(cursor: tuple[datetime, int]) -> ColumnElement[bool]:
-    # Written out rather than as a row-value comparison: both databases then use the
-    # (created_at, id) index, and a filter index followed by time, as a range.
+    # `created_at <= when` is the range both databases start the index scan from (deep pages
+    # cost what the first one does); the OR only sorts out rows of that same instant. A bare
+    # (a < x OR (a = x AND b < y)), or a row-value comparison, is scanned from the top instead.
     when, row_id = cursor
     c = LOGS.c
-    return or_(c.created_at < when, and_(c.created_at == when, c.id < row_id))
+    return and_(c.created_at <= when, or_(c.created_at < when, c.id < row_id))
 
 
 def page_query(filters: LogFilters, after: tuple[datetime, int] | None, limit: int) -> Select[Any]:
@@ -198,7 +200,11 @@ async def batches(
 ) -> AsyncIterator[Sequence[Any]]:
     """Every matching row (EXPORT_COLUMNS), newest first, in keyset batches — each batch its own
     short read, so no transaction stays open however long the export takes."""
-    columns = [LOGS.c[name] for name in EXPORT_COLUMNS]
+    # channels_tried stays the JSON text the database holds (no decode and re-encode per row).
+    columns = [
+        cast_(LOGS.c[name], String) if name == "channels_tried" else LOGS.c[name]
+        for name in EXPORT_COLUMNS
+    ]
     base = _select(filters, columns).order_by(LOGS.c.created_at.desc(), LOGS.c.id.desc())
     cursor: tuple[datetime, int] | None = None
     while True:

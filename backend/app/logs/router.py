@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
@@ -56,9 +57,7 @@ async def all_filters(
     channel_id: int | None = None,
     client_ip: Annotated[str | None, Query(max_length=45)] = None,
 ) -> LogFilters:
-    return LogFilters(
-        **{**base.__dict__, "user_id": user_id, "channel_id": channel_id, "client_ip": client_ip}
-    )
+    return replace(base, user_id=user_id, channel_id=channel_id, client_ip=client_ip)
 
 
 AllFilters = Annotated[LogFilters, Depends(all_filters)]
@@ -76,7 +75,7 @@ def _csv(ctx: ContextDep, filters: LogFilters, prefix: str) -> StreamingResponse
 
 
 def _mine(filters: LogFilters, user_id: int) -> LogFilters:
-    return LogFilters(**{**filters.__dict__, "user_id": user_id})
+    return replace(filters, user_id=user_id)
 
 
 @router.get("")
