@@ -220,3 +220,68 @@ async def test_blocked_addresses_are_listed_by_count(
     ]
     assert blocked["total"] == 4
     assert blocked["items"][0]["last_seen"]
+
+
+def test_rollups_equal_the_raw_log_after_real_calls(
+    gateway_factory: Any, mock_upstream: Any
+) -> None:
+    """Through the real request path: served, refused, failed and streamed calls."""
+    from sqlalchemy import func as sql_func
+
+    from app.models import CallLog, LatencyDaily
+
+    gateway = gateway_factory()
+    gateway.create_channel(base_url=mock_upstream.base_url())
+    mock_upstream.set_profile("down", status=503)
+    gateway.create_channel(name="down", base_url=mock_upstream.base_url("down"), models=["broken"])
+    key = gateway.create_key()
+    headers = {"Authorization": f"Bearer {key}"}
+    calls = [
+        ("mock-gpt", False),
+        ("mock-gpt", True),
+        ("mock-gpt", True),
+        ("unknown", False),
+        ("broken", False),
+        ("broken", True),
+    ]
+    for model, stream in calls:
+        body = {"model": model, "messages": [{"role": "user", "content": "hi"}], "stream": stream}
+        gateway.http.post("/v1/chat/completions", json=body, headers=headers).read()
+    gateway.wait_for_logs(len(calls))
+
+    async def compare() -> tuple[list[Any], list[Any], int]:
+        async with gateway.ctx.sessionmaker() as db:
+            raw = (
+                await db.execute(
+                    select(
+                        CallLog.requested_model,
+                        sql_func.count(),
+                        sql_func.sum(CallLog.total_tokens),
+                        sql_func.sum(CallLog.prompt_tokens),
+                    )
+                    .group_by(CallLog.requested_model)
+                    .order_by(CallLog.requested_model)
+                )
+            ).all()
+            rolled = (
+                await db.execute(
+                    select(
+                        UsageDaily.value,
+                        sql_func.sum(UsageDaily.calls),
+                        sql_func.sum(UsageDaily.total_tokens),
+                        sql_func.sum(UsageDaily.prompt_tokens),
+                    )
+                    .where(UsageDaily.dim == "model")
+                    .group_by(UsageDaily.value)
+                    .order_by(UsageDaily.value)
+                )
+            ).all()
+            latencies = await db.scalar(
+                select(sql_func.sum(LatencyDaily.count)).where(LatencyDaily.kind == "duration")
+            )
+            return [tuple(r) for r in raw], [tuple(r) for r in rolled], int(latencies or 0)
+
+    raw, rolled, latencies = gateway.run(compare)
+    assert raw == rolled
+    assert [r[0] for r in raw] == ["broken", "mock-gpt", "unknown"]
+    assert latencies == 3, "one latency sample per served call"
