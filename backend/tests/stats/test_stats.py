@@ -285,3 +285,26 @@ def test_rollups_equal_the_raw_log_after_real_calls(
     assert raw == rolled
     assert [r[0] for r in raw] == ["broken", "mock-gpt", "unknown"]
     assert latencies == 3, "one latency sample per served call"
+
+
+async def test_the_rebuild_command_recomputes_the_statistics(
+    harness_factory: HarnessFactory, database: Any, tmp_path: Any
+) -> None:
+    from sqlalchemy import delete
+
+    from tests.processes import app_env, start_cli
+
+    harness = await harness_factory()
+    await write(harness.app, sample(300, days=4))
+    before = await _rollup_rows(harness)
+    async with harness.app.state.ctx.sessionmaker() as db:
+        await db.execute(delete(UsageDaily))
+        await db.commit()
+    proc = start_cli(
+        ["rebuild-stats"],
+        app_env(tmp_path / "cli", database, ADMIN_PASSWORD="cli-admin-password-1"),
+    )
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    assert "rebuilt from 300 call-log rows (Asia/Shanghai)" in out
+    assert await _rollup_rows(harness) == before
