@@ -21,15 +21,22 @@ from app.core.deps import ContextDep, SessionDep, after_commit
 from app.core.errors import UnprocessableError
 from app.core.pagination import Page, PageDep
 from app.gateway.upstream import Timeouts
-from app.models import ChannelStatus
+from app.models import Channel, ChannelStatus
 
 router = APIRouter(
     prefix="/api/admin/channels", tags=["admin-channels"], dependencies=[Depends(require_admin)]
 )
 
 
+def _read(ctx: ContextDep, channel: Channel) -> ChannelRead:
+    read = ChannelRead.model_validate(channel)
+    read.breaker_open = ctx.breaker.open_models(channel.id)
+    return read
+
+
 @router.get("")
 async def list_channels(
+    ctx: ContextDep,
     db: SessionDep,
     page: PageDep,
     q: Annotated[str | None, Query(max_length=100)] = None,
@@ -39,7 +46,7 @@ async def list_channels(
     rows, total = await channel_service.list_channels(
         db, page, query=q, status=channel_status, model=model
     )
-    return page.result([ChannelRead.model_validate(c) for c in rows], total)
+    return page.result([_read(ctx, c) for c in rows], total)
 
 
 @router.post("", status_code=status.HTTP_201_CREATED)
@@ -71,8 +78,8 @@ async def fetch_models_for_new_channel(
 
 
 @router.get("/{channel_id}")
-async def get_channel(channel_id: int, db: SessionDep) -> ChannelRead:
-    return ChannelRead.model_validate(await channel_service.get(db, channel_id))
+async def get_channel(channel_id: int, ctx: ContextDep, db: SessionDep) -> ChannelRead:
+    return _read(ctx, await channel_service.get(db, channel_id))
 
 
 @router.patch("/{channel_id}")

@@ -112,6 +112,10 @@ class ChannelRead(BaseModel):
     last_test_error: str | None
     created_at: datetime
     updated_at: datetime
+    breaker_open: list[str] = Field(
+        default_factory=list,
+        description="Upstream models whose circuit breaker is open now (on the process answering)",
+    )
 
 
 class ChannelTestRequest(BaseModel):

@@ -60,6 +60,15 @@ class CircuitBreaker:
         state.probing = True
         return True
 
+    def open_models(self, channel_id: int) -> list[str]:
+        """Upstream models of this channel whose breaker is open now (in this process)."""
+        now = self.clock()
+        return sorted(
+            model
+            for (channel, model), state in self._states.items()
+            if channel == channel_id and state.open_until and now < state.open_until
+        )
+
     def counts(self) -> dict[str, int]:
         """How many (channel, model) pairs are closed, open and half-open now."""
         now = self.clock()

@@ -171,6 +171,9 @@ def test_retry_after_keeps_the_channel_out_for_that_long(
         client.chat.completions.create(model="mock-gpt", messages=MESSAGES)  # type: ignore[arg-type]
     assert _hits(mock_upstream, "busy") == 1
     assert gateway.ctx.breaker.retry_in((busy["id"], "mock-gpt")) > 50
+    assert gateway.channel(busy["id"])["breaker_open"] == ["mock-gpt"], "shown to admins"
+    listed = gateway.http.get("/api/admin/channels", headers=gateway.admin).json()["items"]
+    assert {c["name"]: c["breaker_open"] for c in listed} == {"busy": ["mock-gpt"], "calm": []}
 
 
 def test_every_channel_failing_stays_within_the_attempt_bound(
