@@ -11,12 +11,13 @@ TEST_REDIS_URL ?= redis://127.0.0.1:6379/15
 
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: help run demo bench bench-limits bench-stats mock-upstream test lint format migrate bootstrap reset-password rebuild-stats frontend \
+.PHONY: help run demo bench bench-limits bench-stats mock-upstream test lint format migrate bootstrap reset-password rebuild-stats frontend dev e2e-browser \
         test-backend test-backend-sqlite test-backend-postgres test-frontend test-e2e clean
 
 help:
 	@echo "make run          install, build, migrate and start the server (http://127.0.0.1:8000)"
-	@echo "make test         install test tools and run every suite (lint, backend on SQLite and PostgreSQL, frontend)"
+	@echo "make test         install test tools and run every suite (lint, backend on SQLite and PostgreSQL, frontend, browser)"
+	@echo "make dev          API + Vite dev server with hot reload (http://127.0.0.1:5173)"
 	@echo "make demo         the gateway with a built-in mock upstream (no provider account needed)"
 	@echo "make mock-upstream PORT=9100   the OpenAI-compatible mock upstream on its own"
 	@echo "make migrate      apply database migrations"
@@ -38,13 +39,19 @@ $(VENV)/.dev-installed: backend/pyproject.toml | $(VENV)/bin/python
 	$(BIN)/pip install --quiet -e 'backend[dev]'
 	@touch $@ $(VENV)/.runtime-installed
 
-# The SPA, once frontend/package.json exists: built by Vite into backend/app/frontend/.
-frontend:
-	@if [ -f frontend/package.json ]; then \
-	  cd frontend && npm ci --no-audit --no-fund && npm run build; \
-	else \
-	  echo "frontend: no SPA sources yet; the server shows a placeholder page at /"; \
-	fi
+# The Vue SPA, built by Vite into backend/app/frontend/ (served by the same process).
+FRONTEND_STAMP := frontend/node_modules/.installed
+$(FRONTEND_STAMP): frontend/package.json frontend/package-lock.json
+	cd frontend && npm ci --no-audit --no-fund
+	@touch $@
+
+frontend: $(FRONTEND_STAMP)
+	cd frontend && npm run build
+
+# Development: the API on :8000 and Vite's dev server (hot reload, proxying /api and /v1) on :5173.
+dev: $(VENV)/.runtime-installed $(FRONTEND_STAMP)
+	@echo "SPA with hot reload: http://127.0.0.1:5173  (API: http://127.0.0.1:8000)"
+	cd frontend && npm run dev -- --host 127.0.0.1 & $(PY) -m app serve
 
 run: $(VENV)/.runtime-installed frontend
 	$(PY) -m app serve
@@ -96,13 +103,21 @@ test-backend-postgres: $(VENV)/.dev-installed
 
 test-backend: test-backend-sqlite test-backend-postgres
 
-test-frontend:
-	@if [ -f frontend/package.json ]; then cd frontend && npm ci --no-audit --no-fund && npm test; \
-	else echo "test-frontend: no SPA sources yet"; fi
+test-frontend: $(FRONTEND_STAMP)
+	cd frontend && npm run typecheck && npm test
 
-test-e2e:
-	@if [ -f frontend/package.json ]; then cd frontend && npm run test:e2e; \
-	else echo "test-e2e: no SPA sources yet"; fi
+# Debian's Chromium, and fonts for Chinese text and emoji in the screenshots (installed if missing).
+e2e-browser:
+	@if ! command -v chromium >/dev/null || ! fc-list 2>/dev/null | grep -qi "Noto Sans CJK"; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    (apt-get install -y -qq chromium fonts-noto-cjk fonts-noto-color-emoji >/dev/null 2>&1 || \
+	     (apt-get update -qq && apt-get install -y -qq chromium fonts-noto-cjk fonts-noto-color-emoji >/dev/null)); \
+	  else echo "e2e: install chromium fonts-noto-cjk fonts-noto-color-emoji (apt-get)"; exit 1; fi; \
+	fi
+
+# The browser end-to-end suite: the real server and the mock upstream, driven in Chromium.
+test-e2e: $(VENV)/.dev-installed frontend e2e-browser
+	cd frontend && npm run test:e2e
 
 test: lint test-backend test-frontend test-e2e
 

@@ -3,12 +3,15 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator
 from typing import Annotated, Any, Literal
 from urllib.parse import quote
 
+import anyio
 from fastapi import APIRouter, Depends, Header, Query, Response, status
 from starlette.responses import StreamingResponse
+from starlette.types import Receive, Scope, Send
 
 from app.auth.dependencies import CurrentUser, require_admin
 from app.conversations import export, service
@@ -50,6 +53,13 @@ EVENT_STREAM: dict[int | str, dict[str, Any]] = {
 
 
 class EventStream(StreamingResponse):
+    """An event stream that ends as soon as its client goes away.
+
+    Without this a follower would notice only at its next write (a keep-alive comes every
+    `CHAT_HEARTBEAT_SECONDS`), holding the connection open — and a graceful shutdown — until then.
+    The reply itself is not affected either way: it runs on its own.
+    """
+
     media_type = "text/event-stream"
 
     def __init__(self, frames: AsyncIterator[bytes], status_code: int = 200) -> None:
@@ -58,6 +68,18 @@ class EventStream(StreamingResponse):
             status_code=status_code,
             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
         )
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        async with anyio.create_task_group() as group:
+
+            async def stream() -> None:
+                with contextlib.suppress(OSError):  # the client left while we wrote
+                    await self.stream_response(send)
+                group.cancel_scope.cancel()
+
+            group.start_soon(stream)
+            await self.listen_for_disconnect(receive)
+            group.cancel_scope.cancel()
 
 
 @models_router.get("/models")

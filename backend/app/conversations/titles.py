@@ -33,6 +33,7 @@ def clean(text: str) -> str:
     _, text = split_complete(text)
     line = next((part for part in text.splitlines() if part.strip()), "")
     line = re.sub(r"^(title|标题)\s*[:：]\s*", "", line.strip(), flags=re.IGNORECASE)
+    line = re.sub(r"[*`#]+", "", line)  # Markdown emphasis, code and heading marks
     line = re.sub(r"\s+", " ", line).strip(_TRIM)
     return line[:MAX_TITLE_CHARS].rstrip()
 

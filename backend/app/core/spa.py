@@ -39,10 +39,16 @@ def _is_api_path(path: str) -> bool:
     return path in ("/api", "/v1") or path.startswith(API_PREFIXES)
 
 
+IMMUTABLE = "public, max-age=31536000, immutable"
+
+
 class SPAStaticFiles(StaticFiles):
+    """Vite's hashed files under `assets/` are cached for a year; everything else (index.html
+    above all, so a new build is picked up at once) is revalidated on every load."""
+
     async def get_response(self, path: str, scope: Scope) -> Response:
         try:
-            return await super().get_response(path, scope)
+            response = await super().get_response(path, scope)
         except HTTPException as exc:
             request_path = scope.get("path", "")
             if (
@@ -51,8 +57,13 @@ class SPAStaticFiles(StaticFiles):
                 and _wants_html(scope)
                 and not _is_api_path(request_path)
             ):
-                return await super().get_response("index.html", scope)
+                response = await super().get_response("index.html", scope)
+                response.headers["Cache-Control"] = "no-cache"
+                return response
             raise
+        immutable = path.startswith("assets/") and response.status_code in (200, 304)
+        response.headers["Cache-Control"] = IMMUTABLE if immutable else "no-cache"
+        return response
 
 
 def mount_spa(app: FastAPI, directory: Path = FRONTEND_DIR) -> None:

@@ -82,6 +82,8 @@ def test_a_title_the_user_set_is_never_replaced(
         ("标题：京都春季旅行。", "京都春季旅行"),
         ("<think>user wants a title</think>**Kyoto plans**", "Kyoto plans"),
         ("   ", ""),
+        ("Here is **bold** and `code`", "Here is bold and code"),
+        ("## snake_case helpers", "snake_case helpers"),
     ],
 )
 def test_titles_are_cleaned(raw: str, expected: str) -> None:

@@ -46,6 +46,8 @@ async def test_unhandled_errors_are_a_bare_500(harness: Harness) -> None:
         raise RuntimeError("internal detail: /srv/secret/path line 42")
 
     harness.app.add_api_route("/api/test-explode", explode)
+    routes = harness.app.router.routes
+    routes.insert(0, routes.pop())  # ahead of the SPA's catch-all mount, when the SPA is built
     client = httpx.AsyncClient(
         transport=httpx.ASGITransport(app=harness.app, raise_app_exceptions=False),
         base_url="http://testserver",

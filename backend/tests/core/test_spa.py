@@ -31,14 +31,19 @@ async def test_history_fallback_serves_index_for_html_navigation(tmp_path: Path)
         deep = await client.get("/chat/42", headers=html)
         assert deep.status_code == 200
         assert "id=app" in deep.text
+        assert deep.headers["cache-control"] == "no-cache"
+        assert (await client.get("/", headers=html)).headers["cache-control"] == "no-cache"
         asset = await client.get("/assets/main.js")
         assert asset.status_code == 200
         assert "console.log" in asset.text
+        assert asset.headers["cache-control"] == "public, max-age=31536000, immutable"
         assert (await client.get("/assets/missing.js")).status_code == 404
         assert (await client.get("/api/ping")).json() == {"pong": "yes"}
         # API paths never fall back to the SPA, even for a browser.
         assert (await client.get("/api/nothing", headers=html)).status_code == 404
-        assert (await client.get("/v1/nothing", headers=html)).status_code == 404
+        missing = await client.get("/v1/nothing", headers=html)
+        assert missing.status_code == 404
+        assert missing.headers["content-type"].startswith("application/json")
 
 
 async def test_placeholder_page_before_the_spa_is_built(tmp_path: Path) -> None:

@@ -1,0 +1,48 @@
+import { createRouter, createWebHistory, type RouteRecordRaw } from 'vue-router'
+import { installGuards } from './guards'
+
+const routes: RouteRecordRaw[] = [
+  {
+    path: '/',
+    component: () => import('@/layouts/ChatLayout.vue'),
+    meta: { auth: true },
+    children: [
+      { path: '', name: 'chat-new', component: () => import('@/views/chat/ChatView.vue') },
+      { path: 'c/:id(\\d+)', name: 'chat', component: () => import('@/views/chat/ChatView.vue'), props: true },
+    ],
+  },
+  {
+    path: '/account',
+    component: () => import('@/layouts/AccountLayout.vue'),
+    meta: { auth: true },
+    children: [
+      { path: '', redirect: { name: 'profile' } },
+      { path: 'profile', name: 'profile', component: () => import('@/views/account/ProfileView.vue') },
+      { path: 'keys', name: 'keys', component: () => import('@/views/account/ApiKeysView.vue') },
+      { path: 'usage', name: 'usage', component: () => import('@/views/account/UsageView.vue') },
+    ],
+  },
+  {
+    path: '/admin',
+    component: () => import('@/layouts/AdminLayout.vue'),
+    meta: { auth: true, admin: true },
+    children: [
+      { path: '', name: 'admin', component: () => import('@/views/admin/DashboardView.vue') },
+      { path: 'channels', name: 'admin-channels', component: () => import('@/views/admin/ChannelsView.vue') },
+      { path: 'users', name: 'admin-users', component: () => import('@/views/admin/UsersView.vue') },
+      { path: 'keys', name: 'admin-keys', component: () => import('@/views/admin/AdminKeysView.vue') },
+      { path: 'agents', name: 'admin-agents', component: () => import('@/views/admin/AgentsView.vue') },
+      { path: 'conversations', name: 'admin-conversations', component: () => import('@/views/admin/ConversationsView.vue') },
+      { path: 'ip-rules', name: 'admin-ip-rules', component: () => import('@/views/admin/IpRulesView.vue') },
+      { path: 'logs', name: 'admin-logs', component: () => import('@/views/admin/LogsView.vue') },
+      { path: 'settings', name: 'admin-settings', component: () => import('@/views/admin/SettingsView.vue') },
+    ],
+  },
+  { path: '/login', name: 'login', component: () => import('@/views/auth/LoginView.vue'), meta: { guest: true } },
+  { path: '/register', name: 'register', component: () => import('@/views/auth/RegisterView.vue'), meta: { guest: true } },
+  { path: '/admin/login', name: 'admin-login', component: () => import('@/views/auth/LoginView.vue'), props: { admin: true }, meta: { guest: true } },
+  { path: '/:rest(.*)*', name: 'not-found', component: () => import('@/views/NotFoundView.vue') },
+]
+
+export const router = createRouter({ history: createWebHistory(), routes })
+installGuards(router)

@@ -1,0 +1,40 @@
+import { describe, expect, it } from 'vitest'
+import { renderMarkdown } from './markdown'
+
+describe('renderMarkdown', () => {
+  it.each([
+    '<script>window.pwned = 1</script>',
+    '<img src=x onerror="window.pwned = 1">',
+    '[click](javascript:window.pwned=1)',
+    '<a href="javascript:alert(1)">x</a>',
+    '<iframe src="https://evil.example"></iframe>',
+    '<svg onload="window.pwned=1"></svg>',
+    '```html\n<script>alert(1)</script>\n```',
+  ])('never lets script from a model answer into the DOM: %s', (answer) => {
+    const html = renderMarkdown(answer)
+    const box = document.createElement('div')
+    box.innerHTML = html
+    expect(box.querySelector('script, iframe, svg')).toBeNull()
+    for (const element of box.querySelectorAll('*')) {
+      for (const attribute of element.attributes) {
+        expect(attribute.name.startsWith('on'), `${element.tagName} ${attribute.name}`).toBe(false)
+        expect(attribute.value.trim().toLowerCase().startsWith('javascript:')).toBe(false)
+      }
+    }
+    expect(html).not.toMatch(/<script/i)
+  })
+
+  it('renders Markdown, tables and highlighted code', () => {
+    const html = renderMarkdown('**bold**\n\n| a | b |\n|---|---|\n| 1 | 2 |\n\n```python\nprint("hi")\n```')
+    expect(html).toContain('<strong>bold</strong>')
+    expect(html).toContain('<table>')
+    expect(html).toContain('hljs')
+    expect(html).toContain('data-lang="python"')
+  })
+
+  it('opens links in a new tab without access to the opener', () => {
+    const html = renderMarkdown('see https://example.com')
+    expect(html).toContain('target="_blank"')
+    expect(html).toContain('rel="noopener noreferrer nofollow"')
+  })
+})

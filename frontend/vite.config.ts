@@ -1,0 +1,40 @@
+import { fileURLToPath, URL } from 'node:url'
+import tailwindcss from '@tailwindcss/vite'
+import vue from '@vitejs/plugin-vue'
+import { defineConfig } from 'vitest/config'
+
+const backend = process.env.BACKEND_URL ?? 'http://127.0.0.1:8000'
+
+export default defineConfig({
+  plugins: [vue(), tailwindcss()],
+  resolve: { alias: { '@': fileURLToPath(new URL('./src', import.meta.url)) } },
+  build: {
+    outDir: '../backend/app/frontend',
+    emptyOutDir: true,
+    chunkSizeWarningLimit: 700,
+    rolldownOptions: {
+      output: {
+        // Vendor code shared by every area, split so chat and admin chunks stay small.
+        codeSplitting: {
+          groups: [
+            { name: 'vendor-vue', test: /node_modules[\\/](vue|@vue|vue-router|pinia|vue-i18n|@intlify)[\\/]/ },
+            { name: 'vendor-markdown', test: /node_modules[\\/](markdown-it|dompurify|highlight\.js|linkify-it|mdurl|uc\.micro|entities|punycode)[\\/]/ },
+            { name: 'vendor-charts', test: /node_modules[\\/]chart\.js[\\/]/ },
+          ],
+        },
+      },
+    },
+  },
+  server: {
+    proxy: {
+      '/api': { target: backend, changeOrigin: false },
+      '/v1': { target: backend, changeOrigin: false },
+      '/healthz': backend,
+      '/readyz': backend,
+    },
+  },
+  test: {
+    environment: 'happy-dom',
+    include: ['src/**/*.test.ts'],
+  },
+})
