@@ -108,10 +108,19 @@ test('a user chats, stops, regenerates, reloads mid-answer and uses an API key',
   assert.equal((resumed.match(/word0 /g) ?? []).length, 1, 'nothing shown twice')
   assert.match(resumed, /word59/)
   assert.equal(await page.locator('[data-test=user-message]').count(), 2)
+  await page.fill('[data-test=search]', 'autumn')
 
   // The sidebar lists it (with its generated title), and the search finds it by content.
-  await page.fill('[data-test=search]', 'autumn')
   await page.waitForFunction(() => document.querySelectorAll('[data-test=conversation-item]').length === 1)
+
+  // Formulas are typeset (KaTeX, loaded on first use); a script in an answer never runs.
+  await mockProfile('e2e', { chunks: 7, text: 'Energy: $E = mc^2$ <img src=x onerror="window.__pwned=1">' })
+  await page.fill('[data-test=composer]', 'Physics?')
+  await page.keyboard.press('Enter')
+  await page.waitForSelector('[data-test=assistant-message] .katex')
+  assert.equal(await page.evaluate(() => window.__pwned), undefined)
+  await mockProfile('e2e', { chunks: 60, interval: 0.01, text: REPLY_WORDS })
+  await page.fill('[data-test=search]', '')
 
   // Chinese and dark: the same chat.
   await page.selectOption('[data-test=locale]', 'zh-CN')

@@ -38,3 +38,24 @@ describe('renderMarkdown', () => {
     expect(html).toContain('rel="noopener noreferrer nofollow"')
   })
 })
+
+describe('math', () => {
+  it('keeps formulas intact for KaTeX, and leaves money and code alone', async () => {
+    const { hasMath, typesetMath } = await import('./math')
+    const box = document.createElement('div')
+    box.innerHTML = renderMarkdown('Euler: $e^{i\\pi} + 1 = 0$, also \\(a\\,b\\)\n\n$$\\int_0^1 x\\,dx$$\n\nIt costs $5 and $6. `$x$`')
+    const spans = [...box.querySelectorAll('span.math')]
+    expect(spans.map((s) => [s.textContent, (s as HTMLElement).dataset.display])).toEqual([
+      ['e^{i\\pi} + 1 = 0', '0'],
+      ['a\\,b', '0'],
+      ['\\int_0^1 x\\,dx', '1'],
+    ])
+    expect(box.textContent).toContain('costs $5 and $6')
+    expect(box.querySelector('code')?.textContent).toBe('$x$')
+    expect(hasMath(box)).toBe(true)
+    Object.defineProperty(document, 'compatMode', { value: 'CSS1Compat', configurable: true })
+    await typesetMath(box)
+    expect(box.querySelectorAll('.katex').length).toBe(3)
+    expect(hasMath(box)).toBe(false)
+  })
+})

@@ -3,6 +3,7 @@
 import DOMPurify from 'dompurify'
 import hljs from 'highlight.js/lib/common'
 import MarkdownIt from 'markdown-it'
+import { mathPlugin } from './math'
 
 const md = new MarkdownIt({
   html: false,
@@ -14,6 +15,8 @@ const md = new MarkdownIt({
     return `<pre class="hljs"><code data-lang="${md.utils.escapeHtml(language)}">${html}</code></pre>`
   },
 })
+
+md.use(mathPlugin)
 
 // Links open in a new tab without giving it access to this one.
 type Rule = NonNullable<typeof md.renderer.rules.link_open>
@@ -30,7 +33,7 @@ DOMPurify.addHook('afterSanitizeAttributes', (node) => {
 
 export function renderMarkdown(text: string): string {
   return DOMPurify.sanitize(md.render(text ?? ''), {
-    ADD_ATTR: ['target', 'data-lang'],
+    ADD_ATTR: ['target', 'data-lang', 'data-display'],
     FORBID_TAGS: ['style', 'iframe', 'form', 'input', 'script'],
   })
 }
