@@ -91,6 +91,7 @@ def two_processes(
         "DEFAULT_USER_RPM": "10",
         "IP_RPM": "0",
         "HOST": "127.0.0.1",
+        "SHUTDOWN_GRACE_SECONDS": "2",
     }
     procs: list[subprocess.Popen[str]] = []
     clients: list[httpx.Client] = []

@@ -53,6 +53,14 @@ class ServerSettings(BaseSettings):
     # One log line per HTTP request. Off by default: every model call is in the call logs, and a
     # reverse proxy usually logs HTTP already; the line costs measurable CPU on the hot path.
     access_log: bool = False
+    # Worker processes sharing the port. More than 1 needs REDIS_URL (see the README, scale-out).
+    workers: int = Field(default=1, ge=1, le=64)
+    # On SIGTERM: readiness answers 503 for this long while the server still serves, so a load
+    # balancer stops sending new requests first; then it stops accepting connections.
+    shutdown_delay_seconds: float = Field(default=0.0, ge=0, le=300)
+    # Then running calls get this long to finish; streams still running after it end with a final
+    # event (an error frame, or the chat reply stored as stopped).
+    shutdown_grace_seconds: float = Field(default=20.0, ge=0, le=3600)
     # The time zone of "today" in statistics and of times in exports (an IANA name).
     site_timezone: str = "Asia/Shanghai"
 

@@ -7,10 +7,13 @@ HTTP client, background tasks) are created in `open()` and released in `close()`
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
+import orjson
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
@@ -31,6 +34,7 @@ from app.gateway.auth import ApiKeyCache
 from app.gateway.breaker import CircuitBreaker
 from app.gateway.concurrency import ConcurrencyGate
 from app.gateway.registry import ChannelRegistry
+from app.gateway.relay import ActiveStreams
 from app.gateway.service import Gateway
 from app.gateway.upstream import create_session
 from app.ipfilter import service as ip_rule_service
@@ -48,7 +52,9 @@ from app.runtime_settings.values import RuntimeValues
 from app.stats.metrics import Metrics
 from app.stats.metrics_access import MetricsAccess
 
+logger = logging.getLogger(__name__)
 GAUGE_SECONDS = 5.0
+BREAKER_SIGNAL = "breaker"
 
 
 @dataclass
@@ -71,6 +77,7 @@ class AppContext:
     gate: ConcurrencyGate
     metrics: Metrics
     metrics_access: MetricsAccess
+    streams: ActiveStreams = field(default_factory=ActiveStreams)
     shutting_down: bool = False
     # Created by open():
     engine: AsyncEngine = field(init=False, repr=False)
@@ -134,7 +141,19 @@ class AppContext:
         self.bus.on("ip_rules", self.reload_ip_rules)
         self.bus.on("channels", self._invalidate_channels)
         self.bus.on("credentials", self._forget_credentials)
+        self.bus.on_signal(BREAKER_SIGNAL, self._follow_breaker)
+        self.breaker.on_change = self._breaker_changed
         await self.bus.start()
+
+    def _breaker_changed(self, key: tuple[int, str], seconds: float | None) -> None:
+        """A breaker opened or closed here: the other processes route the same way."""
+        self.bus.signal(BREAKER_SIGNAL, orjson.dumps([key[0], key[1], seconds]).decode())
+
+    async def _follow_breaker(self, arg: str) -> None:
+        channel_id, model, seconds = orjson.loads(arg)
+        self.breaker.follow(
+            (int(channel_id), str(model)), None if seconds is None else float(seconds)
+        )
 
     async def reload_ip_rules(self) -> None:
         async with self.sessionmaker() as db:
@@ -230,6 +249,24 @@ class AppContext:
             "replies": self.replies.running_here,
             "breakers": self.breaker.counts(),
         }
+
+    async def drain(self, grace_seconds: float) -> None:
+        """After a stop signal: let running calls finish for `grace_seconds`, then end the rest
+        with a final event — `/v1` streams with an error frame, chat replies stored as stopped
+        (their followers get `done`) — so nothing is cut off silently when the server stops."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + grace_seconds
+        # A shutdown wait, polled ten times a second.
+        while (len(self.streams) or self.replies.running_here) and loop.time() < deadline:  # noqa: ASYNC110
+            await asyncio.sleep(0.1)
+        interrupted = self.streams.interrupt_all()
+        if interrupted or self.replies.running_here:
+            logger.info(
+                "Shutting down: ended %d streams and %d chat replies still running",
+                interrupted,
+                self.replies.running_here,
+            )
+        await self.replies.shutdown()
 
     def _claims(self) -> Claims:
         chat = self.settings.chat

@@ -32,6 +32,9 @@ class CircuitBreaker:
     # The thresholds in force (runtime settings, read at each use so changes apply at once).
     settings: Callable[[], RuntimeValues]
     clock: Callable[[], float] = time.monotonic
+    # Told when a pair opens here (seconds it stays open) or closes again (None), so other
+    # processes can follow (see `follow`).
+    on_change: Callable[[BreakerKey, float | None], None] | None = None
     _states: dict[BreakerKey, _State] = field(default_factory=dict)
 
     def _state(self, key: BreakerKey) -> _State:
@@ -88,13 +91,32 @@ class CircuitBreaker:
             return 0.0
         return max(0.0, state.open_until - self.clock())
 
+    def follow(self, key: BreakerKey, seconds: float | None) -> None:
+        """Apply what another process saw: the pair opened for `seconds`, or closed (None)."""
+        state = self._state(key)
+        if seconds is None:
+            if state.open_until:
+                state.open_until = 0.0
+                state.cooldown = 0.0
+                state.consecutive_failures = 0
+                state.probing = False
+            return
+        until = self.clock() + seconds
+        if until > state.open_until:
+            state.open_until = until
+            state.cooldown = max(state.cooldown, seconds)
+            state.probing = False
+
     def record_success(self, key: BreakerKey) -> None:
         state = self._state(key)
+        was_open = state.open_until != 0.0
         state.outcomes.append(True)
         state.consecutive_failures = 0
         state.open_until = 0.0
         state.cooldown = 0.0
         state.probing = False
+        if was_open and self.on_change is not None:
+            self.on_change(key, None)
 
     def record_failure(self, key: BreakerKey, retry_after: float | None = None) -> None:
         s = self.settings()
@@ -120,6 +142,8 @@ class CircuitBreaker:
             state.open_until = self.clock() + cooldown
             state.probing = False
             state.opened_count += 1
+            if self.on_change is not None:
+                self.on_change(key, cooldown)
 
     def release_probe(self, key: BreakerKey) -> None:
         """A probe ended without a verdict (e.g. the caller's own error): let another try."""

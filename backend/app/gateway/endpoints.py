@@ -41,6 +41,7 @@ async def chat_completions(ctx: AppContext, request: Request, receive: Receive) 
         client_ip=state["client_ip"],
         receive=receive,
         max_choices=ctx.settings.gateway.max_choices,
+        active=ctx.streams,
     )
 
 

@@ -81,6 +81,31 @@ def error_frame(message: str, code: str, error_type: str = "upstream_error") -> 
     return b"data: " + orjson.dumps(payload) + b"\n\n"
 
 
+class ActiveStreams:
+    """The `/v1` streams being relayed by this process, so a shutdown can end them properly."""
+
+    def __init__(self) -> None:
+        self._relays: set[StreamRelay] = set()
+
+    def __len__(self) -> int:
+        return len(self._relays)
+
+    def add(self, relay: StreamRelay) -> None:
+        self._relays.add(relay)
+
+    def discard(self, relay: StreamRelay) -> None:
+        self._relays.discard(relay)
+
+    def interrupt_all(self) -> int:
+        relays = list(self._relays)
+        for relay in relays:
+            relay.interrupt()
+        return len(relays)
+
+
+SHUTDOWN_MESSAGE = "The server is restarting; the answer was cut short. Send the request again."
+
+
 class StreamRelay:
     def __init__(
         self,
@@ -89,12 +114,22 @@ class StreamRelay:
         attempt: StreamAttempt,
         gateway: Gateway,
         submit: Submit,
+        active: ActiveStreams | None = None,
     ) -> None:
         self.call = call
         self.request = request
         self.attempt = attempt
         self.gateway = gateway
         self.submit = submit
+        self.active = active
+        self.interrupted = False
+        if active is not None:
+            active.add(self)
+
+    def interrupt(self) -> None:
+        """End the stream now (shutdown): the upstream is closed, the client gets an error frame."""
+        self.interrupted = True
+        self.attempt.response.close()
 
     async def body(self) -> AsyncIterator[bytes]:
         call, attempt = self.call, self.attempt
@@ -113,6 +148,10 @@ class StreamRelay:
                     return
                 yield frames
         except UpstreamError as error:
+            if self.interrupted:
+                call.end("upstream_error", 200, "server shutdown")
+                yield error_frame(SHUTDOWN_MESSAGE, "server_shutdown", "server_error")
+                return
             self.gateway.report_stream_failure(attempt)
             reason: EndReason = "timeout" if error.kind == "timeout" else "upstream_error"
             call.end(reason, 200, error.message)
@@ -127,6 +166,8 @@ class StreamRelay:
 
     def close(self) -> None:
         """Idempotent: release the upstream and the slot, and submit the one log row."""
+        if self.active is not None:
+            self.active.discard(self)
         if self.call.end_reason is None:
             self.call.end("client_gone", CLIENT_CLOSED)
         self.attempt.close(keep_connection=self.call.end_reason == "done")
@@ -161,6 +202,7 @@ async def chat_completions(
     client_ip: str,
     receive: Receive,
     max_choices: int,
+    active: ActiveStreams | None = None,
 ) -> Response:
     call = CallRecord(
         request_id=request_id,
@@ -203,4 +245,4 @@ async def chat_completions(
             attempt.close(keep_connection=True)
             call.finish(submit)
         return Response(body, media_type="application/json")
-    return RelayResponse(StreamRelay(call, request, attempt, gateway, submit))
+    return RelayResponse(StreamRelay(call, request, attempt, gateway, submit, active))

@@ -193,6 +193,31 @@ def test_breaker_opens_half_opens_and_closes() -> None:
     assert breaker.acquire(key)
 
 
+def test_breaker_openings_and_closings_are_announced_and_followed() -> None:
+    seen, follower = _breaker(), _breaker()
+    announced: list[tuple[tuple[int, str], float | None]] = []
+    breaker, clock = seen
+    breaker.on_change = lambda key, seconds: announced.append((key, seconds))
+    other, _ = follower
+    key = (3, "m")
+    breaker.record_success(key)  # closed stays closed: nothing to say
+    for _ in range(3):
+        breaker.record_failure(key)
+    assert announced == [(key, 10)]
+    other.follow(key, 10)
+    assert not other.available(key)
+    assert other.open_models(3) == ["m"]
+    other.follow(key, 2)  # an older, shorter opening does not shorten it
+    assert other.retry_in(key) == 10
+    clock.now += 10
+    assert breaker.acquire(key)
+    breaker.record_success(key)
+    assert announced[-1] == (key, None)
+    other.follow(key, None)
+    assert other.available(key)
+    assert other.open_models(3) == []
+
+
 def test_breaker_honours_retry_after_and_the_failure_window() -> None:
     breaker, _ = _breaker()
     breaker.record_failure((1, "m"), retry_after=120)
