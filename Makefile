@@ -11,7 +11,7 @@ TEST_REDIS_URL ?= redis://127.0.0.1:6379/15
 
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: help run demo bench bench-limits bench-stats mock-upstream test lint format migrate bootstrap reset-password rebuild-stats frontend dev e2e-browser \
+.PHONY: help run demo bench bench-limits bench-stats soak mock-upstream test lint format migrate bootstrap reset-password rebuild-stats frontend dev e2e-browser \
         test-backend test-backend-sqlite test-backend-postgres test-frontend test-e2e clean
 
 help:
@@ -25,6 +25,7 @@ help:
 	@echo "make rebuild-stats  recompute the dashboard's daily statistics from the call logs"
 	@echo "make bench        benchmarks (QUICK=1 for a short run); make bench-limits: blacklist + limits only"
 	@echo "make bench-stats  call logs, dashboard and CSV export with 2,000,000 rows (ROWS=… to change)"
+	@echo "make soak         30 minutes of mixed traffic with random upstream faults (MINUTES=… to change)"
 	@echo "make format       format the backend code"
 
 $(VENV)/bin/python:
@@ -53,8 +54,9 @@ dev: $(VENV)/.runtime-installed $(FRONTEND_STAMP)
 	@echo "SPA with hot reload: http://127.0.0.1:5173  (API: http://127.0.0.1:8000)"
 	cd frontend && npm run dev -- --host 127.0.0.1 & $(PY) -m app serve
 
+# WORKERS=4 starts four worker processes (needs REDIS_URL).
 run: $(VENV)/.runtime-installed frontend
-	$(PY) -m app serve
+	$(if $(WORKERS),WORKERS=$(WORKERS)) $(PY) -m app serve
 
 # The gateway with the built-in mock upstream as its channel: streaming answers, no provider account.
 demo: $(VENV)/.runtime-installed frontend
@@ -72,6 +74,10 @@ bench: $(VENV)/.runtime-installed
 # Call logs at scale: 2,000,000 rows on SQLite and PostgreSQL, then dashboard, pages, CSV (ROWS=…).
 bench-stats: $(VENV)/.runtime-installed
 	$(PY) bench/stats_bench.py $(if $(ROWS),--rows $(ROWS))
+
+# Soak: 30 minutes of mixed traffic with upstream faults injected at random (MINUTES=…, DATABASE=…).
+soak: $(VENV)/.runtime-installed
+	$(PY) bench/soak.py --minutes $${MINUTES:-30} $(if $(DATABASE),--database $(DATABASE))
 
 bench-limits: $(VENV)/.runtime-installed
 	taskset -c 0 $(PY) bench/guard_bench.py --redis $(TEST_REDIS_URL)

@@ -1,8 +1,10 @@
-"""Command line: `python -m app [serve|migrate|bootstrap|reset-password]`.
+"""Command line: `python -m app [serve|migrate|bootstrap|rebuild-stats|rotate-keys|reset-password]`.
 
 serve            run the server (HOST/PORT and everything else from the environment / .env)
 migrate          apply database migrations and exit
 bootstrap        migrate, create the first admin if there is none, and exit
+rebuild-stats    recompute the daily statistics from the call logs
+rotate-keys      re-encrypt the stored channel keys with the first key in ENCRYPTION_KEYS
 reset-password   set a new password for an account (generated and printed unless given on stdin)
 """
 
@@ -22,6 +24,7 @@ import uvicorn
 from pydantic import ValidationError
 from uvicorn.supervisors.multiprocess import Multiprocess, Process
 
+from app.channels import encryption
 from app.core import gc_policy, migrate
 from app.core.app_secrets import ConfigError, load_app_secrets
 from app.core.config import Settings
@@ -108,7 +111,19 @@ def _uvicorn_config(settings: Settings, app: Any, **extra: Any) -> uvicorn.Confi
     )
 
 
+async def _verify_encryption(settings: Settings) -> None:
+    """Before any process starts serving: keys that cannot open the stored data stop the start
+    here, with the configuration error's own message (not a traceback per worker)."""
+    ctx = AppContext.build(settings, load_app_secrets(settings))
+    engine = ctx.open_database()
+    try:
+        await encryption.verify_before_start(engine, ctx.secret_box)
+    finally:
+        await ctx.close()
+
+
 def serve(settings: Settings, banner: str = "") -> None:
+    asyncio.run(_verify_encryption(settings))
     if settings.server.workers > 1:
         serve_workers(settings)
         return
@@ -163,6 +178,7 @@ async def _with_context(settings: Settings, bootstrap_admin: bool) -> None:
     engine = ctx.open_database()
     try:
         await migrate.upgrade(engine)
+        await encryption.ensure(engine, ctx.secret_box)
         if bootstrap_admin:
             first_admin = await bootstrap.ensure_first_admin(
                 ctx.sessionmaker, ctx.hasher, settings.admin
@@ -195,12 +211,34 @@ async def _reset_password(settings: Settings, username: str, from_stdin: bool) -
     return 0
 
 
+async def _rotate_keys(settings: Settings) -> int:
+    ctx = AppContext.build(settings, load_app_secrets(settings))
+    engine = ctx.open_database()
+    try:
+        await migrate.upgrade(engine)
+        result = await encryption.rotate(engine, ctx.secret_box)
+    finally:
+        await ctx.close()
+    print(f"Re-encrypted {result.rotated} channel keys with the first key in ENCRYPTION_KEYS.")
+    if result.undecryptable:
+        ids = ", ".join(f"#{i}" for i in result.undecryptable)
+        print(
+            f"Could not decrypt the key of channel {ids} with any configured key: enter it again "
+            "in the admin console (the channel stays switched off until then).",
+            file=sys.stderr,
+        )
+        return 1
+    print("The other keys in ENCRYPTION_KEYS can now be removed.")
+    return 0
+
+
 async def _rebuild_stats(settings: Settings) -> None:
     ctx = AppContext.build(settings, load_app_secrets(settings))
     engine = ctx.open_database()
     try:
         await migrate.upgrade(engine)
-        rows = await rollup.rebuild(engine, settings.server.timezone)
+        async with migrate.exclusive(engine):
+            rows = await rollup.rebuild(engine, settings.server.timezone)
     finally:
         await ctx.close()
     print(f"Daily statistics rebuilt from {rows} call-log rows ({settings.server.site_timezone}).")
@@ -224,6 +262,9 @@ def main(argv: list[str] | None = None) -> int:
     demo_parser = commands.add_parser("demo", help="serve with the mock upstream as a channel")
     demo_parser.add_argument("--mock-port", type=int, default=9100)
     commands.add_parser("rebuild-stats", help="recompute the daily statistics from the call logs")
+    commands.add_parser(
+        "rotate-keys", help="re-encrypt stored channel keys with the first ENCRYPTION_KEYS key"
+    )
     reset = commands.add_parser("reset-password", help="set a new password for an account")
     reset.add_argument("username")
     reset.add_argument(
@@ -244,6 +285,8 @@ def main(argv: list[str] | None = None) -> int:
             asyncio.run(_rebuild_stats(settings))
         elif args.command == "demo":
             run_demo(settings, args.mock_port)
+        elif args.command == "rotate-keys":
+            return asyncio.run(_rotate_keys(settings))
         elif args.command == "reset-password":
             return asyncio.run(_reset_password(settings, args.username, args.stdin))
     except ConfigError as exc:

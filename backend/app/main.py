@@ -16,6 +16,7 @@ from app.agents import service as agent_service
 from app.agents.router import admin_router as admin_agents_router
 from app.agents.router import router as agents_router
 from app.auth.router import router as auth_router
+from app.channels import encryption
 from app.channels.router import router as channels_router
 from app.conversations.router import admin_router as admin_conversations_router
 from app.conversations.router import models_router as chat_models_router
@@ -27,6 +28,7 @@ from app.core.context import AppContext
 from app.core.errors import install_error_handlers
 from app.core.logging import configure_logging
 from app.core.middleware import RequestContextMiddleware
+from app.core.nul_guard import NulGuard
 from app.core.spa import mount_spa
 from app.gateway import openapi as gateway_openapi
 from app.gateway.endpoints import OpenAIEndpoints
@@ -70,10 +72,11 @@ class GatewayApp(FastAPI):
         inner = super().build_middleware_stack()
         settings = self._ctx.settings
         return RequestContextMiddleware(
-            OpenAIEndpoints(inner, self._ctx),
+            OpenAIEndpoints(NulGuard(inner), self._ctx),
             resolver=self._ctx.client_ip,
             guard=self._ctx.guard,
             max_body_bytes=settings.server.max_body_bytes,
+            watchdog=self._ctx.send_watchdog,
         )
 
 
@@ -89,6 +92,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         try:
             if settings.database.auto_migrate:
                 await migrate.upgrade(engine)
+            await encryption.ensure(engine, ctx.secret_box)
             first_admin = await bootstrap.ensure_first_admin(
                 ctx.sessionmaker, ctx.hasher, settings.admin
             )

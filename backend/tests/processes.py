@@ -66,15 +66,26 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def wait_ready(base_url: str, timeout: float = 60) -> None:
+def wait_ready(
+    base_url: str, proc: subprocess.Popen[str] | None = None, timeout: float = 60
+) -> None:
+    """Wait for /readyz to answer 200. With `proc`, a server that exits (or never gets ready)
+    fails the test with the end of its own output, which is what explains why."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            _, err = proc.communicate()
+            raise AssertionError(f"server exited with {proc.returncode}:\n{err[-4000:]}")
         try:
             if httpx.get(f"{base_url}/readyz", timeout=1).status_code == 200:
                 return
         except httpx.TransportError:
             pass
         time.sleep(0.2)
+    if proc is not None:
+        proc.kill()
+        _, err = proc.communicate()
+        raise AssertionError(f"server did not become ready:\n{err[-4000:]}")
     raise AssertionError("server did not become ready")
 
 
@@ -101,8 +112,8 @@ def two_processes(
         procs.append(start_cli(["serve"], env))
         clients.append(httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30))
     try:
-        for client in clients:
-            wait_ready(str(client.base_url))
+        for client, proc in zip(clients, procs, strict=True):
+            wait_ready(str(client.base_url), proc)
         yield clients[0], clients[1]
     finally:
         for client in clients:

@@ -22,7 +22,7 @@ def test_server_starts_prints_credentials_and_serves_login(
     proc = start_cli(["serve"], env)
     base = f"http://127.0.0.1:{port}"
     try:
-        wait_ready(base)
+        wait_ready(base, proc)
         with httpx.Client(base_url=base, timeout=10) as client:
             docs = client.get("/docs")
             assert docs.status_code == 200
@@ -96,7 +96,7 @@ def test_real_process_streams_through_the_mock_and_never_prints_the_channel_key(
     base = f"http://127.0.0.1:{port}"
     responses: list[str] = []
     try:
-        wait_ready(base)
+        wait_ready(base, proc)
         mock.set_profile("echo", status=500, echo_key=1)  # the upstream repeats the key back
         with httpx.Client(base_url=base, timeout=30) as client:
             login = client.post(

@@ -62,7 +62,7 @@ def test_sigterm_ends_every_stream_with_a_final_event_and_logs_every_call(
     proc = start_cli(["serve"], env)
     base = f"http://127.0.0.1:{port}"
     try:
-        wait_ready(base)
+        wait_ready(base, proc)
         with httpx.Client(base_url=base, timeout=30) as client:
             login = client.post(
                 "/api/auth/login", json={"username": ADMIN_USERNAME, "password": ADMIN_PASSWORD}

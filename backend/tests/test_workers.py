@@ -45,7 +45,7 @@ def test_workers_share_one_port_and_behave_as_one(
     proc = start_cli(["serve"], env)
     base = f"http://127.0.0.1:{port}"
     try:
-        wait_ready(base)
+        wait_ready(base, proc)
         processes: set[str] = set()
         with httpx.Client(base_url=base, timeout=10) as client:
             for _ in range(60):

@@ -8,6 +8,7 @@ from app.agents import service as agent_service
 from app.agents.schemas import AgentCreate, AgentRead, AgentUpdate
 from app.auth.dependencies import CurrentUser, require_admin
 from app.core.deps import SessionDep
+from app.core.ids import RowId
 from app.core.pagination import Page
 
 router = APIRouter(prefix="/api/agents", tags=["agents"])
@@ -26,7 +27,7 @@ async def list_agents(_user: CurrentUser, db: SessionDep) -> Page[AgentRead]:
 
 
 @router.get("/{agent_id}")
-async def get_agent(agent_id: int, _user: CurrentUser, db: SessionDep) -> AgentRead:
+async def get_agent(agent_id: RowId, _user: CurrentUser, db: SessionDep) -> AgentRead:
     return AgentRead.model_validate(await agent_service.get_enabled(db, agent_id))
 
 
@@ -41,16 +42,16 @@ async def create_agent(body: AgentCreate, db: SessionDep) -> AgentRead:
 
 
 @admin_router.get("/{agent_id}")
-async def admin_get_agent(agent_id: int, db: SessionDep) -> AgentRead:
+async def admin_get_agent(agent_id: RowId, db: SessionDep) -> AgentRead:
     return AgentRead.model_validate(await agent_service.get_any(db, agent_id))
 
 
 @admin_router.patch("/{agent_id}")
-async def update_agent(agent_id: int, body: AgentUpdate, db: SessionDep) -> AgentRead:
+async def update_agent(agent_id: RowId, body: AgentUpdate, db: SessionDep) -> AgentRead:
     agent = await agent_service.get_any(db, agent_id)
     return AgentRead.model_validate(await agent_service.update_agent(db, agent, body))
 
 
 @admin_router.delete("/{agent_id}", status_code=status.HTTP_204_NO_CONTENT)
-async def delete_agent(agent_id: int, db: SessionDep) -> None:
+async def delete_agent(agent_id: RowId, db: SessionDep) -> None:
     await agent_service.delete(db, await agent_service.get_any(db, agent_id))

@@ -19,6 +19,7 @@ from app.channels.schemas import (
 )
 from app.core.deps import ContextDep, SessionDep, after_commit
 from app.core.errors import UnprocessableError
+from app.core.ids import RowId
 from app.core.pagination import Page, PageDep
 from app.gateway.upstream import Timeouts
 from app.models import Channel, ChannelStatus
@@ -78,13 +79,13 @@ async def fetch_models_for_new_channel(
 
 
 @router.get("/{channel_id}")
-async def get_channel(channel_id: int, ctx: ContextDep, db: SessionDep) -> ChannelRead:
+async def get_channel(channel_id: RowId, ctx: ContextDep, db: SessionDep) -> ChannelRead:
     return _read(ctx, await channel_service.get(db, channel_id))
 
 
 @router.patch("/{channel_id}")
 async def update_channel(
-    channel_id: int, body: ChannelUpdate, ctx: ContextDep, db: SessionDep
+    channel_id: RowId, body: ChannelUpdate, ctx: ContextDep, db: SessionDep
 ) -> ChannelRead:
     channel = await channel_service.get(db, channel_id)
     updated = await channel_service.update(
@@ -100,14 +101,14 @@ async def update_channel(
 
 
 @router.post("/{channel_id}/enable")
-async def enable_channel(channel_id: int, ctx: ContextDep, db: SessionDep) -> ChannelRead:
+async def enable_channel(channel_id: RowId, ctx: ContextDep, db: SessionDep) -> ChannelRead:
     channel = await channel_service.set_enabled(db, await channel_service.get(db, channel_id), True)
     after_commit(db, ctx.channels_changed)
     return ChannelRead.model_validate(channel)
 
 
 @router.post("/{channel_id}/disable")
-async def disable_channel(channel_id: int, ctx: ContextDep, db: SessionDep) -> ChannelRead:
+async def disable_channel(channel_id: RowId, ctx: ContextDep, db: SessionDep) -> ChannelRead:
     channel = await channel_service.set_enabled(
         db, await channel_service.get(db, channel_id), False
     )
@@ -116,14 +117,14 @@ async def disable_channel(channel_id: int, ctx: ContextDep, db: SessionDep) -> C
 
 
 @router.delete("/{channel_id}", status_code=status.HTTP_204_NO_CONTENT)
-async def delete_channel(channel_id: int, ctx: ContextDep, db: SessionDep) -> None:
+async def delete_channel(channel_id: RowId, ctx: ContextDep, db: SessionDep) -> None:
     await channel_service.delete(db, await channel_service.get(db, channel_id))
     after_commit(db, ctx.channels_changed)
 
 
 @router.post("/{channel_id}/test")
 async def test_channel(
-    channel_id: int, body: ChannelTestRequest, ctx: ContextDep, db: SessionDep
+    channel_id: RowId, body: ChannelTestRequest, ctx: ContextDep, db: SessionDep
 ) -> ChannelTestResult:
     """Send one small real request through this channel (even if it is disabled)."""
     channel = await channel_service.get(db, channel_id)
@@ -142,7 +143,7 @@ async def test_channel(
 
 @router.post("/{channel_id}/fetch-models")
 async def fetch_models(
-    channel_id: int,
+    channel_id: RowId,
     ctx: ContextDep,
     db: SessionDep,
     apply: Annotated[

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import ipaddress
+import re
 import socket
 from collections.abc import Callable
 from urllib.parse import urlsplit
@@ -76,6 +77,18 @@ def check_address(address: IPAddress, *, allow_private: bool) -> None:
         raise UpstreamAddressError(reason)
 
 
+_NUMERIC_LABEL = re.compile(r"(0x[0-9a-f]*|[0-9]+)", re.IGNORECASE)
+
+
+def _is_odd_numeric_host(host: str) -> bool:
+    """A host written as a number the standard IP syntax does not allow (`2852039166`,
+    `0xa9fea9fe`, `0251.0376.0251.0376`, `169.254.43518`). Resolvers read these as addresses, so
+    they hide where a URL really points; no DNS name is all numbers."""
+    if literal_ip(host) is not None:
+        return False
+    return all(_NUMERIC_LABEL.fullmatch(label) for label in host.rstrip(".").split("."))
+
+
 def normalise_base_url(url: str) -> str:
     """Validate a channel base URL and return it without a trailing slash. Raises ValueError."""
     url = url.strip()
@@ -84,8 +97,12 @@ def normalise_base_url(url: str) -> str:
         raise ValueError("Base URL must start with http:// or https://")
     if not parts.hostname:
         raise ValueError("Base URL needs a host")
-    if parts.username or parts.password:
+    if parts.username is not None or parts.password is not None:
         raise ValueError("Put the API key in the key field, not in the URL")
+    if "\\" in parts.netloc:
+        raise ValueError("Base URL has a backslash in its host")
+    if _is_odd_numeric_host(parts.hostname):
+        raise ValueError("Write an IP address in the usual dotted form (e.g. 10.0.0.5)")
     if parts.query or parts.fragment:
         raise ValueError("Base URL cannot have a query string or fragment")
     try:

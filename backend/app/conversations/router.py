@@ -33,6 +33,7 @@ from app.conversations.schemas import (
     StopResult,
 )
 from app.core.deps import ClientIP, ContextDep, RequestId, SessionDep
+from app.core.ids import INT64_MAX, BigRowId, RowId, RowIdFilter
 from app.core.pagination import Page, PageDep
 
 router = APIRouter(prefix="/api/conversations", tags=["conversations"])
@@ -116,7 +117,7 @@ async def import_conversation(
 
 @router.get("/{conversation_id}")
 async def get_conversation(
-    conversation_id: int, user: CurrentUser, ctx: ContextDep, db: SessionDep
+    conversation_id: RowId, user: CurrentUser, ctx: ContextDep, db: SessionDep
 ) -> ConversationDetail:
     conversation = await service.get_for_user(db, user.id, conversation_id)
     return await service.detail(db, conversation, await ctx.replies.running(conversation.id))
@@ -124,7 +125,7 @@ async def get_conversation(
 
 @router.patch("/{conversation_id}")
 async def update_conversation(
-    conversation_id: int, body: ConversationUpdate, user: CurrentUser, db: SessionDep
+    conversation_id: RowId, body: ConversationUpdate, user: CurrentUser, db: SessionDep
 ) -> ConversationRead:
     conversation = await service.get_for_user(db, user.id, conversation_id)
     return ConversationRead.model_validate(
@@ -134,23 +135,23 @@ async def update_conversation(
 
 @router.put("/{conversation_id}/context")
 async def update_context(
-    conversation_id: int, body: ContextUpdate, user: CurrentUser, db: SessionDep
+    conversation_id: RowId, body: ContextUpdate, user: CurrentUser, db: SessionDep
 ) -> ConversationRead:
     conversation = await service.get_for_user(db, user.id, conversation_id)
     return ConversationRead.model_validate(await service.update_context(db, conversation, body))
 
 
 @router.delete("/{conversation_id}", status_code=status.HTTP_204_NO_CONTENT)
-async def delete_conversation(conversation_id: int, user: CurrentUser, ctx: ContextDep) -> None:
+async def delete_conversation(conversation_id: RowId, user: CurrentUser, ctx: ContextDep) -> None:
     await ctx.chat.delete(user.id, conversation_id)
 
 
 @router.get("/{conversation_id}/messages")
 async def list_messages(
-    conversation_id: int,
+    conversation_id: RowId,
     user: CurrentUser,
     db: SessionDep,
-    before: Annotated[int | None, Query(ge=1, description="A `next_cursor`")] = None,
+    before: Annotated[int | None, Query(ge=1, le=INT64_MAX, description="A `next_cursor`")] = None,
     limit: Annotated[int, Query(ge=1, le=service.MAX_MESSAGE_PAGE)] = 50,
 ) -> MessagePage:
     conversation = await service.get_for_user(db, user.id, conversation_id)
@@ -159,7 +160,7 @@ async def list_messages(
 
 @router.post("/{conversation_id}/messages", response_class=EventStream, responses=EVENT_STREAM)
 async def send_message(
-    conversation_id: int,
+    conversation_id: RowId,
     body: SendMessage,
     user: CurrentUser,
     ctx: ContextDep,
@@ -183,8 +184,8 @@ async def send_message(
     responses=EVENT_STREAM,
 )
 async def edit_message(
-    conversation_id: int,
-    message_id: int,
+    conversation_id: RowId,
+    message_id: BigRowId,
     body: EditMessage,
     user: CurrentUser,
     ctx: ContextDep,
@@ -205,7 +206,7 @@ async def edit_message(
 
 @router.post("/{conversation_id}/regenerate", response_class=EventStream, responses=EVENT_STREAM)
 async def regenerate(
-    conversation_id: int,
+    conversation_id: RowId,
     user: CurrentUser,
     ctx: ContextDep,
     request_id: RequestId,
@@ -228,7 +229,7 @@ async def regenerate(
     responses={**EVENT_STREAM, 204: {"description": "No reply to attach to"}},
 )
 async def resume_stream(
-    conversation_id: int,
+    conversation_id: RowId,
     user: CurrentUser,
     ctx: ContextDep,
     db: SessionDep,
@@ -246,7 +247,7 @@ async def resume_stream(
 
 @router.post("/{conversation_id}/stop")
 async def stop_reply(
-    conversation_id: int, user: CurrentUser, ctx: ContextDep, db: SessionDep
+    conversation_id: RowId, user: CurrentUser, ctx: ContextDep, db: SessionDep
 ) -> StopResult:
     conversation = await service.get_for_user(db, user.id, conversation_id)
     reply_id, ended = await ctx.replies.stop(conversation.id)
@@ -258,7 +259,7 @@ async def stop_reply(
     responses={200: {"content": {"text/markdown": {}, "application/json": {}}}},
 )
 async def export_conversation(
-    conversation_id: int,
+    conversation_id: RowId,
     user: CurrentUser,
     db: SessionDep,
     format: Annotated[Literal["markdown", "json"], Query()] = "markdown",
@@ -282,7 +283,7 @@ async def admin_list_conversations(
     db: SessionDep,
     page: PageDep,
     q: Annotated[str | None, Query(max_length=200)] = None,
-    user_id: Annotated[int | None, Query()] = None,
+    user_id: RowIdFilter = None,
 ) -> Page[AdminConversationRead]:
     items, total = await service.admin_list(db, page, query=q, user_id=user_id)
     return page.result([AdminConversationRead.model_validate(i) for i in items], total)
@@ -290,7 +291,7 @@ async def admin_list_conversations(
 
 @admin_router.get("/{conversation_id}")
 async def admin_get_conversation(
-    conversation_id: int, ctx: ContextDep, db: SessionDep
+    conversation_id: RowId, ctx: ContextDep, db: SessionDep
 ) -> ConversationDetail:
     conversation = await service.get_any(db, conversation_id)
     return await service.detail(db, conversation, await ctx.replies.running(conversation.id))
@@ -298,9 +299,9 @@ async def admin_get_conversation(
 
 @admin_router.get("/{conversation_id}/messages")
 async def admin_list_messages(
-    conversation_id: int,
+    conversation_id: RowId,
     db: SessionDep,
-    before: Annotated[int | None, Query(ge=1)] = None,
+    before: Annotated[int | None, Query(ge=1, le=INT64_MAX)] = None,
     limit: Annotated[int, Query(ge=1, le=service.MAX_MESSAGE_PAGE)] = 50,
 ) -> MessagePage:
     conversation = await service.get_any(db, conversation_id)
@@ -308,5 +309,5 @@ async def admin_list_messages(
 
 
 @admin_router.delete("/{conversation_id}", status_code=status.HTTP_204_NO_CONTENT)
-async def admin_delete_conversation(conversation_id: int, ctx: ContextDep) -> None:
+async def admin_delete_conversation(conversation_id: RowId, ctx: ContextDep) -> None:
     await ctx.chat.delete(None, conversation_id)

@@ -6,6 +6,7 @@ from typing import Annotated, Literal
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
 
 from app.agents.schemas import ChatParams, ModelName, PresetMessage, PresetMessages
+from app.core.ids import CountField, RowIdField
 
 MAX_CONTENT_CHARS = 200_000
 MAX_IMPORT_MESSAGES = 10_000
@@ -21,7 +22,7 @@ class ConversationCreate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    agent_id: int | None = None
+    agent_id: RowIdField | None = None
     model: ModelName | None = None
     title: Title | None = None
 
@@ -179,10 +180,10 @@ class ExportedMessage(BaseModel):
     reasoning: Annotated[str, Field(max_length=MAX_CONTENT_CHARS)] | None = None
     status: MessageStatus = "complete"
     model: Annotated[str, Field(max_length=128)] | None = None
-    prompt_tokens: Annotated[int, Field(ge=0)] = 0
-    completion_tokens: Annotated[int, Field(ge=0)] = 0
-    reasoning_tokens: Annotated[int, Field(ge=0)] = 0
-    total_tokens: Annotated[int, Field(ge=0)] = 0
+    prompt_tokens: CountField = 0
+    completion_tokens: CountField = 0
+    reasoning_tokens: CountField = 0
+    total_tokens: CountField = 0
     created_at: AwareDatetime | None = None
 
 

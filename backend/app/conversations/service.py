@@ -23,6 +23,7 @@ from app.conversations.schemas import (
 )
 from app.core.db import get_or_404
 from app.core.errors import NotFoundError
+from app.core.ids import INT32_MAX
 from app.core.pagination import PageParams, like_pattern, paginate
 from app.models import Agent, Conversation, Message, User
 from app.models.base import utcnow
@@ -271,7 +272,7 @@ async def import_conversation(
         params=data.params.upstream(),
         created_at=data.created_at or now,
         message_count=len(data.messages),
-        total_tokens=sum(m.total_tokens for m in data.messages),
+        total_tokens=min(sum(m.total_tokens for m in data.messages), INT32_MAX),
         last_message_at=(data.messages[-1].created_at if data.messages else None) or now,
     )
     db.add(conversation)

@@ -29,6 +29,7 @@ from app.core.db import create_engine, create_sessionmaker
 from app.core.events import ChangeBus
 from app.core.redis import create_redis
 from app.core.security import PasswordHasher, SecretBox, TokenCodec
+from app.core.send_watchdog import SWEEP_SECONDS, SendWatchdog
 from app.core.tasks import Periodic
 from app.gateway.auth import ApiKeyCache
 from app.gateway.breaker import CircuitBreaker
@@ -77,6 +78,7 @@ class AppContext:
     gate: ConcurrencyGate
     metrics: Metrics
     metrics_access: MetricsAccess
+    send_watchdog: SendWatchdog
     streams: ActiveStreams = field(default_factory=ActiveStreams)
     shutting_down: bool = False
     # Created by open():
@@ -90,6 +92,7 @@ class AppContext:
     health: Periodic = field(init=False, repr=False)
     retention: Periodic = field(init=False, repr=False)
     gauges: Periodic = field(init=False, repr=False)
+    stalled_sends: Periodic = field(init=False, repr=False)
     replies: ReplyManager = field(init=False, repr=False)
     chat: ChatTurns = field(init=False, repr=False)
     _open: bool = field(default=False, repr=False)
@@ -127,6 +130,7 @@ class AppContext:
             gate=gate,
             metrics=Metrics(),
             metrics_access=_metrics_access(settings),
+            send_watchdog=SendWatchdog(lambda: runtime.current.send_timeout_seconds),
         )
 
     def allow_private_upstreams(self) -> bool:
@@ -218,6 +222,8 @@ class AppContext:
         self.retention.start()
         self.gauges = Periodic("metrics-gauges", GAUGE_SECONDS, self._update_gauges)
         self.gauges.start()
+        self.stalled_sends = Periodic("send-watchdog", SWEEP_SECONDS, self.send_watchdog.sweep)
+        self.stalled_sends.start()
         self.replies = ReplyManager(
             gateway=self.gateway,
             sessionmaker=self.sessionmaker,
@@ -248,6 +254,7 @@ class AppContext:
             "log_queue": self.call_logs.pending,
             "replies": self.replies.running_here,
             "breakers": self.breaker.counts(),
+            "tasks": len(asyncio.all_tasks()),
         }
 
     async def drain(self, grace_seconds: float) -> None:
@@ -314,6 +321,7 @@ class AppContext:
             await self.health.stop()
             await self.retention.stop()
             await self.gauges.stop()
+            await self.stalled_sends.stop()
             await self.call_logs.stop()
             self.guard.recorder = None
             await self.attempts.stop()

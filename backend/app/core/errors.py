@@ -14,6 +14,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 logger = logging.getLogger(__name__)
@@ -158,8 +159,9 @@ def _field_name(loc: Sequence[Any]) -> str | None:
 async def _app_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, AppError)
     detail: Any = None
-    if isinstance(exc, UnprocessableError) and exc.param:
-        detail = [{"loc": ["body", *exc.param.split(".")], "msg": exc.message, "type": exc.code}]
+    if isinstance(exc, UnprocessableError):  # the same shape as a validation error, always
+        where = exc.param.split(".") if exc.param else []
+        detail = [{"loc": ["body", *where], "msg": exc.message, "type": exc.code}]
     return _respond(
         request,
         exc.status_code,
@@ -193,6 +195,26 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
+def database_busy(exc: Exception) -> bool:
+    """SQLite gave up waiting for another writer (its busy timeout passed)."""
+    return isinstance(exc, OperationalError) and "database is locked" in str(exc.orig)
+
+
+async def _database_error(request: Request, exc: Exception) -> JSONResponse:
+    if not database_busy(exc):
+        raise exc  # on to the unexpected-error handler
+    # Load, not a fault of the request: say so, with when to try again, instead of a 500.
+    request_id = request.scope.get("state", {}).get("request_id")
+    logger.warning("Database busy; answered 503 (request_id=%s)", request_id)
+    return _respond(
+        request,
+        503,
+        "The database is busy; try again in a moment",
+        "database_busy",
+        headers={"Retry-After": "1"},
+    )
+
+
 async def _unhandled_error(request: Request, exc: Exception) -> JSONResponse:
     request_id = request.scope.get("state", {}).get("request_id")
     logger.exception("Unhandled error (request_id=%s)", request_id)
@@ -203,4 +225,5 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(AppError, _app_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(OperationalError, _database_error)
     app.add_exception_handler(Exception, _unhandled_error)

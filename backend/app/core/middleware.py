@@ -2,7 +2,8 @@
 
 `RequestContextMiddleware` gives every HTTP request an id (echoed as `X-Request-ID`), resolves the
 client IP once (`scope["state"]["client_ip"]`), asks the client guard (IP blacklist → 403, per-address
-rate → 429) before any other work, and enforces the body-size limit (413).
+rate → 429) before any other work, enforces the body-size limit (413), and has the send watchdog
+drop a response whose client stopped reading.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.core.client_ip import ClientIPResolver
 from app.core.errors import AppError, is_openai_path, openai_error_body
+from app.core.send_watchdog import SendWatchdog
 from app.ipfilter.guard import ClientGuard
 
 REQUEST_ID_HEADER = "x-request-id"
@@ -49,10 +51,12 @@ class RequestContextMiddleware:
         resolver: ClientIPResolver,
         guard: ClientGuard,
         max_body_bytes: int,
+        watchdog: SendWatchdog | None = None,
     ) -> None:
         self.app = app
         self.resolver = resolver
         self.guard = guard
+        self.watchdog = watchdog
         self.max_body_bytes = max_body_bytes
         self.ids = RequestIds()
 
@@ -88,6 +92,8 @@ class RequestContextMiddleware:
         )
 
         id_header = (REQUEST_ID_HEADER_BYTES, request_id.encode("latin-1"))
+        if self.watchdog is not None:
+            send = self.watchdog.guard(send, request_id)
 
         async def send_with_id(message: Message) -> None:
             if message["type"] == "http.response.start":

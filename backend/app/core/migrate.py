@@ -1,7 +1,8 @@
 """Apply Alembic migrations from inside the app, safely when several processes start at once.
 
-PostgreSQL: a transaction-scoped advisory lock serialises concurrent upgrades. SQLite: an exclusive
-file lock next to the database file does the same (SQLite is always on one machine).
+PostgreSQL: an advisory lock serialises concurrent upgrades. SQLite: an exclusive file lock next to
+the database file does the same (SQLite is always on one machine). `exclusive()` is that lock, for
+any other start-up work that must run in one process at a time.
 """
 
 from __future__ import annotations
@@ -48,16 +49,29 @@ async def _file_lock(path: Path) -> AsyncIterator[None]:
         os.close(fd)
 
 
-async def upgrade(engine: AsyncEngine, revision: str = "head") -> None:
+@contextlib.asynccontextmanager
+async def exclusive(engine: AsyncEngine) -> AsyncIterator[None]:
+    """Installation-wide exclusion for start-up work (migrations, statistics rebuilds): one
+    process at a time. PostgreSQL: a session advisory lock held on a connection of its own;
+    SQLite: a file lock next to the database file."""
     if engine.dialect.name == "sqlite":
         database = engine.url.database or ""
         lock_path = Path(f"{database}.migrate.lock") if database else None
-        async with (
-            _file_lock(lock_path) if lock_path else contextlib.nullcontext(),
-            engine.begin() as conn,
-        ):
-            await conn.run_sync(_upgrade, revision)
+        async with _file_lock(lock_path) if lock_path else contextlib.nullcontext():
+            yield
         return
-    async with engine.begin() as conn:
-        await conn.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": PG_MIGRATION_LOCK_ID})
+    async with engine.connect() as holder:
+        await holder.execute(text("SELECT pg_advisory_lock(:id)"), {"id": PG_MIGRATION_LOCK_ID})
+        await holder.commit()
+        try:
+            yield
+        finally:
+            await holder.execute(
+                text("SELECT pg_advisory_unlock(:id)"), {"id": PG_MIGRATION_LOCK_ID}
+            )
+            await holder.commit()
+
+
+async def upgrade(engine: AsyncEngine, revision: str = "head") -> None:
+    async with exclusive(engine), engine.begin() as conn:
         await conn.run_sync(_upgrade, revision)

@@ -188,7 +188,11 @@ class SecretBox:
             raise UndecryptableError from exc
 
     def rotate(self, token: str) -> str:
-        return self._fernet.rotate(token.encode()).decode()
+        """The value re-encrypted with the first key. Raises `UndecryptableError` like decrypt."""
+        try:
+            return self._fernet.rotate(token.encode()).decode()
+        except InvalidToken as exc:
+            raise UndecryptableError from exc
 
 
 class UndecryptableError(Exception):

@@ -27,6 +27,7 @@ Options:
   tool_call=1       answer with a tool call (when the request has tools)
   require_key=KEY   401 unless `Authorization: Bearer KEY`
   echo_key=1        error messages repeat the Authorization header back (as some providers do)
+  redirect=URL      answer 307 with `Location: URL` (a gateway must not follow it)
 
 Presets: mock-gpt (defaults), mock-reasoner (reasoning=4), mock-think (think=1), mock-slow
 (chunks=20, interval=0.05), mock-tools (tool_call=1).
@@ -90,6 +91,7 @@ class Behaviour:
     tool_call: bool = False
     require_key: str | None = None
     echo_key: bool = False  # error messages repeat the presented key (as some providers do)
+    redirect: str | None = None
 
     def with_options(self, options: Mapping[str, str]) -> Behaviour:
         types = {f.name: f.type for f in fields(self)}
@@ -260,8 +262,28 @@ class MockUpstream:
             status=status, body=orjson.dumps(body), content_type="application/json", headers=headers
         )
 
+    @staticmethod
+    def _redirect(location: str) -> web.Response:
+        return web.Response(status=307, headers={"Location": location})
+
+    def _record(self, request: web.Request, model: Any, body: Any) -> RecordedRequest:
+        record = RecordedRequest(
+            id=next(self.state._ids),
+            path=request.path,
+            profile=request.match_info.get("profile"),
+            model=model,
+            authorization=request.headers.get("Authorization"),
+            body=body,
+            started_at=time.time(),
+        )
+        self.state.requests.append(record)
+        return record
+
     async def _models(self, request: web.Request) -> web.Response:
+        self._record(request, None, None).finished = True
         behaviour = self._behaviour(request, None)
+        if behaviour.redirect:
+            return self._redirect(behaviour.redirect)
         if not self._authorized(request, behaviour):
             return self._error(401, behaviour, "Incorrect API key provided")
         if behaviour.status != 200:
@@ -282,21 +304,14 @@ class MockUpstream:
         except orjson.JSONDecodeError:
             body = None
         model = body.get("model") if isinstance(body, dict) else None
-        record = RecordedRequest(
-            id=next(state._ids),
-            path=request.path,
-            profile=request.match_info.get("profile"),
-            model=model,
-            authorization=request.headers.get("Authorization"),
-            body=body,
-            started_at=time.time(),
-        )
-        state.requests.append(record)
+        record = self._record(request, model, body)
         state.total += 1
         state.in_flight += 1
         state.max_in_flight = max(state.max_in_flight, state.in_flight)
         try:
             behaviour = self._behaviour(request, model if isinstance(model, str) else None)
+            if behaviour.redirect:
+                return self._redirect(behaviour.redirect)
             if not isinstance(body, dict) or not isinstance(body.get("messages"), list):
                 return self._error(400, behaviour, "messages is required")
             if not self._authorized(request, behaviour):

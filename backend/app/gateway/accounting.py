@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
+from app.core.ids import INT32_MAX
 from app.gateway.usage import Usage, estimated
 from app.models.base import utcnow
 
@@ -79,21 +80,32 @@ class CallRecord:
             "user_id": self.user_id,
             "api_key_id": self.api_key_id,
             "client_ip": self.client_ip,
-            "requested_model": self.requested_model[:128],
-            "upstream_model": self.upstream_model[:128] if self.upstream_model else None,
+            "requested_model": _storable(self.requested_model[:128]),
+            "upstream_model": _storable(self.upstream_model[:128]) if self.upstream_model else None,
             "channel_id": self.channel_id,
             "channels_tried": self.channels_tried,
             "stream": self.stream,
             "status_code": self.status_code,
             "success": reason == "done",
             "end_reason": reason,
-            "error_message": self.error_message,
-            "prompt_tokens": usage.prompt_tokens,
-            "completion_tokens": usage.completion_tokens,
-            "reasoning_tokens": usage.reasoning_tokens,
-            "cached_tokens": usage.cached_tokens,
-            "total_tokens": usage.total_tokens,
+            "error_message": _storable(self.error_message) if self.error_message else None,
+            "prompt_tokens": _count(usage.prompt_tokens),
+            "completion_tokens": _count(usage.completion_tokens),
+            "reasoning_tokens": _count(usage.reasoning_tokens),
+            "cached_tokens": _count(usage.cached_tokens),
+            "total_tokens": _count(usage.total_tokens),
             "usage_source": usage.source,
             "ttft_ms": self.ttft_ms,
             "duration_ms": int((time.perf_counter() - self.started) * 1000),
         }
+
+
+def _storable(text: str) -> str:
+    """Text as every database can store it: PostgreSQL refuses NUL characters, and a model
+    name or an upstream's error text is the caller's or the upstream's to choose."""
+    return text.replace("\x00", "\ufffd") if "\x00" in text else text
+
+
+def _count(value: int) -> int:
+    """Token counts are the upstream's word: kept within the INTEGER columns."""
+    return min(max(value, 0), INT32_MAX)

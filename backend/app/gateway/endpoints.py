@@ -13,7 +13,7 @@ import logging
 from collections.abc import Awaitable, Callable
 
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -32,11 +32,20 @@ Handler = Callable[[AppContext, Request, Receive], Awaitable[Response]]
 async def chat_completions(ctx: AppContext, request: Request, receive: Receive) -> Response:
     caller = await _caller(ctx, request)
     state = request.scope["state"]
+    try:
+        raw = await request.body()
+    except ClientDisconnect:
+        return relay.abandoned(
+            submit=ctx.call_logs.submit,
+            caller=caller,
+            request_id=state["request_id"],
+            client_ip=state["client_ip"],
+        )
     return await relay.chat_completions(
         gateway=ctx.gateway,
         submit=ctx.call_logs.submit,
         caller=caller,
-        raw=await request.body(),
+        raw=raw,
         request_id=state["request_id"],
         client_ip=state["client_ip"],
         receive=receive,
@@ -120,6 +129,12 @@ class OpenAIEndpoints:
                 )
                 response.status_code = error.status_code
             await response(scope, receive, tracking_send)
+        except ClientDisconnect:
+            # Left before its request was read (and before it could be authenticated): no call.
+            logger.info(
+                "Client left before sending its request (request_id=%s)",
+                scope.get("state", {}).get("request_id"),
+            )
         except Exception:
             logger.exception(
                 "Unhandled error (request_id=%s)", scope.get("state", {}).get("request_id")

@@ -192,6 +192,27 @@ class RelayResponse(StreamingResponse):
             self._relay.close()
 
 
+def _api_call(caller: Caller, request_id: str, client_ip: str) -> CallRecord:
+    """The log record of one `/v1` call, before its body is read (so the model is not known)."""
+    return CallRecord(
+        request_id=request_id,
+        source="api",
+        user_id=caller.user_id,
+        api_key_id=caller.key_id,
+        client_ip=client_ip,
+        requested_model="",
+    )
+
+
+def abandoned(*, submit: Submit, caller: Caller, request_id: str, client_ip: str) -> Response:
+    """A signed-in caller left before its request body arrived: logged as `client_gone` (the
+    model is unknown), and nothing was sent upstream."""
+    call = _api_call(caller, request_id, client_ip)
+    call.end("client_gone", CLIENT_CLOSED, "the client left before its request arrived")
+    call.finish(submit)
+    return Response(status_code=CLIENT_CLOSED)
+
+
 async def chat_completions(
     *,
     gateway: Gateway,
@@ -204,14 +225,7 @@ async def chat_completions(
     max_choices: int,
     active: ActiveStreams | None = None,
 ) -> Response:
-    call = CallRecord(
-        request_id=request_id,
-        source="api",
-        user_id=caller.user_id,
-        api_key_id=caller.key_id,
-        client_ip=client_ip,
-        requested_model="",
-    )
+    call = _api_call(caller, request_id, client_ip)
     try:
         request = parse_chat_request(raw, max_choices=max_choices)
     except AppError as error:

@@ -71,7 +71,7 @@ def _check_message(index: int, message: Any) -> None:
     if not isinstance(message, dict):
         raise _invalid(f"{where} must be an object", where)
     role = message.get("role")
-    if role not in ROLES:
+    if not isinstance(role, str) or role not in ROLES:
         raise _invalid(
             f"{where}.role must be one of {', '.join(sorted(ROLES))}; got {role!r}"[:300],
             f"{where}.role",

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Depends, Query, status
 
 from app.auth.dependencies import AdminUser, require_admin
 from app.core.deps import ClientIP, ContextDep, SessionDep, after_commit
+from app.core.ids import RowId, RowIdFilter
 from app.core.pagination import Page, PageDep
 from app.ipfilter import service
 from app.ipfilter.schemas import BlockedAttemptRead, IPRuleCreate, IPRuleRead, IPRuleUpdate
@@ -49,7 +50,7 @@ async def list_attempts(
     db: SessionDep,
     page: PageDep,
     ip: Annotated[str | None, Query(max_length=64, description="Part of the address")] = None,
-    rule_id: Annotated[int | None, Query()] = None,
+    rule_id: RowIdFilter = None,
 ) -> Page[BlockedAttemptRead]:
     """Refused requests, counted per (address, rule), most recent first."""
     rows, total = await service.list_attempts(db, page, ip=ip, rule_id=rule_id)
@@ -57,13 +58,13 @@ async def list_attempts(
 
 
 @router.get("/{rule_id}")
-async def get_rule(rule_id: int, db: SessionDep) -> IPRuleRead:
+async def get_rule(rule_id: RowId, db: SessionDep) -> IPRuleRead:
     return _read(await service.get(db, rule_id))
 
 
 @router.patch("/{rule_id}")
 async def update_rule(
-    rule_id: int, body: IPRuleUpdate, ctx: ContextDep, db: SessionDep, client_ip: ClientIP
+    rule_id: RowId, body: IPRuleUpdate, ctx: ContextDep, db: SessionDep, client_ip: ClientIP
 ) -> IPRuleRead:
     rule = await service.update(
         db, await service.get(db, rule_id), client_ip, body.model_dump(exclude_unset=True)
@@ -73,6 +74,6 @@ async def update_rule(
 
 
 @router.delete("/{rule_id}", status_code=status.HTTP_204_NO_CONTENT)
-async def delete_rule(rule_id: int, ctx: ContextDep, db: SessionDep) -> None:
+async def delete_rule(rule_id: RowId, ctx: ContextDep, db: SessionDep) -> None:
     await service.delete(db, await service.get(db, rule_id))
     after_commit(db, ctx.ip_rules_changed)

@@ -6,6 +6,7 @@ from fastapi import APIRouter, Depends, Query, status
 
 from app.auth.dependencies import CurrentUser, require_admin
 from app.core.deps import ContextDep, SessionDep, after_commit
+from app.core.ids import RowId, RowIdFilter
 from app.core.pagination import Page, PageDep
 from app.keys import service as key_service
 from app.keys.schemas import (
@@ -51,13 +52,13 @@ async def list_keys(
 
 
 @router.get("/{key_id}")
-async def get_key(key_id: int, user: CurrentUser, db: SessionDep) -> ApiKeyRead:
+async def get_key(key_id: RowId, user: CurrentUser, db: SessionDep) -> ApiKeyRead:
     return key_service.to_read(await key_service.get_for_user(db, user.id, key_id))
 
 
 @router.patch("/{key_id}")
 async def update_key(
-    key_id: int, body: ApiKeyUpdate, user: CurrentUser, ctx: ContextDep, db: SessionDep
+    key_id: RowId, body: ApiKeyUpdate, user: CurrentUser, ctx: ContextDep, db: SessionDep
 ) -> ApiKeyRead:
     key = await key_service.get_for_user(db, user.id, key_id)
     updated = await key_service.update(db, key, body.model_dump(exclude_unset=True))
@@ -66,7 +67,7 @@ async def update_key(
 
 
 @router.delete("/{key_id}", status_code=status.HTTP_204_NO_CONTENT)
-async def revoke_key(key_id: int, user: CurrentUser, ctx: ContextDep, db: SessionDep) -> None:
+async def revoke_key(key_id: RowId, user: CurrentUser, ctx: ContextDep, db: SessionDep) -> None:
     await key_service.revoke(db, await key_service.get_for_user(db, user.id, key_id))
     after_commit(db, ctx.credentials_changed)
 
@@ -75,7 +76,7 @@ async def revoke_key(key_id: int, user: CurrentUser, ctx: ContextDep, db: Sessio
 async def admin_list_keys(
     db: SessionDep,
     page: PageDep,
-    user_id: Annotated[int | None, Query()] = None,
+    user_id: RowIdFilter = None,
     q: Annotated[str | None, Query(max_length=100)] = None,
     key_status: Annotated[KeyStatus | None, Query(alias="status")] = None,
 ) -> Page[AdminApiKeyRead]:
@@ -86,6 +87,6 @@ async def admin_list_keys(
 
 
 @admin_router.delete("/{key_id}", status_code=status.HTTP_204_NO_CONTENT)
-async def admin_revoke_key(key_id: int, ctx: ContextDep, db: SessionDep) -> None:
+async def admin_revoke_key(key_id: RowId, ctx: ContextDep, db: SessionDep) -> None:
     await key_service.revoke(db, await key_service.get_any(db, key_id))
     after_commit(db, ctx.credentials_changed)

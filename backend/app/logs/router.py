@@ -12,6 +12,7 @@ from starlette.responses import StreamingResponse
 from app.auth.dependencies import CurrentUser, require_admin
 from app.core.deps import ContextDep, SessionDep
 from app.core.errors import NotFoundError
+from app.core.ids import BigRowId, RowIdFilter
 from app.logs import export, query
 from app.logs.query import EndReason, LogFilters, Source
 from app.logs.schemas import CallLogRecord, LogPage, LogTotals, UsagePage, UsageRecord
@@ -30,7 +31,7 @@ async def own_filters(
         AwareDatetime | None, Query(description="From (inclusive), ISO 8601 with zone")
     ] = None,
     until: Annotated[AwareDatetime | None, Query(description="To (exclusive)")] = None,
-    api_key_id: int | None = None,
+    api_key_id: RowIdFilter = None,
     model: Annotated[str | None, Query(max_length=128)] = None,
     end_reason: EndReason | None = None,
     success: bool | None = None,
@@ -53,8 +54,8 @@ async def own_filters(
 
 async def all_filters(
     base: Annotated[LogFilters, Depends(own_filters)],
-    user_id: int | None = None,
-    channel_id: int | None = None,
+    user_id: RowIdFilter = None,
+    channel_id: RowIdFilter = None,
     client_ip: Annotated[str | None, Query(max_length=45)] = None,
 ) -> LogFilters:
     return replace(base, user_id=user_id, channel_id=channel_id, client_ip=client_ip)
@@ -97,7 +98,7 @@ async def export_logs(filters: AllFilters, ctx: ContextDep) -> StreamingResponse
 
 
 @router.get("/{log_id}")
-async def get_log(log_id: int, db: SessionDep) -> CallLogRecord:
+async def get_log(log_id: BigRowId, db: SessionDep) -> CallLogRecord:
     row = await query.one(await db.connection(), log_id)
     if row is None:
         raise NotFoundError("Log entry not found", code="log_not_found")
@@ -126,7 +127,7 @@ async def export_usage(
 
 
 @usage_router.get("/{log_id}")
-async def get_usage(log_id: int, user: CurrentUser, db: SessionDep) -> UsageRecord:
+async def get_usage(log_id: BigRowId, user: CurrentUser, db: SessionDep) -> UsageRecord:
     row = await query.one(await db.connection(), log_id, user_id=user.id)
     if row is None:
         raise NotFoundError("Log entry not found", code="log_not_found")

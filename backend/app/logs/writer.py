@@ -94,6 +94,11 @@ def _row_refused(exc: Exception) -> bool:
     """The database refused these rows (not: the database is unavailable)."""
     if isinstance(exc, IntegrityError | DataError):
         return True
+    # PostgreSQL's classes 22 (data exception) and 23 (integrity) are about the rows themselves,
+    # however the driver's error is wrapped.
+    sqlstate = getattr(getattr(exc, "orig", None), "sqlstate", None)
+    if isinstance(sqlstate, str) and sqlstate[:2] in ("22", "23"):
+        return True
     return isinstance(exc, StatementError) and not isinstance(exc, DBAPIError)
 
 

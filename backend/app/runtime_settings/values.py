@@ -144,6 +144,16 @@ class RuntimeValues(BaseModel):
         description="How long a call waits for a free slot before it gets 503.",
         json_schema_extra=_meta("gateway"),
     )
+    send_timeout_seconds: float = Field(
+        default=30.0,
+        ge=0,
+        le=3600,
+        description=(
+            "A response whose client has read nothing for this long is dropped: its upstream "
+            "call ends and it is logged as client_gone. 0 waits for ever."
+        ),
+        json_schema_extra=_meta("gateway"),
+    )
     max_attempts: int = Field(
         default=3,
         ge=1,

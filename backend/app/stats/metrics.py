@@ -2,7 +2,8 @@
 
 Counters and histograms are fed by the call-log writer once a batch is written (one row = one
 call), so the request path pays nothing for them; gauges (calls in flight, the LLM queue, breaker
-states, the log writer's queue, running chat replies) are read when scraped and every few seconds.
+states, the log writer's queue, running chat replies, asyncio tasks) are read when scraped and every
+few seconds.
 
 With several worker processes behind one port, set `PROMETHEUS_MULTIPROC_DIR` to an empty
 directory shared by them: each process then writes its values there and any of them answers a
@@ -88,6 +89,12 @@ class Metrics:
             registry=self.registry,
             **mode,
         )
+        self.tasks = Gauge(
+            "acgw_asyncio_tasks",
+            "asyncio tasks alive in the server (steady when nothing leaks)",
+            registry=self.registry,
+            **mode,
+        )
 
     def observe_batch(self, rows: list[dict[str, Any]]) -> None:
         """Count a batch of written call-log rows (one label lookup per distinct label set)."""
@@ -125,6 +132,7 @@ class Metrics:
         self.queued.set(values["queued"])
         self.log_queue.set(values["log_queue"])
         self.replies.set(values["replies"])
+        self.tasks.set(values["tasks"])
         for state, count in values["breakers"].items():
             self.breakers.labels(state).set(count)
 

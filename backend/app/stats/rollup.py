@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import Table, delete, func, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from app.core import migrate
 from app.models import AppMeta, CallLog, LatencyDaily, UsageDaily
 
 logger = logging.getLogger(__name__)
@@ -250,7 +251,16 @@ async def timezone_in_use(engine: AsyncEngine) -> str | None:
 
 
 async def ensure_timezone(engine: AsyncEngine, tz: ZoneInfo) -> bool:
-    """Rebuild the rollups if they were built for another time zone. True if it rebuilt."""
+    """Rebuild the rollups if they were built for another time zone. True if it rebuilt.
+
+    Under the installation-wide start-up lock: processes starting together check (and rebuild)
+    one after the other, so the work is done once.
+    """
+    async with migrate.exclusive(engine):
+        return await _ensure_timezone(engine, tz)
+
+
+async def _ensure_timezone(engine: AsyncEngine, tz: ZoneInfo) -> bool:
     current = await timezone_in_use(engine)
     if current == tz.key:
         return False

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Depends, Query, status
 
 from app.auth.dependencies import AdminUser, require_admin
 from app.core.deps import ContextDep, SessionDep, after_commit
+from app.core.ids import RowId
 from app.core.pagination import Page, PageDep
 from app.models import UserRole, UserStatus
 from app.users import service as user_service
@@ -52,13 +53,13 @@ async def create_user(body: UserCreate, ctx: ContextDep, db: SessionDep) -> User
 
 
 @router.get("/{user_id}")
-async def get_user(user_id: int, db: SessionDep) -> UserRead:
+async def get_user(user_id: RowId, db: SessionDep) -> UserRead:
     return UserRead.model_validate(await user_service.get(db, user_id))
 
 
 @router.patch("/{user_id}")
 async def update_user(
-    user_id: int, body: UserUpdate, admin: AdminUser, ctx: ContextDep, db: SessionDep
+    user_id: RowId, body: UserUpdate, admin: AdminUser, ctx: ContextDep, db: SessionDep
 ) -> UserRead:
     target = await user_service.get(db, user_id)
     updated = await user_service.admin_update(
@@ -70,7 +71,7 @@ async def update_user(
 
 @router.post("/{user_id}/password")
 async def reset_password(
-    user_id: int, body: PasswordResetByAdmin, ctx: ContextDep, db: SessionDep
+    user_id: RowId, body: PasswordResetByAdmin, ctx: ContextDep, db: SessionDep
 ) -> PasswordResetResult:
     target = await user_service.get(db, user_id)
     generated = await user_service.admin_reset_password(
@@ -80,6 +81,6 @@ async def reset_password(
 
 
 @router.delete("/{user_id}", status_code=status.HTTP_204_NO_CONTENT)
-async def delete_user(user_id: int, admin: AdminUser, ctx: ContextDep, db: SessionDep) -> None:
+async def delete_user(user_id: RowId, admin: AdminUser, ctx: ContextDep, db: SessionDep) -> None:
     await user_service.admin_delete(db, admin, await user_service.get(db, user_id))
     after_commit(db, ctx.credentials_changed)

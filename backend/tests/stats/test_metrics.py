@@ -76,6 +76,8 @@ def test_metrics_count_calls_tokens_and_latency(
     )
     assert "acgw_call_log_queue 0.0" in text
     assert 'acgw_breakers{state="closed"}' in text
+    tasks = next(line for line in text.splitlines() if line.startswith("acgw_asyncio_tasks "))
+    assert float(tasks.split()[1]) >= 1  # at least the server's own background tasks
     assert UPSTREAM_KEY not in text
 
 

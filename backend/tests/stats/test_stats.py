@@ -308,3 +308,24 @@ async def test_the_rebuild_command_recomputes_the_statistics(
     assert proc.returncode == 0, err
     assert "rebuilt from 300 call-log rows (Asia/Shanghai)" in out
     assert await _rollup_rows(harness) == before
+
+
+async def test_processes_starting_together_settle_the_time_zone_once(
+    fresh_database: Any, tmp_path: Any
+) -> None:
+    """Every process checks the statistics' time zone at start; together they must not clash."""
+    import asyncio
+
+    from app.core import migrate
+    from app.core.db import create_engine
+    from tests.conftest import make_settings
+
+    engines = [create_engine(make_settings(tmp_path / f"p{i}", fresh_database)) for i in range(4)]
+    try:
+        await migrate.upgrade(engines[0])
+        results = await asyncio.gather(*(rollup.ensure_timezone(e, SHANGHAI) for e in engines))
+        assert results == [False] * 4  # no logs yet: nothing to rebuild, the zone is just noted
+        assert await rollup.timezone_in_use(engines[0]) == "Asia/Shanghai"
+    finally:
+        for engine in engines:
+            await engine.dispose()

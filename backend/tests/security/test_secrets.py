@@ -1,4 +1,5 @@
-"""A sentinel channel key never leaves the gateway: not in responses, log lines or call-log rows."""
+"""A sentinel channel key never leaves the gateway: not in responses (CSV exports included), log
+lines or call-log rows."""
 
 from __future__ import annotations
 
@@ -53,6 +54,16 @@ def test_the_channel_key_never_appears_anywhere(
             http.post(f"/api/admin/channels/{channel['id']}/fetch-models", headers=gateway.admin)
         http.get("/api/admin/channels", headers=gateway.admin)
         http.get("/v1/models", headers=auth)
+        # Where the upstream's (scrubbed) error texts end up: log pages, details, CSV exports.
+        gateway.wait_for_logs(8)
+        page = http.get("/api/admin/logs", headers=gateway.admin).json()["items"]
+        assert any(item["error_message"] for item in page), "errors were recorded"
+        for item in page:
+            http.get(f"/api/admin/logs/{item['id']}", headers=gateway.admin)
+        for export in ("/api/admin/logs/export", "/api/usage/export"):
+            csv = http.get(export, headers=gateway.admin)
+            assert csv.status_code == 200
+            assert "upstream" in csv.text
     with openai.OpenAI(base_url=f"{gateway.url}/v1", api_key=key, max_retries=0) as client:
         for model in ("a", "b"):
             with pytest.raises(openai.APIError) as info:

@@ -214,8 +214,8 @@ def test_client_leaving_a_non_stream_call_closes_the_upstream(
             timeout=httpx.Timeout(30, read=max(0.01, wait_before_leaving)),
         )
     (row,) = gateway.wait_for_logs(1)  # written once the call has ended
-    # A client that leaves at once may be gone before the call reaches the upstream at all;
-    # if it got there, the upstream connection was closed.
+    # A client that leaves at once may be gone before its body was read, or before the call
+    # reached the upstream; if it got there, the upstream connection was closed.
     for record in mock_upstream.state.chat_requests():
         deadline = time.monotonic() + 5
         while not record.finished and time.monotonic() < deadline:

@@ -42,6 +42,11 @@ def _post(gateway: LiveGateway, key: str, content: bytes) -> Any:
             "messages[0].content",
         ),
         (b'{"model": "mock-gpt", "messages": ["hello"]}', "messages[0]"),
+        (b'{"model": "mock-gpt", "messages": [{"role": {}, "content": "x"}]}', "messages[0].role"),
+        (
+            b'{"model": "mock-gpt", "messages": [{"role": ["user"], "content": "x"}]}',
+            "messages[0].role",
+        ),
         (b'{"model": "mock-gpt", "messages": {"role": "user"}}', "messages"),
         (b'{"model": "mock-gpt", "messages": [{"role": "user", "content": "x"}], "n": 1000}', "n"),
         (b'{"model": "mock-gpt", "messages": [{"role": "user", "content": "x"}], "n": "2"}', "n"),
