@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import shutil
 import socket
 import sys
+from collections.abc import AsyncIterator
 from pathlib import Path
 from types import FrameType
 from typing import Any, cast
@@ -111,15 +113,26 @@ def _uvicorn_config(settings: Settings, app: Any, **extra: Any) -> uvicorn.Confi
     )
 
 
-async def _verify_encryption(settings: Settings) -> None:
-    """Before any process starts serving: keys that cannot open the stored data stop the start
-    here, with the configuration error's own message (not a traceback per worker)."""
+@contextlib.asynccontextmanager
+async def _database(settings: Settings, *, prepare: bool) -> AsyncIterator[AppContext]:
+    """The app's context with its database open for a command, closed afterwards. `prepare`:
+    migrate first, and check (or remember) the encryption keys, as the server does at start."""
     ctx = AppContext.build(settings, load_app_secrets(settings))
     engine = ctx.open_database()
     try:
-        await encryption.verify_before_start(engine, ctx.secret_box)
+        if prepare:
+            await migrate.upgrade(engine)
+            await encryption.ensure(engine, ctx.secret_box)
+        yield ctx
     finally:
         await ctx.close()
+
+
+async def _verify_encryption(settings: Settings) -> None:
+    """Before any process starts serving: keys that cannot open the stored data stop the start
+    here, with the configuration error's own message (not a traceback per worker)."""
+    async with _database(settings, prepare=False) as ctx:
+        await encryption.verify_before_start(ctx.engine, ctx.secret_box)
 
 
 def serve(settings: Settings, banner: str = "") -> None:
@@ -174,11 +187,7 @@ METRICS_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 
 async def _with_context(settings: Settings, bootstrap_admin: bool) -> None:
-    ctx = AppContext.build(settings, load_app_secrets(settings))
-    engine = ctx.open_database()
-    try:
-        await migrate.upgrade(engine)
-        await encryption.ensure(engine, ctx.secret_box)
+    async with _database(settings, prepare=True) as ctx:
         if bootstrap_admin:
             first_admin = await bootstrap.ensure_first_admin(
                 ctx.sessionmaker, ctx.hasher, settings.admin
@@ -187,24 +196,17 @@ async def _with_context(settings: Settings, bootstrap_admin: bool) -> None:
                 bootstrap.announce(first_admin)
             else:
                 print("An admin account already exists; nothing to create.")
-    finally:
-        await ctx.close()
 
 
 async def _reset_password(settings: Settings, username: str, from_stdin: bool) -> int:
     password = sys.stdin.readline().rstrip("\n") if from_stdin else None
-    ctx = AppContext.build(settings, load_app_secrets(settings))
-    ctx.open_database()
-    try:
-        async with ctx.sessionmaker() as db:
-            user = await user_service.find_for_login(db, username)
-            if user is None:
-                print(f"No account named '{username}'.", file=sys.stderr)
-                return 1
-            generated = await user_service.admin_reset_password(db, ctx.hasher, user, password)
-            await db.commit()
-    finally:
-        await ctx.close()
+    async with _database(settings, prepare=False) as ctx, ctx.sessionmaker() as db:
+        user = await user_service.find_for_login(db, username)
+        if user is None:
+            print(f"No account named '{username}'.", file=sys.stderr)
+            return 1
+        generated = await user_service.admin_reset_password(db, ctx.hasher, user, password)
+        await db.commit()
     print(f"Password for '{user.username}' changed; their sessions were signed out.")
     if generated:
         print(f"New password (shown once): {generated}")
@@ -212,13 +214,8 @@ async def _reset_password(settings: Settings, username: str, from_stdin: bool) -
 
 
 async def _rotate_keys(settings: Settings) -> int:
-    ctx = AppContext.build(settings, load_app_secrets(settings))
-    engine = ctx.open_database()
-    try:
-        await migrate.upgrade(engine)
-        result = await encryption.rotate(engine, ctx.secret_box)
-    finally:
-        await ctx.close()
+    async with _database(settings, prepare=True) as ctx:
+        result = await encryption.rotate(ctx.engine, ctx.secret_box)
     print(f"Re-encrypted {result.rotated} channel keys with the first key in ENCRYPTION_KEYS.")
     if result.undecryptable:
         ids = ", ".join(f"#{i}" for i in result.undecryptable)
@@ -233,14 +230,8 @@ async def _rotate_keys(settings: Settings) -> int:
 
 
 async def _rebuild_stats(settings: Settings) -> None:
-    ctx = AppContext.build(settings, load_app_secrets(settings))
-    engine = ctx.open_database()
-    try:
-        await migrate.upgrade(engine)
-        async with migrate.exclusive(engine):
-            rows = await rollup.rebuild(engine, settings.server.timezone)
-    finally:
-        await ctx.close()
+    async with _database(settings, prepare=True) as ctx, migrate.exclusive(ctx.engine):
+        rows = await rollup.rebuild(ctx.engine, settings.server.timezone)
     print(f"Daily statistics rebuilt from {rows} call-log rows ({settings.server.site_timezone}).")
 
 

@@ -120,6 +120,13 @@ class LiveGateway:
         assert response.status_code == 201, response.text
         return str(response.json()["key"])
 
+    def create_failing_channels(self, mock: MockServer, count: int = 4, status: int = 503) -> None:
+        """`count` channels serving `mock-gpt` whose upstreams all answer `status`."""
+        for index in range(count):
+            name = f"failing{index}"
+            mock.set_profile(name, status=status)
+            self.create_channel(name=name, base_url=mock.base_url(name))
+
     def channel(self, channel_id: int) -> dict[str, Any]:
         return dict(self.http.get(f"/api/admin/channels/{channel_id}", headers=self.admin).json())
 

@@ -49,18 +49,18 @@ async def _write_check(conn: AsyncConnection, box: SecretBox) -> None:
     await conn.execute(META.insert().values(key=CHECK_KEY, value=box.encrypt(CHECK_PLAINTEXT)))
 
 
-def _opens(box: SecretBox, token: str) -> bool:
+def _decrypted(box: SecretBox, token: str) -> str | None:
     try:
-        return box.decrypt(token) == CHECK_PLAINTEXT
+        return box.decrypt(token)
     except UndecryptableError:
-        return False
+        return None
 
 
 async def _verify(conn: AsyncConnection, box: SecretBox) -> bool:
     """Raise ConfigError if the keys cannot be this installation's. True if a check value exists."""
     stored = await _stored_check(conn)
     if stored is not None:
-        if not _opens(box, stored):
+        if _decrypted(box, stored) != CHECK_PLAINTEXT:
             raise ConfigError(
                 "ENCRYPTION_KEYS cannot decrypt the data this installation encrypted: the key was "
                 f"replaced or mistyped. {HINT}"
@@ -68,20 +68,12 @@ async def _verify(conn: AsyncConnection, box: SecretBox) -> bool:
         return True
     # An installation from before the check existed: its channel keys tell.
     tokens = list((await conn.scalars(select(CHANNELS.c.api_key_encrypted))).all())
-    if tokens and not any(_decrypts(box, token) for token in tokens):
+    if tokens and all(_decrypted(box, token) is None for token in tokens):
         raise ConfigError(
             f"ENCRYPTION_KEYS cannot decrypt any of the {len(tokens)} stored channel keys: the key "
             f"was replaced or mistyped. {HINT}"
         )
     return False
-
-
-def _decrypts(box: SecretBox, token: str) -> bool:
-    try:
-        box.decrypt(token)
-    except UndecryptableError:
-        return False
-    return True
 
 
 async def verify_before_start(engine: AsyncEngine, box: SecretBox) -> None:

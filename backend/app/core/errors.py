@@ -195,13 +195,13 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
-def database_busy(exc: Exception) -> bool:
+def _database_busy(exc: Exception) -> bool:
     """SQLite gave up waiting for another writer (its busy timeout passed)."""
     return isinstance(exc, OperationalError) and "database is locked" in str(exc.orig)
 
 
 async def _database_error(request: Request, exc: Exception) -> JSONResponse:
-    if not database_busy(exc):
+    if not _database_busy(exc):
         raise exc  # on to the unexpected-error handler
     # Load, not a fault of the request: say so, with when to try again, instead of a 500.
     request_id = request.scope.get("state", {}).get("request_id")

@@ -39,8 +39,14 @@ class RequestIds:
 
 
 class BodyTooLargeError(HTTPException):
+    """Raised from `receive` once the body passes the limit (FastAPI and `/v1` render it)."""
+
     def __init__(self, limit: int) -> None:
         super().__init__(413, f"Request body is larger than {limit} bytes")
+
+    @property
+    def error(self) -> AppError:
+        return AppError(self.detail, code="payload_too_large")
 
 
 class RequestContextMiddleware:
@@ -102,14 +108,11 @@ class RequestContextMiddleware:
 
         refusal = await self.guard.check(client_ip, scope["path"], user_agent)
         if refusal is not None:
-            await self._reject(scope, send_with_id, refusal)
+            await reject(scope, send_with_id, refusal)
             return
         limit = self.max_body_bytes
         if content_length is not None and content_length > limit:
-            message = f"Request body is larger than {limit} bytes"
-            await self._reject(
-                scope, send_with_id, AppError(message, code="payload_too_large"), 413
-            )
+            await reject(scope, send_with_id, BodyTooLargeError(limit).error, 413)
             return
 
         received = 0
@@ -125,20 +128,22 @@ class RequestContextMiddleware:
 
         await self.app(scope, limited_receive, send_with_id)
 
-    @staticmethod
-    async def _reject(scope: Scope, send: Send, error: AppError, status: int | None = None) -> None:
-        status = status or error.status_code
-        if is_openai_path(scope.get("path", "")):
-            body = openai_error_body(status, error.message, error.code, error.param)
-        else:
-            body = {"detail": error.message, "code": error.code}
-        payload = orjson.dumps(body)
-        headers = [
-            (b"content-type", b"application/json"),
-            (b"content-length", str(len(payload)).encode()),
-        ]
-        headers += [(k.lower().encode(), v.encode()) for k, v in error.headers.items()]
-        if status == 413:
-            headers.append((b"connection", b"close"))
-        await send({"type": "http.response.start", "status": status, "headers": headers})
-        await send({"type": "http.response.body", "body": payload})
+
+async def reject(scope: Scope, send: Send, error: AppError, status: int | None = None) -> None:
+    """Answer with `error` in the path's envelope (OpenAI on `/v1`, `{detail, code}` elsewhere),
+    before the app has answered (413 also closes the connection)."""
+    status = status or error.status_code
+    if is_openai_path(scope.get("path", "")):
+        body = openai_error_body(status, error.message, error.code, error.param)
+    else:
+        body = {"detail": error.message, "code": error.code}
+    payload = orjson.dumps(body)
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(payload)).encode()),
+    ]
+    headers += [(k.lower().encode(), v.encode()) for k, v in error.headers.items()]
+    if status == 413:
+        headers.append((b"connection", b"close"))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": payload})

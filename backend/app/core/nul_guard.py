@@ -13,9 +13,10 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
-from starlette.exceptions import HTTPException
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from app.core.middleware import BodyTooLargeError, reject
 
 MESSAGE = "Text cannot contain NUL (\\u0000) characters"
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
@@ -73,10 +74,8 @@ class NulGuard:
         while True:
             try:
                 message = await receive()
-            except HTTPException as exc:  # the body-size limit, raised while reading
-                code = "payload_too_large" if exc.status_code == 413 else "http_error"
-                answer = JSONResponse({"detail": exc.detail, "code": code}, exc.status_code)
-                await answer(scope, receive, send)
+            except BodyTooLargeError as exc:  # read here, ahead of FastAPI's error handling
+                await reject(scope, send, exc.error, 413)
                 return
             if message["type"] != "http.request":
                 await self.app(scope, _replay([message], receive), send)

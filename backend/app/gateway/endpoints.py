@@ -129,12 +129,6 @@ class OpenAIEndpoints:
                 )
                 response.status_code = error.status_code
             await response(scope, receive, tracking_send)
-        except ClientDisconnect:
-            # Left before its request was read (and before it could be authenticated): no call.
-            logger.info(
-                "Client left before sending its request (request_id=%s)",
-                scope.get("state", {}).get("request_id"),
-            )
         except Exception:
             logger.exception(
                 "Unhandled error (request_id=%s)", scope.get("state", {}).get("request_id")

@@ -180,9 +180,7 @@ def test_every_channel_failing_stays_within_the_attempt_bound(
     gateway_factory: GatewayFactory, mock_upstream: MockServer
 ) -> None:
     gateway = gateway_factory(runtime={"max_attempts": 2})
-    for name in ("a", "b", "c", "d"):
-        mock_upstream.set_profile(name, status=503)
-        gateway.create_channel(name=name, base_url=mock_upstream.base_url(name))
+    gateway.create_failing_channels(mock_upstream)
     with (
         _client(gateway, gateway.create_key()) as client,
         pytest.raises(openai.APIStatusError) as info,

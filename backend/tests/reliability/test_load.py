@@ -1,37 +1,53 @@
-"""The global concurrency gate: never more upstream calls than its size; waiters time out with 503."""
+"""Load: the concurrency gate under 200 streams, every channel failing at once, limit and usage
+counters under 100 concurrent calls."""
 
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import httpx
 import pytest
 
 from app.devtools.mock_upstream import MockServer
-from tests.live import GatewayFactory
+from tests.live import GatewayFactory, LiveGateway
 
 MESSAGES = [{"role": "user", "content": "hi"}]
+
+
+def _served(
+    factory: GatewayFactory, mock: MockServer, runtime: dict[str, Any], **behaviour: Any
+) -> tuple[LiveGateway, str]:
+    """A gateway with these runtime settings, one channel whose upstream behaves so, and a key."""
+    gateway = factory(runtime=runtime)
+    mock.set_profile("load", **behaviour)
+    gateway.create_channel(base_url=mock.base_url("load"))
+    return gateway, gateway.create_key()
+
+
+async def _call(client: httpx.AsyncClient, key: str, *, stream: bool) -> httpx.Response:
+    return await client.post(
+        "/v1/chat/completions",
+        json={"model": "mock-gpt", "messages": MESSAGES, "stream": stream},
+        headers={"Authorization": f"Bearer {key}"},
+    )
 
 
 async def test_the_upstream_never_sees_more_than_the_gate_size(
     gateway_factory: GatewayFactory, mock_upstream: MockServer
 ) -> None:
-    gateway = gateway_factory(runtime={"llm_concurrency": 3, "queue_timeout_seconds": 30})
-    mock_upstream.set_profile("slow", chunks=5, interval=0.05)
-    gateway.create_channel(base_url=mock_upstream.base_url("slow"))
-    key = gateway.create_key()
+    gateway, key = _served(
+        gateway_factory,
+        mock_upstream,
+        {"llm_concurrency": 3, "queue_timeout_seconds": 30},
+        chunks=5,
+        interval=0.05,
+    )
     async with httpx.AsyncClient(base_url=gateway.url, timeout=60) as client:
-
-        async def one(stream: bool) -> int:
-            response = await client.post(
-                "/v1/chat/completions",
-                json={"model": "mock-gpt", "messages": MESSAGES, "stream": stream},
-                headers={"Authorization": f"Bearer {key}"},
-            )
-            return response.status_code
-
-        statuses = await asyncio.gather(*(one(stream=i % 2 == 0) for i in range(12)))
-    assert statuses == [200] * 12
+        responses = await asyncio.gather(
+            *(_call(client, key, stream=i % 2 == 0) for i in range(12))
+        )
+    assert [r.status_code for r in responses] == [200] * 12
     assert mock_upstream.state.total == 12
     assert mock_upstream.state.max_in_flight == 3
     assert gateway.ctx.gate.in_use == 0
@@ -40,20 +56,15 @@ async def test_the_upstream_never_sees_more_than_the_gate_size(
 async def test_waiters_get_503_with_retry_after_and_health_stays_fast(
     gateway_factory: GatewayFactory, mock_upstream: MockServer
 ) -> None:
-    gateway = gateway_factory(runtime={"llm_concurrency": 2, "queue_timeout_seconds": 0.3})
-    mock_upstream.set_profile("hold", chunks=3, interval=0.5)
-    gateway.create_channel(base_url=mock_upstream.base_url("hold"))
-    key = gateway.create_key()
+    gateway, key = _served(
+        gateway_factory,
+        mock_upstream,
+        {"llm_concurrency": 2, "queue_timeout_seconds": 0.3},
+        chunks=3,
+        interval=0.5,
+    )
     async with httpx.AsyncClient(base_url=gateway.url, timeout=60) as client:
-
-        async def one() -> httpx.Response:
-            return await client.post(
-                "/v1/chat/completions",
-                json={"model": "mock-gpt", "messages": MESSAGES, "stream": True},
-                headers={"Authorization": f"Bearer {key}"},
-            )
-
-        calls = [asyncio.ensure_future(one()) for _ in range(6)]
+        calls = [asyncio.ensure_future(_call(client, key, stream=True)) for _ in range(6)]
         await asyncio.sleep(0.1)
         health = await client.get("/healthz")
         # Answered while the gate was full: the two admitted streams (1.5 s each) still run.
@@ -75,10 +86,13 @@ async def test_200_concurrent_streams_saturate_the_gate_and_nothing_else(
 ) -> None:
     """200 streams against a gate of 20: the upstream never sees more than 20, `/healthz` answers
     while the gate is full, the rest wait and then get 503 — and every call is logged once."""
-    gateway = gateway_factory(runtime={"llm_concurrency": 20, "queue_timeout_seconds": 0.5})
-    mock_upstream.set_profile("hold", chunks=4, interval=0.5)
-    gateway.create_channel(base_url=mock_upstream.base_url("hold"))
-    key = gateway.create_key()
+    gateway, key = _served(
+        gateway_factory,
+        mock_upstream,
+        {"llm_concurrency": 20, "queue_timeout_seconds": 0.5},
+        chunks=4,
+        interval=0.5,
+    )
     limits = httpx.Limits(max_connections=250, max_keepalive_connections=250)
     async with httpx.AsyncClient(base_url=gateway.url, timeout=60, limits=limits) as client:
 
@@ -120,20 +134,12 @@ async def test_50_concurrent_calls_with_every_channel_failing_stay_within_the_at
     gateway_factory: GatewayFactory, mock_upstream: MockServer
 ) -> None:
     gateway = gateway_factory(runtime={"max_attempts": 2})
-    for name in ("a", "b", "c", "d"):
-        mock_upstream.set_profile(name, status=503)
-        gateway.create_channel(name=name, base_url=mock_upstream.base_url(name))
+    gateway.create_failing_channels(mock_upstream)
     key = gateway.create_key()
     async with httpx.AsyncClient(base_url=gateway.url, timeout=60) as client:
-
-        async def one(stream: bool) -> httpx.Response:
-            return await client.post(
-                "/v1/chat/completions",
-                json={"model": "mock-gpt", "messages": MESSAGES, "stream": stream},
-                headers={"Authorization": f"Bearer {key}"},
-            )
-
-        responses = await asyncio.gather(*(one(i % 2 == 0) for i in range(50)))
+        responses = await asyncio.gather(
+            *(_call(client, key, stream=i % 2 == 0) for i in range(50))
+        )
     # 502 after the attempts; 503 once the breakers have opened (no channel left to try).
     codes = {(r.status_code, r.json()["error"]["code"]) for r in responses}
     assert codes <= {(502, "upstream_error"), (503, "channels_unavailable")}, codes
@@ -159,15 +165,7 @@ async def test_limit_and_usage_counters_are_exact_under_100_concurrent_calls(
     key = gateway.create_key()
     limits = httpx.Limits(max_connections=120)
     async with httpx.AsyncClient(base_url=gateway.url, timeout=60, limits=limits) as client:
-
-        async def one() -> httpx.Response:
-            return await client.post(
-                "/v1/chat/completions",
-                json={"model": "mock-gpt", "messages": MESSAGES},
-                headers={"Authorization": f"Bearer {key}"},
-            )
-
-        responses = await asyncio.gather(*(one() for _ in range(100)))
+        responses = await asyncio.gather(*(_call(client, key, stream=False) for _ in range(100)))
     ok = [r for r in responses if r.status_code == 200]
     assert len(ok) == 40
     assert sorted({r.status_code for r in responses}) == [200, 429]
