@@ -411,6 +411,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         mock_log.close()
         gateway_log.close()
     server_log = gateway_log_path.read_text(errors="replace")
+    if args.keep_log:
+        shutil.copyfile(gateway_log_path, args.keep_log)
     shutil.rmtree(workdir, ignore_errors=True)
     if schema:
         await drop_schema(args.database, schema)
@@ -512,6 +514,7 @@ def main() -> None:
     parser.add_argument("--minutes", type=float, default=30)
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--sample", type=float, default=15, help="seconds between samples")
+    parser.add_argument("--keep-log", type=Path, help="copy the gateway's log here at the end")
     parser.add_argument("--database", help="DATABASE_URL (default: SQLite in a temporary directory)")
     args = parser.parse_args()
     result = asyncio.run(run(args))

@@ -134,7 +134,7 @@ def redis_url() -> str:
 
 
 def make_settings(
-    data_dir: Path, database: DatabaseTarget, **overrides: dict[str, Any]
+    data_dir: Path, target: DatabaseTarget, /, **overrides: dict[str, Any]
 ) -> Settings:
     """Settings for a test app. Every group is built explicitly so the environment cannot leak in."""
 
@@ -161,7 +161,7 @@ def make_settings(
         server=group(ServerSettings, {"data_dir": data_dir, "trusted_proxies": []}, "server"),
         database=group(
             DatabaseSettings,
-            {"url": SecretStr(database.url), "pg_schema": database.pg_schema},
+            {"url": SecretStr(target.url), "pg_schema": target.pg_schema},
             "database",
         ),
         redis=group(

@@ -77,11 +77,16 @@ def _install_sqlite_pragmas(engine: AsyncEngine, busy_timeout_ms: int) -> None:
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         cursor = dbapi_connection.cursor()
         try:
-            # Takes effect on a new database file (before its first table): lets retention give
-            # freed pages back to the file system bit by bit (PRAGMA incremental_vacuum).
-            cursor.execute("PRAGMA auto_vacuum=INCREMENTAL")
-            cursor.execute("PRAGMA journal_mode=WAL")
+            # First, so that everything after it waits for another writer as configured.
             cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
+            # Only on a new, empty file: setting it needs the write lock, so on every connection
+            # a new connection would wait behind each writer (and fail after the busy timeout
+            # under sustained writes). It lets retention give freed pages back to the file
+            # system bit by bit (PRAGMA incremental_vacuum); it takes effect before the first table.
+            cursor.execute("PRAGMA page_count")
+            if cursor.fetchone()[0] == 0:
+                cursor.execute("PRAGMA auto_vacuum=INCREMENTAL")
+            cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.execute("PRAGMA synchronous=NORMAL")
         finally:

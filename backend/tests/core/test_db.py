@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -56,5 +57,41 @@ async def test_sqlite_pragmas_are_set_on_every_connection(tmp_path: Path) -> Non
                 assert (await conn.execute(text("PRAGMA busy_timeout"))).scalar() == 5000
                 # NORMAL is 1
                 assert (await conn.execute(text("PRAGMA synchronous"))).scalar() == 1
+    finally:
+        await engine.dispose()
+
+
+async def test_a_new_database_gets_incremental_auto_vacuum(tmp_path: Path) -> None:
+    engine = create_engine(_settings(tmp_path))
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(text("CREATE TABLE t (x INTEGER)"))
+        async with engine.connect() as conn:
+            assert (await conn.execute(text("PRAGMA auto_vacuum"))).scalar() == 2  # INCREMENTAL
+    finally:
+        await engine.dispose()
+
+
+async def test_a_new_connection_opens_while_another_writer_holds_the_lock(tmp_path: Path) -> None:
+    """Opening a connection takes no write lock: a pool that grows under sustained writes must
+    not wait behind writers (it did, and failed after the busy timeout, when every connection
+    set auto_vacuum)."""
+    settings = _settings(tmp_path)
+    settings.database.sqlite_busy_timeout_ms = 0  # any wait for the lock fails at once
+    engine = create_engine(settings)
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(text("CREATE TABLE t (x INTEGER)"))
+        await engine.dispose()  # every connection from here on is a new one
+        holder = sqlite3.connect(tmp_path / "app.db", timeout=0)
+        holder.execute("BEGIN IMMEDIATE")
+        holder.execute("INSERT INTO t VALUES (1)")
+        try:
+            async with engine.connect() as conn:
+                assert (await conn.execute(text("SELECT count(*) FROM t"))).scalar() == 0
+                assert (await conn.execute(text("PRAGMA journal_mode"))).scalar() == "wal"
+        finally:
+            holder.rollback()
+            holder.close()
     finally:
         await engine.dispose()
