@@ -322,7 +322,10 @@ async def log_totals(http: aiohttp.ClientSession, soak: Soak, source: str) -> in
     async with http.get(
         f"{soak.base}/api/admin/logs/totals", params={"source": source}, headers=soak.admin
     ) as r:
-        return int((await r.json())["requests"])
+        body = await r.json()
+        if r.status != 200:
+            raise RuntimeError(f"log totals: HTTP {r.status} {body}")
+        return int(body["requests"])
 
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -347,6 +350,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         DEFAULT_USER_CONCURRENT_STREAMS="0",
         IP_RPM="0",
         PYTHONUNBUFFERED="1",
+        # The admin's sign-in must outlive the run (its chat and admin calls use it).
+        AUTH_ACCESS_TOKEN_MINUTES=str(min(24 * 60, int(args.minutes) + 30)),
     )
     if args.database:
         env["DATABASE_URL"] = args.database

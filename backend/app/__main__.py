@@ -4,7 +4,7 @@ serve            run the server (HOST/PORT and everything else from the environm
 migrate          apply database migrations and exit
 bootstrap        migrate, create the first admin if there is none, and exit
 rebuild-stats    recompute the daily statistics from the call logs
-rotate-keys      re-encrypt the stored channel keys with the first key in ENCRYPTION_KEYS
+rotate-keys      re-encrypt the stored secrets with the first key in ENCRYPTION_KEYS
 reset-password   set a new password for an account (generated and printed unless given on stdin)
 """
 
@@ -216,12 +216,15 @@ async def _reset_password(settings: Settings, username: str, from_stdin: bool) -
 async def _rotate_keys(settings: Settings) -> int:
     async with _database(settings, prepare=True) as ctx:
         result = await encryption.rotate(ctx.engine, ctx.secret_box)
-    print(f"Re-encrypted {result.rotated} channel keys with the first key in ENCRYPTION_KEYS.")
+    print(
+        f"Re-encrypted {result.rotated} stored secrets (channel keys, two-factor secrets, the SMTP "
+        "password) with the first key in ENCRYPTION_KEYS."
+    )
     if result.undecryptable:
-        ids = ", ".join(f"#{i}" for i in result.undecryptable)
         print(
-            f"Could not decrypt the key of channel {ids} with any configured key: enter it again "
-            "in the admin console (the channel stays switched off until then).",
+            f"Could not decrypt {', '.join(result.undecryptable)} with any configured key: enter "
+            "it again (a channel stays switched off until then; a user's two-factor sign-in can be "
+            "reset by an admin).",
             file=sys.stderr,
         )
         return 1

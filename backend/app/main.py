@@ -15,6 +15,7 @@ from app import __version__
 from app.agents import service as agent_service
 from app.agents.router import admin_router as admin_agents_router
 from app.agents.router import router as agents_router
+from app.auth.account_router import router as account_router
 from app.auth.router import router as auth_router
 from app.channels import encryption
 from app.channels.router import router as channels_router
@@ -38,6 +39,7 @@ from app.keys.router import admin_router as admin_keys_router
 from app.keys.router import router as keys_router
 from app.logs.router import router as admin_logs_router
 from app.logs.router import usage_router
+from app.mail.router import router as admin_mail_router
 from app.runtime_settings.router import public_router as public_settings_router
 from app.runtime_settings.router import router as settings_router
 from app.stats import rollup
@@ -45,6 +47,7 @@ from app.stats.router import metrics_router
 from app.stats.router import router as admin_stats_router
 from app.stats.router import usage_router as usage_stats_router
 from app.users import bootstrap
+from app.users.avatar_router import router as avatar_router
 from app.users.router import router as admin_users_router
 
 logger = logging.getLogger(__name__)
@@ -124,11 +127,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for router in (
         health_router,
         auth_router,
+        account_router,
+        avatar_router,
         keys_router,
         admin_users_router,
         admin_keys_router,
         channels_router,
         settings_router,
+        admin_mail_router,
         public_settings_router,
         ip_rules_router,
         agents_router,

@@ -31,6 +31,7 @@ from app.core.config import (
     ChatSettings,
     DatabaseSettings,
     GatewaySettings,
+    MailSettings,
     MetricsSettings,
     RedisSettings,
     SecuritySettings,
@@ -43,7 +44,7 @@ from app.runtime_settings.values import RuntimeDefaults
 
 # Live-server fixtures (uvicorn on a free port, the mock upstream) and real server processes, for
 # every test package.
-pytest_plugins = ["tests.processes", "tests.live"]
+pytest_plugins = ["tests.processes", "tests.live", "tests.mail_server"]
 
 TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL") or None
 TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL") or None
@@ -148,6 +149,7 @@ def make_settings(
         "call_log",
         "chat",
         "metrics",
+        "mail",
         "runtime",
         "admin",
     }
@@ -186,6 +188,7 @@ def make_settings(
         call_log=group(CallLogSettings, {"flush_interval_seconds": 0.05}, "call_log"),
         chat=group(ChatSettings, {}, "chat"),
         metrics=group(MetricsSettings, {}, "metrics"),
+        mail=group(MailSettings, {}, "mail"),
         # Limits off unless a test turns them on: most tests send many requests from one address.
         runtime=group(
             RuntimeDefaults,
@@ -302,6 +305,24 @@ async def client(harness: Harness) -> httpx.AsyncClient:
 AccountFactory = Callable[..., Awaitable[Account]]
 
 
+async def register(
+    harness: Harness, username: str, password: str = "correct horse battery", **extra: Any
+) -> Account:
+    """Register an account through the API (`extra`: email, display_name …) and sign it in."""
+    response = await harness.client.post(
+        "/api/auth/register", json={"username": username, "password": password, **extra}
+    )
+    assert response.status_code == 201, response.text
+    tokens = await harness.login(username, password)
+    return Account(
+        id=response.json()["id"],
+        username=username,
+        password=password,
+        access_token=tokens["access_token"],
+        refresh_token=tokens["refresh_token"],
+    )
+
+
 @pytest.fixture
 def make_account(harness: Harness) -> AccountFactory:
     """Register a user through the API and sign them in."""
@@ -312,18 +333,8 @@ def make_account(harness: Harness) -> AccountFactory:
     ) -> Account:
         nonlocal counter
         counter += 1
-        username = username or f"user{counter}_{uuid.uuid4().hex[:6]}"
-        response = await harness.client.post(
-            "/api/auth/register", json={"username": username, "password": password, **extra}
-        )
-        assert response.status_code == 201, response.text
-        tokens = await harness.login(username, password)
-        return Account(
-            id=response.json()["id"],
-            username=username,
-            password=password,
-            access_token=tokens["access_token"],
-            refresh_token=tokens["refresh_token"],
+        return await register(
+            harness, username or f"user{counter}_{uuid.uuid4().hex[:6]}", password, **extra
         )
 
     return create

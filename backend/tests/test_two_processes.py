@@ -1,7 +1,7 @@
 """Two app processes sharing one database and one Redis behave as one.
 
-Limits hold exactly across both; a blacklist entry, a settings change, a revoked key and a disabled
-channel made through one process apply on the other within a second (Redis pub/sub).
+Limits hold exactly across both; a blacklist entry, a settings change, mail settings, a revoked key
+and a disabled channel made through one process apply on the other within a second (Redis pub/sub).
 """
 
 from __future__ import annotations
@@ -75,6 +75,18 @@ def test_two_processes_behave_as_one(
     changed = a.put("/api/admin/settings", json={"site_name": "共享网关"}, headers=admin)
     assert changed.status_code == 200
     assert until(lambda: b.get("/api/settings/public").json()["site_name"] == "共享网关")
+
+    # Mail settings saved on one are used by the other (it holds them in memory).
+    mail = {
+        "host": "smtp.example.test",
+        "port": 2525,
+        "security": "none",
+        "from_address": "a@example.com",
+    }
+    assert a.put("/api/admin/mail", json=mail, headers=admin).status_code == 200
+    assert until(
+        lambda: b.get("/api/admin/mail", headers=admin).json()["host"] == "smtp.example.test"
+    )
 
     # A channel disabled on one stops being used by the other (its channel list was cached).
     assert b.get("/v1/models", headers=bearer).json()["data"]

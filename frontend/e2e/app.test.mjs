@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict'
 import { readFileSync } from 'node:fs'
 import { after, before, test } from 'node:test'
-import { ADMIN, adminToken, api, shot, start } from './harness.mjs'
+import { ADMIN, adminToken, api, openPage, shot, start } from './harness.mjs'
 
 const REPLY_WORDS = Array.from({ length: 60 }, (_, i) => `word${i}`).join(' ')
 let h
@@ -48,13 +48,7 @@ after(async () => {
   await h?.stop()
 })
 
-async function newPage(options = {}) {
-  const context = await h.browser.newContext({ viewport: { width: 1280, height: 820 }, locale: 'en-US', ...options })
-  const page = await context.newPage()
-  const problems = []
-  page.on('pageerror', (error) => problems.push(error.message))
-  return { page, context, problems }
-}
+const newPage = (options) => openPage(h.browser, options)
 
 const draftText = (page) => page.locator('[data-test=draft]').innerText()
 const lastAnswer = (page) => page.locator('[data-test=assistant-message]').last()

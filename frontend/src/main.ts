@@ -15,6 +15,7 @@ app.use(pinia).use(i18n)
 const auth = useAuthStore(pinia)
 configureHttp({
   token: () => auth.accessToken,
+  language: () => String(i18n.global.locale.value),
   refresh: () => auth.refresh(),
   unauthorized: () => {
     auth.forget()

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from functools import partial
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, status
@@ -17,15 +18,28 @@ from app.auth.schemas import (
     RegisterRequest,
     SessionRead,
     TokenResponse,
+    TwoFactorChallengeResponse,
+    TwoFactorLogin,
 )
-from app.auth.service import IssuedTokens
+from app.auth.service import IssuedTokens, TwoFactorChallenge
 from app.auth.throttle import check_registration
-from app.core.deps import ClientIP, ContextDep, SessionDep, UserAgent
-from app.core.errors import ForbiddenError
+from app.core.deps import ClientIP, ContextDep, SessionDep, UserAgent, after_commit
+from app.core.errors import ForbiddenError, UnauthorizedError
+from app.mail.dependencies import MailLanguage
 from app.users import service as user_service
 from app.users.schemas import UserRead
 
 router = APIRouter(prefix="/api/auth", tags=["auth"])
+
+
+def _sign_in_response(
+    issued: IssuedTokens | TwoFactorChallenge,
+) -> TokenResponse | TwoFactorChallengeResponse:
+    if isinstance(issued, TwoFactorChallenge):
+        return TwoFactorChallengeResponse(
+            challenge_token=issued.token, expires_in=issued.expires_in
+        )
+    return _token_response(issued)
 
 
 def _token_response(issued: IssuedTokens) -> TokenResponse:
@@ -39,8 +53,13 @@ def _token_response(issued: IssuedTokens) -> TokenResponse:
 
 @router.post("/register", status_code=status.HTTP_201_CREATED)
 async def register(
-    body: RegisterRequest, ctx: ContextDep, db: SessionDep, client_ip: ClientIP
+    body: RegisterRequest,
+    ctx: ContextDep,
+    db: SessionDep,
+    client_ip: ClientIP,
+    language: MailLanguage,
 ) -> UserRead:
+    """Create an account. With `email_verification` on, a confirmation link is mailed."""
     values = ctx.runtime.current
     if not values.registration_enabled:
         raise ForbiddenError(
@@ -56,6 +75,9 @@ async def register(
         email=body.email,
         display_name=body.display_name,
     )
+    message = await ctx.account_mail.offer_verification(db, user, language, client_ip)
+    if message is not None:
+        after_commit(db, partial(ctx.account_mail.send, message, "verify_email"))
     return UserRead.model_validate(user)
 
 
@@ -69,7 +91,7 @@ async def _login(
     password: str,
     *,
     require_admin: bool = False,
-) -> TokenResponse:
+) -> TokenResponse | TwoFactorChallengeResponse:
     issued = await auth_service.login(
         db,
         ctx.hasher,
@@ -81,7 +103,7 @@ async def _login(
         user_agent=user_agent,
         require_admin=require_admin,
     )
-    return _token_response(issued)
+    return _sign_in_response(issued)
 
 
 @router.post("/login")
@@ -92,7 +114,8 @@ async def login(
     throttle: LoginThrottleDep,
     client_ip: ClientIP,
     user_agent: UserAgent,
-) -> TokenResponse:
+) -> TokenResponse | TwoFactorChallengeResponse:
+    """Sign in. With two-factor sign-in on, the answer is a challenge for `/login/2fa`."""
     return await _login(
         ctx, db, throttle, client_ip, user_agent, body.username, body.password.get_secret_value()
     )
@@ -106,7 +129,7 @@ async def admin_login(
     throttle: LoginThrottleDep,
     client_ip: ClientIP,
     user_agent: UserAgent,
-) -> TokenResponse:
+) -> TokenResponse | TwoFactorChallengeResponse:
     return await _login(
         ctx,
         db,
@@ -117,6 +140,30 @@ async def admin_login(
         body.password.get_secret_value(),
         require_admin=True,
     )
+
+
+@router.post("/login/2fa")
+async def login_second_factor(
+    body: TwoFactorLogin,
+    ctx: ContextDep,
+    db: SessionDep,
+    throttle: LoginThrottleDep,
+    client_ip: ClientIP,
+    user_agent: UserAgent,
+) -> TokenResponse:
+    """Finish signing in with a code from the authenticator app or a recovery code."""
+    issued = await auth_service.login_second_factor(
+        db,
+        ctx.tokens,
+        ctx.secret_box,
+        throttle,
+        challenge=body.challenge_token,
+        code=body.code,
+        recovery_code=body.recovery_code,
+        client_ip=client_ip,
+        user_agent=user_agent,
+    )
+    return _token_response(issued)
 
 
 @router.post("/token", summary="Login (OAuth2 password form, used by Swagger's Authorize)")
@@ -132,9 +179,15 @@ async def login_form(
         body = LoginRequest.model_validate({"username": form.username, "password": form.password})
     except ValidationError as exc:
         raise RequestValidationError(exc.errors()) from None
-    return await _login(
+    signed_in = await _login(
         ctx, db, throttle, client_ip, user_agent, body.username, body.password.get_secret_value()
     )
+    if not isinstance(signed_in, TokenResponse):
+        raise UnauthorizedError(
+            "This account signs in with a second factor: use /api/auth/login and /api/auth/login/2fa",
+            code="two_factor_required",
+        )
+    return signed_in
 
 
 @router.post("/refresh")
@@ -153,8 +206,22 @@ async def read_me(user: CurrentUser) -> UserRead:
 
 
 @router.patch("/me")
-async def update_me(body: MeUpdate, user: CurrentUser, db: SessionDep) -> UserRead:
-    updated = await user_service.update_profile(db, user, body.model_dump(exclude_unset=True))
+async def update_me(
+    body: MeUpdate,
+    user: CurrentUser,
+    ctx: ContextDep,
+    db: SessionDep,
+    client_ip: ClientIP,
+    language: MailLanguage,
+) -> UserRead:
+    """A new e-mail address is unconfirmed; with `email_verification` on, a link is mailed."""
+    changes = body.model_dump(exclude_unset=True)
+    updated = await user_service.update_profile(db, user, changes)
+    if "email" in changes:
+        after_commit(db, ctx.credentials_changed)  # the /v1 key cache holds "confirmed"
+        message = await ctx.account_mail.offer_verification(db, updated, language, client_ip)
+        if message is not None:
+            after_commit(db, partial(ctx.account_mail.send, message, "verify_email"))
     return UserRead.model_validate(updated)
 
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.auth import sessions
+from app.auth import sessions, two_factor
 from app.auth.throttle import LoginThrottle
 from app.core.errors import (
     ForbiddenError,
@@ -20,7 +20,7 @@ from app.core.errors import (
     UnauthorizedError,
     UnprocessableError,
 )
-from app.core.security import InvalidTokenError, PasswordHasher, TokenCodec, new_id
+from app.core.security import InvalidTokenError, PasswordHasher, SecretBox, TokenCodec, new_id
 from app.models import AuthSession, User
 from app.models.base import utcnow
 from app.users import service as user_service
@@ -40,6 +40,14 @@ class IssuedTokens:
     refresh_token: str
     expires_in: int
     user: User
+
+
+@dataclass(frozen=True)
+class TwoFactorChallenge:
+    """The password was right; a code (or a recovery code) is needed to finish signing in."""
+
+    token: str
+    expires_in: int
 
 
 @dataclass(frozen=True)
@@ -103,7 +111,7 @@ async def login(
     client_ip: str,
     user_agent: str | None,
     require_admin: bool = False,
-) -> IssuedTokens:
+) -> IssuedTokens | TwoFactorChallenge:
     account = identifier.strip().lower() if "@" in identifier else username_key(identifier.strip())
     await throttle.check(account, client_ip)
     user = await user_service.find_for_login(db, identifier)
@@ -119,6 +127,44 @@ async def login(
         raise ForbiddenError("This account is disabled", code="account_disabled", commit=True)
     if require_admin and not user.is_admin:
         raise ForbiddenError("This account is not an administrator", code="not_admin", commit=True)
+    if user.two_factor_enabled:
+        token, _ = tokens.issue("two_factor", user.id, new_id())
+        return TwoFactorChallenge(
+            token=token, expires_in=int(tokens.ttl("two_factor").total_seconds())
+        )
+    user.last_login_at = utcnow()
+    return await _start_session(db, tokens, user, client_ip, user_agent)
+
+
+async def login_second_factor(
+    db: AsyncSession,
+    tokens: TokenCodec,
+    box: SecretBox,
+    throttle: LoginThrottle,
+    *,
+    challenge: str,
+    code: str | None,
+    recovery_code: str | None,
+    client_ip: str,
+    user_agent: str | None,
+) -> IssuedTokens:
+    """Finish a sign-in that asked for a second factor. Wrong codes count as failed sign-ins."""
+    expired = UnauthorizedError(
+        "This sign-in has expired; enter your password again", code="challenge_expired"
+    )
+    try:
+        claims = tokens.decode(challenge, "two_factor")
+    except InvalidTokenError:
+        raise expired from None
+    user = await db.get(User, claims.user_id)
+    if user is None or not user.is_active or not user.two_factor_enabled:
+        raise expired
+    account = user.username_key
+    await throttle.check(account, client_ip)
+    if not await two_factor.check(db, box, user, code=code, recovery_code=recovery_code):
+        await throttle.record_failure(account, client_ip)
+        raise UnauthorizedError("The code is not right", code="invalid_code")
+    await throttle.record_success(account, client_ip)
     user.last_login_at = utcnow()
     return await _start_session(db, tokens, user, client_ip, user_agent)
 
@@ -175,14 +221,9 @@ async def change_password(
 ) -> None:
     """Change the password and sign out every other session (this one stays)."""
     user = principal.user
-    account = user.username_key
-    await throttle.check(account, client_ip)
-    ok, _ = await hasher.verify(current_password, user.password_hash)
-    if not ok:
-        await throttle.record_failure(account, client_ip)
-        raise UnprocessableError(
-            "Current password is incorrect", code="wrong_password", param="current_password"
-        )
+    await confirm_password(
+        hasher, throttle, user, current_password, client_ip, param="current_password"
+    )
     if current_password == new_password:
         raise UnprocessableError(
             "New password must differ from the current one",
@@ -191,6 +232,27 @@ async def change_password(
         )
     await user_service.set_password(db, hasher, user, new_password)
     await sessions.revoke_all_for_user(db, user.id, except_session_id=principal.session_id)
+
+
+async def confirm_password(
+    hasher: PasswordHasher,
+    throttle: LoginThrottle,
+    user: User,
+    password: str,
+    client_ip: str,
+    *,
+    param: str = "password",
+) -> None:
+    """The signed-in user's password again, before a sensitive change (422 if wrong; wrong
+    answers count as failed sign-ins)."""
+    account = user.username_key
+    await throttle.check(account, client_ip)
+    ok, _ = await hasher.verify(password, user.password_hash)
+    if not ok:
+        await throttle.record_failure(account, client_ip)
+        raise UnprocessableError(
+            "Current password is incorrect", code="wrong_password", param=param
+        )
 
 
 async def list_sessions(db: AsyncSession, principal: Principal) -> list[AuthSession]:

@@ -1,4 +1,5 @@
-"""The encryption of channel keys at rest: the start-up check and key rotation.
+"""Secrets encrypted at rest — channel keys, two-factor secrets, the SMTP password: the start-up
+check and key rotation.
 
 `ENCRYPTION_KEYS` is a list: the first key encrypts, every key decrypts. An installation remembers a
 small value encrypted with its keys (`app_meta.encryption_check`); at start-up it must open with the
@@ -21,12 +22,23 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from app.core import migrate
 from app.core.app_secrets import ConfigError
 from app.core.security import SecretBox, UndecryptableError
-from app.models import AppMeta, Channel
+from app.models import AppMeta, Channel, MailConfig, User
 
 CHECK_KEY = "encryption_check"
 CHECK_PLAINTEXT = "ai-chat-gateway"
 META = cast(Table, AppMeta.__table__)
 CHANNELS = cast(Table, Channel.__table__)
+# Every encrypted column: (table, its id column, the column, how a person names a row).
+ENCRYPTED = (
+    (CHANNELS, "id", "api_key_encrypted", "the key of channel #{}"),
+    (
+        cast(Table, User.__table__),
+        "id",
+        "totp_secret_encrypted",
+        "the two-factor secret of user #{}",
+    ),
+    (cast(Table, MailConfig.__table__), "id", "password_encrypted", "the SMTP password"),
+)
 HINT = (
     "Set ENCRYPTION_KEYS to the key this installation was set up with; to change keys, put the new "
     "one first and keep the old one after it (ENCRYPTION_KEYS=<new>,<old>), then run "
@@ -37,7 +49,8 @@ HINT = (
 @dataclass(frozen=True)
 class Rotation:
     rotated: int
-    undecryptable: list[int]
+    # What could not be decrypted with any configured key ("the key of channel #3").
+    undecryptable: list[str]
 
 
 async def _stored_check(conn: AsyncConnection) -> str | None:
@@ -93,20 +106,20 @@ async def ensure(engine: AsyncEngine, box: SecretBox) -> None:
 
 
 async def rotate(engine: AsyncEngine, box: SecretBox) -> Rotation:
-    """Re-encrypt every channel key and the check value with the first configured key."""
+    """Re-encrypt every stored secret and the check value with the first configured key."""
     async with migrate.exclusive(engine), engine.begin() as conn:
         await _verify(conn, box)
-        rows = (await conn.execute(select(CHANNELS.c.id, CHANNELS.c.api_key_encrypted))).all()
         rotated, undecryptable = 0, []
-        for channel_id, token in rows:
-            try:
-                fresh = box.rotate(token)
-            except UndecryptableError:
-                undecryptable.append(channel_id)
-                continue
-            await conn.execute(
-                update(CHANNELS).where(CHANNELS.c.id == channel_id).values(api_key_encrypted=fresh)
-            )
-            rotated += 1
+        for table, id_name, column_name, label in ENCRYPTED:
+            ident, column = table.c[id_name], table.c[column_name]
+            rows = (await conn.execute(select(ident, column).where(column.is_not(None)))).all()
+            for row_id, token in rows:
+                try:
+                    fresh = box.rotate(token)
+                except UndecryptableError:
+                    undecryptable.append(label.format(row_id))
+                    continue
+                await conn.execute(update(table).where(ident == row_id).values({column: fresh}))
+                rotated += 1
         await _write_check(conn, box)
     return Rotation(rotated=rotated, undecryptable=undecryptable)

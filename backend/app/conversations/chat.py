@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import delete, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from app.auth.verification import ensure_may_chat
 from app.conversations import service
 from app.conversations.prompt import build_context
 from app.conversations.replies import ReplyManager, ReplySpec
@@ -162,6 +163,7 @@ class ChatTurns:
         request_id: str,
         client_ip: str | None,
     ) -> AsyncIterator[bytes]:
+        ensure_may_chat(self._runtime.current, user)
         async with self._sessionmaker() as db:
             conversation = await service.get_for_user(db, user.id, conversation_id)
             model = await self._model(wanted_model or conversation.model)

@@ -124,6 +124,34 @@ class AuthSettings(BaseSettings):
     argon2_time_cost: int = Field(default=3, ge=1)
     argon2_memory_kib: int = Field(default=65536, ge=1024)
     argon2_parallelism: int = Field(default=4, ge=1)
+    # How long the links mailed to confirm an address and to reset a password work.
+    verify_email_link_hours: int = Field(default=48, ge=1, le=24 * 30)
+    password_reset_link_minutes: int = Field(default=60, ge=5, le=24 * 60)
+
+
+class MailSettings(BaseSettings):
+    """Outgoing mail until an admin saves the mail settings in the admin console (then those)."""
+
+    model_config = _config("SMTP_")
+
+    # Unset: no mail (password reset by e-mail and address confirmation are unavailable).
+    host: str = ""
+    port: int = Field(default=587, ge=1, le=65535)
+    # starttls: upgrade a plain connection (port 587); tls: TLS from the start (465); none.
+    security: Literal["starttls", "tls", "none"] = "starttls"
+    username: str = ""
+    password: SecretStr | None = None
+    from_address: str = ""
+    from_name: str = ""
+    # Each attempt to hand a message to the server gives up after this long.
+    timeout_seconds: float = Field(default=20.0, gt=0, le=300)
+    # A message the server could not take (unreachable, a temporary refusal) is tried this many
+    # times in all, waiting retry_seconds, then six times longer after each failure (5 s, 30 s,
+    # 3 min).
+    attempts: int = Field(default=4, ge=1, le=10)
+    retry_seconds: float = Field(default=5.0, gt=0, le=3600)
+    # Messages waiting to be sent; beyond this new ones are dropped (and logged).
+    queue_size: int = Field(default=1000, ge=10)
 
 
 class GatewaySettings(BaseSettings):
@@ -206,6 +234,7 @@ class Settings(BaseModel):
     call_log: CallLogSettings = Field(default_factory=CallLogSettings)
     chat: ChatSettings = Field(default_factory=ChatSettings)
     metrics: MetricsSettings = Field(default_factory=MetricsSettings)
+    mail: MailSettings = Field(default_factory=MailSettings)
     # Defaults of the admin-editable runtime settings (env: the option's name in upper case).
     runtime: RuntimeDefaults = Field(default_factory=RuntimeDefaults)
     admin: AdminSettings = Field(default_factory=AdminSettings)

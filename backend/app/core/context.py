@@ -17,6 +17,7 @@ import orjson
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from app.auth.account_mail import AccountMail
 from app.channels import service as channel_service
 from app.channels.health import probe_auto_disabled
 from app.conversations.chat import ChatTurns
@@ -30,7 +31,7 @@ from app.core.events import ChangeBus
 from app.core.redis import create_redis
 from app.core.security import PasswordHasher, SecretBox, TokenCodec
 from app.core.send_watchdog import SWEEP_SECONDS, SendWatchdog
-from app.core.tasks import Periodic
+from app.core.tasks import Periodic, TaskSet
 from app.gateway.auth import ApiKeyCache
 from app.gateway.breaker import CircuitBreaker
 from app.gateway.concurrency import ConcurrencyGate
@@ -44,6 +45,8 @@ from app.ipfilter.guard import ClientGuard
 from app.ipfilter.matcher import BlockList
 from app.logs.retention import Retention
 from app.logs.writer import CallLogWriter
+from app.mail.config import MailConfigStore
+from app.mail.outbox import Outbox
 from app.ratelimit.admission import Admission
 from app.ratelimit.limiter import RateLimiter
 from app.ratelimit.slots import ConcurrencySlots
@@ -79,7 +82,10 @@ class AppContext:
     metrics: Metrics
     metrics_access: MetricsAccess
     send_watchdog: SendWatchdog
+    mail_config: MailConfigStore
     streams: ActiveStreams = field(default_factory=ActiveStreams)
+    # Short background jobs started by requests (e.g. preparing a password-reset mail).
+    jobs: TaskSet = field(default_factory=TaskSet)
     shutting_down: bool = False
     # Created by open():
     engine: AsyncEngine = field(init=False, repr=False)
@@ -95,6 +101,8 @@ class AppContext:
     stalled_sends: Periodic = field(init=False, repr=False)
     replies: ReplyManager = field(init=False, repr=False)
     chat: ChatTurns = field(init=False, repr=False)
+    outbox: Outbox = field(init=False, repr=False)
+    account_mail: AccountMail = field(init=False, repr=False)
     _open: bool = field(default=False, repr=False)
 
     @classmethod
@@ -111,12 +119,13 @@ class AppContext:
         slots = ConcurrencySlots(redis, namespace=prefix)
         gate = ConcurrencyGate(runtime.current.llm_concurrency)
         runtime.listen(lambda _old, new: gate.resize(new.llm_concurrency))
+        secret_box = SecretBox(secrets.encryption_keys)
         return cls(
             settings=settings,
             secrets=secrets,
             hasher=PasswordHasher(settings.auth),
             tokens=TokenCodec(secrets.signing_key, settings.auth),
-            secret_box=SecretBox(secrets.encryption_keys),
+            secret_box=secret_box,
             client_ip=client_ip,
             redis=redis,
             bus=ChangeBus(redis, prefix),
@@ -131,6 +140,7 @@ class AppContext:
             metrics=Metrics(),
             metrics_access=_metrics_access(settings),
             send_watchdog=SendWatchdog(lambda: runtime.current.send_timeout_seconds),
+            mail_config=MailConfigStore(settings.mail, secret_box),
         )
 
     def allow_private_upstreams(self) -> bool:
@@ -141,7 +151,9 @@ class AppContext:
         await runtime_service.seed(self.sessionmaker, self.runtime.defaults)
         await self.runtime.reload(self.sessionmaker)
         await self.reload_ip_rules()
+        await self.reload_mail_config()
         self.bus.on("settings", lambda: self.runtime.reload(self.sessionmaker))
+        self.bus.on("mail", self.reload_mail_config)
         self.bus.on("ip_rules", self.reload_ip_rules)
         self.bus.on("channels", self._invalidate_channels)
         self.bus.on("credentials", self._forget_credentials)
@@ -163,6 +175,13 @@ class AppContext:
         async with self.sessionmaker() as db:
             rules = await ip_rule_service.load_block_rules(db)
         self.guard.blocklist.replace(rules)
+
+    async def reload_mail_config(self) -> None:
+        await self.mail_config.reload(self.sessionmaker)
+
+    async def mail_changed(self) -> None:
+        """An admin saved the mail settings: use them here at once, then on the other processes."""
+        await self.bus.publish("mail")
 
     def settings_changed(self, values: RuntimeValues) -> None:
         """An admin saved settings here: apply them now, then tell the other processes."""
@@ -234,6 +253,15 @@ class AppContext:
             settings=self.settings.chat,
             redis=self.redis,
             prefix=self.settings.redis.key_prefix,
+        )
+        self.outbox = Outbox(self.settings.mail, lambda: self.mail_config.current)
+        self.outbox.start()
+        self.account_mail = AccountMail(
+            outbox=self.outbox,
+            smtp=lambda: self.mail_config.current,
+            runtime=self.runtime,
+            settings=self.settings.auth,
+            limiter=self.limiter,
         )
         self.chat = ChatTurns(
             sessionmaker=self.sessionmaker,
@@ -318,6 +346,8 @@ class AppContext:
         await self.bus.stop()
         if self._open:
             await self.replies.shutdown()  # replies store their messages and call-log rows
+            await self.jobs.drain()
+            await self.outbox.stop()
             await self.health.stop()
             await self.retention.stop()
             await self.gauges.stop()

@@ -29,7 +29,9 @@ from app.core.config import AuthSettings
 from app.models.base import utcnow
 
 JWT_ALGORITHM = "HS256"
-TokenType = Literal["access", "refresh"]
+# two_factor: proof that the password was right, exchanged for a session with a second factor.
+TokenType = Literal["access", "refresh", "two_factor"]
+TWO_FACTOR_MINUTES = 5
 
 
 class PasswordHasher:
@@ -92,6 +94,7 @@ class TokenCodec:
         self._ttl: dict[TokenType, timedelta] = {
             "access": timedelta(minutes=settings.access_token_minutes),
             "refresh": timedelta(days=settings.refresh_token_days),
+            "two_factor": timedelta(minutes=TWO_FACTOR_MINUTES),
         }
 
     def ttl(self, token_type: TokenType) -> timedelta:

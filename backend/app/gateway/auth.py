@@ -93,6 +93,7 @@ async def authenticate(
                 key_rpm=key.rpm_limit,
                 key_streams=key.concurrent_streams_limit,
             ),
+            confirmed=user.is_admin or user.email_verified,
         )
         cache.put(key_hash, caller, key.expires_at)
         return caller
@@ -102,4 +103,5 @@ async def authenticate(
     return Caller(
         user_id=user.id,
         limits=CallerLimits(user_rpm=user.rpm_limit, user_streams=user.concurrent_streams_limit),
+        confirmed=user.is_admin or user.email_verified,
     )

@@ -17,8 +17,9 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from app.auth.verification import UNVERIFIED_MESSAGE, may_chat
 from app.core.context import AppContext
-from app.core.errors import AppError, openai_error_body
+from app.core.errors import AppError, ForbiddenError, openai_error_body
 from app.gateway import relay
 from app.gateway.auth import authenticate
 from app.gateway.service import Caller
@@ -31,6 +32,8 @@ Handler = Callable[[AppContext, Request, Receive], Awaitable[Response]]
 
 async def chat_completions(ctx: AppContext, request: Request, receive: Receive) -> Response:
     caller = await _caller(ctx, request)
+    if not may_chat(ctx.runtime.current, is_admin=False, email_verified=caller.confirmed):
+        raise ForbiddenError(UNVERIFIED_MESSAGE, code="email_unverified")
     state = request.scope["state"]
     try:
         raw = await request.body()

@@ -62,6 +62,8 @@ class Caller:
     # None: every model. Otherwise the public model names this key may use.
     key_models: frozenset[str] | None = None
     limits: CallerLimits = NO_OVERRIDES
+    # An admin, or an account whose e-mail address is confirmed (see require_verified_email).
+    confirmed: bool = True
 
     def may_use(self, model: str) -> bool:
         return self.key_models is None or model in self.key_models

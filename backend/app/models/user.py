@@ -3,7 +3,7 @@ from __future__ import annotations
 import enum
 from datetime import datetime
 
-from sqlalchemy import Enum, Integer, String
+from sqlalchemy import BigInteger, Enum, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.models.base import Base, UTCDateTime, utcnow
@@ -48,6 +48,17 @@ class User(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
     password_changed_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # When the current e-mail address was confirmed through a mailed link (None: not confirmed;
+    # changing the address clears it).
+    email_verified_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # SHA-256 (hex) of the avatar image in `user_avatars`, part of its URL (None: no avatar).
+    avatar_hash: Mapped[str | None] = mapped_column(String(64))
+    # Two-factor sign-in: the TOTP secret (Fernet token, like channel keys). Set while enrolling;
+    # sign-in asks for a code only once `totp_enabled_at` is set.
+    totp_secret_encrypted: Mapped[str | None] = mapped_column(Text)
+    totp_enabled_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # The time step of the last code accepted: a code is good once, never again.
+    totp_last_step: Mapped[int | None] = mapped_column(BigInteger)
     # Per-user overrides of the runtime defaults (None: use the default; 0: no limit).
     rpm_limit: Mapped[int | None] = mapped_column(Integer)
     concurrent_streams_limit: Mapped[int | None] = mapped_column(Integer)
@@ -59,3 +70,15 @@ class User(Base):
     @property
     def is_active(self) -> bool:
         return self.status is UserStatus.ACTIVE
+
+    @property
+    def two_factor_enabled(self) -> bool:
+        return self.totp_enabled_at is not None
+
+    @property
+    def email_verified(self) -> bool:
+        return self.email is not None and self.email_verified_at is not None
+
+    @property
+    def avatar_url(self) -> str | None:
+        return f"/api/avatars/{self.avatar_hash}.webp" if self.avatar_hash else None

@@ -83,6 +83,9 @@ async def settings_history(
 
 @public_router.get("/public")
 async def public_settings(ctx: ContextDep) -> SettingsMap:
-    """What the web app needs before sign-in: site name, announcement, registration open …"""
+    """What the web app needs before sign-in: site name, announcement, registration open …, and
+    `mail_enabled` (whether links can be mailed: password reset, address confirmation)."""
     current = ctx.runtime.current
-    return {key: getattr(current, key) for key in PUBLIC_KEYS}
+    return {key: getattr(current, key) for key in PUBLIC_KEYS} | {
+        "mail_enabled": ctx.account_mail.available
+    }

@@ -12,8 +12,9 @@ Field metadata: `group` (for the admin page) and `public` (readable by anyone th
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -43,6 +44,15 @@ class RuntimeValues(BaseModel):
         description="Whether anyone may create an account. Admins can always create users.",
         json_schema_extra=_meta("site", public=True),
     )
+    public_url: str = Field(
+        default="",
+        max_length=512,
+        description=(
+            "The address people open this site at (https://chat.example.com). Links in e-mails "
+            "point here. Empty: no e-mails with links (password reset, address confirmation)."
+        ),
+        json_schema_extra=_meta("site", public=True),
+    )
     default_model: str = Field(
         default="",
         max_length=128,
@@ -67,6 +77,38 @@ class RuntimeValues(BaseModel):
         max_length=128,
         description="The model that writes conversation titles. Empty: the conversation's own.",
         json_schema_extra=_meta("chat"),
+    )
+
+    # Accounts
+    email_verification: bool = Field(
+        default=False,
+        description=(
+            "Mail a link to confirm the address when someone registers with an e-mail address "
+            "or changes it (needs outgoing mail and public_url)."
+        ),
+        json_schema_extra=_meta("accounts", public=True),
+    )
+    require_verified_email: bool = Field(
+        default=False,
+        description=(
+            "Users must confirm their e-mail address before they chat or call models through the "
+            "API. Admins are not held back."
+        ),
+        json_schema_extra=_meta("accounts", public=True),
+    )
+    mail_max_per_address_per_hour: int = Field(
+        default=5,
+        ge=1,
+        le=1000,
+        description="Password-reset and confirmation mails per e-mail address per hour.",
+        json_schema_extra=_meta("accounts"),
+    )
+    mail_max_per_ip_per_hour: int = Field(
+        default=20,
+        ge=1,
+        le=100_000,
+        description="Password-reset and confirmation mails asked for per client address per hour.",
+        json_schema_extra=_meta("accounts"),
     )
 
     # Rate limits (0 = no limit)
@@ -227,6 +269,21 @@ class RuntimeValues(BaseModel):
         description="Call-log rows older than this are deleted. 0: keep forever.",
         json_schema_extra=_meta("logs"),
     )
+
+    @field_validator("public_url")
+    @classmethod
+    def _site_address(cls, value: str) -> str:
+        value = value.strip().rstrip("/")
+        if not value:
+            return value
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(
+                "must be an http:// or https:// address, e.g. https://chat.example.com"
+            )
+        if parts.query or parts.fragment or parts.username or parts.password:
+            raise ValueError("must be a plain site address (no query, fragment or user name)")
+        return value
 
     @model_validator(mode="after")
     def _consistent(self) -> RuntimeValues:

@@ -6,6 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, status
 
+from app.auth import two_factor
 from app.auth.dependencies import AdminUser, require_admin
 from app.core.deps import ContextDep, SessionDep, after_commit
 from app.core.ids import RowId
@@ -78,6 +79,12 @@ async def reset_password(
         db, ctx.hasher, target, body.password.get_secret_value() if body.password else None
     )
     return PasswordResetResult(password=generated)
+
+
+@router.delete("/{user_id}/2fa", status_code=status.HTTP_204_NO_CONTENT)
+async def reset_two_factor(user_id: RowId, db: SessionDep) -> None:
+    """Switch a user's two-factor sign-in off (they lost their device and recovery codes)."""
+    await two_factor.turn_off(db, await user_service.get(db, user_id))
 
 
 @router.delete("/{user_id}", status_code=status.HTTP_204_NO_CONTENT)

@@ -17,6 +17,11 @@ class UserRead(BaseModel):
     display_name: str | None
     role: UserRole
     status: UserStatus
+    email_verified: bool = Field(
+        description="The e-mail address was confirmed through a mailed link"
+    )
+    avatar_url: str | None = Field(description="The avatar image (its URL changes with it)")
+    two_factor_enabled: bool
     created_at: datetime
     last_login_at: datetime | None
     rpm_limit: int | None = Field(description="Override of default_user_rpm (null: the default)")
@@ -47,6 +52,9 @@ class UserUpdate(BaseModel):
     display_name: DisplayName | None = None
     role: UserRole | None = None
     status: UserStatus | None = None
+    email_verified: bool | None = Field(
+        default=None, description="Mark the address as confirmed (or not) without a mailed link"
+    )
     rpm_limit: int | None = Field(
         default=None, ge=0, le=1_000_000, description="null: the default; 0: no limit"
     )

@@ -87,12 +87,14 @@ async def create(
 
 
 async def update_profile(db: AsyncSession, user: User, changes: dict[str, object]) -> User:
-    """Apply `email` / `display_name` changes given explicitly (None clears them)."""
+    """Apply `email` / `display_name` changes given explicitly (None clears them). A new address
+    is unconfirmed until its confirmation link is used."""
     if "email" in changes and changes["email"] != user.email:
         email = changes["email"]
         assert email is None or isinstance(email, str)
         await _ensure_unique(db, username=None, email=email, exclude_id=user.id)
         user.email = email
+        user.email_verified_at = None
     if "display_name" in changes:
         name = changes["display_name"]
         assert name is None or isinstance(name, str)
@@ -164,6 +166,9 @@ async def admin_update(
     )
     if isinstance(role, UserRole):
         target.role = role
+    if changes.get("email_verified") is not None and target.email is not None:
+        # An admin vouching for (or withdrawing) the address.
+        target.email_verified_at = utcnow() if changes["email_verified"] else None
     for limit in ("rpm_limit", "concurrent_streams_limit"):
         if limit in changes:
             value = changes[limit]

@@ -9,15 +9,17 @@ from pathlib import Path
 
 import pytest
 from cryptography.fernet import Fernet
-from sqlalchemy import select, text
+from sqlalchemy import select, text, update
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from app.core.security import SecretBox, UndecryptableError
-from app.models import Base, Channel
-from tests.conftest import DatabaseTarget
+from app.models import Base, Channel, MailConfig, User
+from app.models.base import utcnow
+from tests.conftest import ADMIN_PASSWORD, DatabaseTarget
 from tests.live import UPSTREAM_KEY, LiveGateway
 from tests.processes import app_env, free_port, start_cli
 
+TOTP_SECRET = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"
 OLD_KEY = Fernet.generate_key().decode()
 NEW_KEY = Fernet.generate_key().decode()
 
@@ -42,8 +44,9 @@ def _run(
     return subprocess.CompletedProcess(args, proc.returncode, out, err)
 
 
-async def _add_channels(database: DatabaseTarget, box: SecretBox) -> None:
-    """Two channels encrypted with `box`, and one whose stored key is damaged."""
+async def _add_secrets(database: DatabaseTarget, box: SecretBox) -> None:
+    """Two channels encrypted with `box`, one whose stored key is damaged, a user's two-factor
+    secret and the SMTP password."""
     engine = _engine(database)
     timeouts = {
         "connect_timeout": 5.0, "first_byte_timeout": 30.0, "idle_timeout": 30.0,
@@ -64,16 +67,28 @@ async def _add_channels(database: DatabaseTarget, box: SecretBox) -> None:
                         split_think=False, tags=[], **timeouts,
                     )
                 )  # fmt: skip
+            await conn.execute(update(User).values(totp_secret_encrypted=box.encrypt(TOTP_SECRET)))
+            await conn.execute(
+                MailConfig.__table__.insert().values(
+                    id=1, host="127.0.0.1", port=25, security="none", username="u",
+                    password_encrypted=box.encrypt("smtp-secret"), from_address="a@example.com",
+                    from_name="", updated_at=utcnow(),
+                )
+            )  # fmt: skip
     finally:
         await engine.dispose()
 
 
 async def _stored_tokens(database: DatabaseTarget) -> dict[str, str]:
+    """Every stored ciphertext: channels by name, then "totp" and "smtp"."""
     engine = _engine(database)
     try:
         async with engine.connect() as conn:
             rows = await conn.execute(select(Channel.name, Channel.api_key_encrypted))
-            return {name: token for name, token in rows}
+            tokens = {name: token for name, token in rows}
+            tokens["totp"] = str(await conn.scalar(select(User.totp_secret_encrypted)))
+            tokens["smtp"] = str(await conn.scalar(select(MailConfig.password_encrypted)))
+            return tokens
     finally:
         await engine.dispose()
 
@@ -89,7 +104,7 @@ def test_a_wrong_key_stops_the_start_and_rotation_re_encrypts_every_row(
 
     set_up = _run(["bootstrap"], env(OLD_KEY))
     assert set_up.returncode == 0, set_up.stderr
-    asyncio.run(_add_channels(fresh_database, SecretBox((OLD_KEY.encode(),))))
+    asyncio.run(_add_secrets(fresh_database, SecretBox((OLD_KEY.encode(),))))
 
     # A replaced key: the server refuses to start, saying why and what to do; no traceback.
     for command in (["serve"], ["migrate"]):
@@ -105,12 +120,14 @@ def test_a_wrong_key_stops_the_start_and_rotation_re_encrypts_every_row(
     before = asyncio.run(_stored_tokens(fresh_database))
     rotated = _run(["rotate-keys"], env(f"{NEW_KEY},{OLD_KEY}"))
     assert rotated.returncode == 1, rotated.stderr
-    assert "Re-encrypted 2 channel keys" in rotated.stdout
-    assert "#3" in rotated.stderr
+    assert "Re-encrypted 4 stored secrets" in rotated.stdout
+    assert "the key of channel #3" in rotated.stderr
     after = asyncio.run(_stored_tokens(fresh_database))
     new_only = SecretBox((NEW_KEY.encode(),))
     assert new_only.decrypt(after["first"]) == "sk-first-secret"
     assert new_only.decrypt(after["second"]) == "sk-second-secret"
+    assert new_only.decrypt(after["totp"]) == TOTP_SECRET
+    assert new_only.decrypt(after["smtp"]) == "smtp-secret"
     assert after["first"] != before["first"]
     assert after["damaged"] == before["damaged"]
     with pytest.raises(UndecryptableError):
@@ -122,8 +139,27 @@ def test_a_wrong_key_stops_the_start_and_rotation_re_encrypts_every_row(
 
 
 def test_the_database_holds_only_ciphertext(gateway: LiveGateway) -> None:
-    """Every stored value of every table, as the database returns it, and (SQLite) the raw file."""
+    """Every stored value of every table, as the database returns it, and (SQLite) the raw file:
+    no channel key, SMTP password or two-factor secret in the clear."""
     gateway.create_channel(base_url="http://127.0.0.1:9/v1")
+    smtp_password = "smtp-SENTINEL-5d2c81"
+    saved = gateway.http.put(
+        "/api/admin/mail",
+        json={
+            "host": "127.0.0.1",
+            "port": 9,
+            "password": smtp_password,
+            "from_address": "a@example.com",
+        },
+        headers=gateway.admin,
+    )
+    assert saved.status_code == 200, saved.text
+    setup = gateway.http.post(
+        "/api/auth/2fa/setup", json={"password": ADMIN_PASSWORD}, headers=gateway.admin
+    )
+    assert setup.status_code == 200, setup.text
+    totp_secret = setup.json()["secret"]
+    secrets = (UPSTREAM_KEY, smtp_password, totp_secret)
 
     async def dump() -> str:
         engine = gateway.ctx.engine
@@ -138,8 +174,12 @@ def test_the_database_holds_only_ciphertext(gateway: LiveGateway) -> None:
 
     dumped = gateway.run(dump)
     assert "sk-…" in dumped, "the dump holds the channel row"
-    assert UPSTREAM_KEY not in dumped
+    assert "a@example.com" in dumped, "the dump holds the mail settings"
+    for secret in secrets:
+        assert secret not in dumped
     database = gateway.ctx.engine.url.database
     if gateway.ctx.engine.dialect.name == "sqlite" and database:
         for path in Path(database).parent.glob(Path(database).name + "*"):
-            assert UPSTREAM_KEY.encode() not in path.read_bytes(), path
+            content = path.read_bytes()
+            for secret in secrets:
+                assert secret.encode() not in content, path

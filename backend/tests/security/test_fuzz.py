@@ -4,10 +4,14 @@ Each `/api` and `/v1` operation gets requests built from its schema — valid on
 schemathesis does, ones that break it — sent as an admin to a live server whose one channel is the
 mock upstream. No answer may be a 5xx, and every documented answer must match its schema.
 
+Outgoing mail goes to a real SMTP server on loopback (password-reset and confirmation mails for
+generated addresses land there).
+
 Left out: the three operations that end or lock the signed-in session the run uses (logout, ending
-a session, changing the password with wrong current passwords), and the two that connect to
-whatever host the generated data names (a channel's test and fetch-models); their input handling
-is tested directly (tests/auth, tests/gateway/test_channels_api.py).
+a session, changing the password with wrong current passwords), and those that connect to whatever
+host the generated data names (a channel's test and fetch-models, the mail settings and their test
+mail); their input handling is tested directly (tests/auth, tests/mail,
+tests/gateway/test_channels_api.py).
 """
 
 from __future__ import annotations
@@ -27,7 +31,8 @@ from schemathesis.specs.openapi.checks import response_schema_conformance
 from app.devtools.mock_upstream import MockServer
 from app.main import create_app
 from tests.conftest import DatabaseTarget, make_settings
-from tests.live import LiveGateway
+from tests.live import GatewayFactory, LiveGateway
+from tests.mail_server import PUBLIC_URL, SmtpServer
 
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "8"))
 LEFT_OUT = (
@@ -37,6 +42,8 @@ LEFT_OUT = (
     "POST /api/admin/channels/{channel_id}/test",
     "POST /api/admin/channels/{channel_id}/fetch-models",
     "POST /api/admin/channels/fetch-models",
+    "PUT /api/admin/mail",
+    "POST /api/admin/mail/test",
 )
 
 
@@ -58,7 +65,10 @@ for operation in LEFT_OUT:
 
 
 @pytest.fixture
-def live(gateway: LiveGateway, mock_upstream: MockServer) -> LiveGateway:
+def live(
+    gateway_factory: GatewayFactory, mock_upstream: MockServer, smtp_server: SmtpServer
+) -> LiveGateway:
+    gateway = gateway_factory(mail=smtp_server.env_settings(), runtime={"public_url": PUBLIC_URL})
     gateway.create_channel(base_url=mock_upstream.base_url())
     return gateway
 

@@ -1,6 +1,6 @@
 // Admin routers: channels, users, all API keys, conversations, IP rules, call logs, statistics.
-import { del, get, patch, post } from './http'
-import type { CallLog, Channel, ChannelCreate, ChannelUpdate, CursorPage, IPRule, LogTotals, Page, Schemas, User } from './types'
+import { del, get, patch, post, put } from './http'
+import type { CallLog, Channel, ChannelCreate, ChannelUpdate, CursorPage, IPRule, LogTotals, MailConfig, Page, Schemas, User } from './types'
 
 export const channelsApi = {
   list: (params: { page?: number; page_size?: number; q?: string; status?: string }) => get<Page<Channel>>('/api/admin/channels', params),
@@ -21,6 +21,13 @@ export const usersApi = {
   remove: (id: number) => del(`/api/admin/users/${id}`),
   resetPassword: (id: number, body: Schemas['PasswordResetByAdmin'] = {}) =>
     post<Schemas['PasswordResetResult']>(`/api/admin/users/${id}/password`, body),
+  resetTwoFactor: (id: number) => del(`/api/admin/users/${id}/2fa`),
+}
+
+export const mailApi = {
+  get: () => get<MailConfig>('/api/admin/mail'),
+  save: (body: Schemas['MailConfigUpdate']) => put<MailConfig>('/api/admin/mail', body),
+  test: (to: string) => post<Schemas['TestMailResult']>('/api/admin/mail/test', { to }),
 }
 
 export const adminKeysApi = {

@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest'
 import { ApiError, configureHttp, fromBody, http, toApiError } from './http'
 
-afterEach(() => configureHttp({ token: () => null, refresh: async () => false, unauthorized: () => {} }))
+afterEach(() => configureHttp({ token: () => null, language: () => 'en', refresh: async () => false, unauthorized: () => {} }))
 
 describe('errors from the API', () => {
   it('reads the SPA API shape with its code', () => {
@@ -58,5 +58,17 @@ describe('the HTTP client', () => {
     expect(result.data).toEqual({ ok: true })
     expect(seen).toEqual(['Bearer old', 'Bearer new'])
     expect([refreshes, expired]).toEqual([1, 0])
+  })
+
+  it('sends the UI language, so mails from the server are written in it', async () => {
+    configureHttp({ language: () => 'zh-CN' })
+    let sent = ''
+    await http.get('/api/thing', {
+      adapter: async (config) => {
+        sent = String(config.headers['Accept-Language'])
+        return { data: {}, status: 200, statusText: 'OK', headers: {}, config }
+      },
+    })
+    expect(sent).toBe('zh-CN')
   })
 })

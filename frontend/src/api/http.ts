@@ -25,11 +25,13 @@ export class ApiError extends Error {
 
 interface Hooks {
   token: () => string | null
+  /** The UI language, sent as Accept-Language (mails the server sends are written in it). */
+  language: () => string
   refresh: () => Promise<boolean>
   unauthorized: () => void
 }
 
-const hooks: Hooks = { token: () => null, refresh: async () => false, unauthorized: () => {} }
+const hooks: Hooks = { token: () => null, language: () => 'en', refresh: async () => false, unauthorized: () => {} }
 
 export function configureHttp(next: Partial<Hooks>): void {
   Object.assign(hooks, next)
@@ -54,6 +56,7 @@ export const http = axios.create({ timeout: 60_000 })
 http.interceptors.request.use((config) => {
   const token = hooks.token()
   if (token && !config.headers.has('Authorization')) config.headers.set('Authorization', `Bearer ${token}`)
+  config.headers.set('Accept-Language', hooks.language())
   return config
 })
 

@@ -6,6 +6,11 @@ export interface PublicSettings {
   announcement: string
   registration_enabled: boolean
   default_model: string
+  public_url: string
+  email_verification: boolean
+  require_verified_email: boolean
+  /** Links can be mailed (password reset, address confirmation). */
+  mail_enabled: boolean
 }
 
 export const settingsApi = {

@@ -4,6 +4,9 @@ import type { components } from './schema'
 export type Schemas = components['schemas']
 export type User = Schemas['UserRead']
 export type TokenResponse = Schemas['TokenResponse']
+export type TwoFactorChallenge = Schemas['TwoFactorChallengeResponse']
+export type SignInAnswer = TokenResponse | TwoFactorChallenge
+export type MailConfig = Schemas['MailConfigRead']
 export type Agent = Schemas['AgentRead']
 export type ConversationSummary = Schemas['ConversationSummary']
 export type ConversationDetail = Schemas['ConversationDetail']

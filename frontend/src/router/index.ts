@@ -36,10 +36,15 @@ const routes: RouteRecordRaw[] = [
       { path: 'ip-rules', name: 'admin-ip-rules', component: () => import('@/views/admin/IpRulesView.vue') },
       { path: 'logs', name: 'admin-logs', component: () => import('@/views/admin/LogsView.vue') },
       { path: 'settings', name: 'admin-settings', component: () => import('@/views/admin/SettingsView.vue') },
+      { path: 'mail', name: 'admin-mail', component: () => import('@/views/admin/MailView.vue') },
     ],
   },
   { path: '/login', name: 'login', component: () => import('@/views/auth/LoginView.vue'), meta: { guest: true } },
   { path: '/register', name: 'register', component: () => import('@/views/auth/RegisterView.vue'), meta: { guest: true } },
+  { path: '/forgot-password', name: 'forgot-password', component: () => import('@/views/auth/ForgotPasswordView.vue'), meta: { guest: true } },
+  // Opened from mailed links: signed in or not.
+  { path: '/reset-password', name: 'reset-password', component: () => import('@/views/auth/ResetPasswordView.vue') },
+  { path: '/verify-email', name: 'verify-email', component: () => import('@/views/auth/VerifyEmailView.vue') },
   { path: '/admin/login', name: 'admin-login', component: () => import('@/views/auth/LoginView.vue'), props: { admin: true }, meta: { guest: true } },
   { path: '/:rest(.*)*', name: 'not-found', component: () => import('@/views/NotFoundView.vue') },
 ]

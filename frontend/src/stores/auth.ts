@@ -2,7 +2,7 @@
 import { defineStore } from 'pinia'
 import { computed, ref } from 'vue'
 import { authApi } from '@/api/auth'
-import type { TokenResponse, User } from '@/api/types'
+import type { Schemas, SignInAnswer, TokenResponse, TwoFactorChallenge, User } from '@/api/types'
 
 const ACCESS = 'acgw.access'
 const REFRESH = 'acgw.refresh'
@@ -31,9 +31,22 @@ export const useAuthStore = defineStore('auth', () => {
     localStorage.removeItem(REFRESH)
   }
 
-  async function login(username: string, password: string, asAdmin = false): Promise<void> {
-    keep(asAdmin ? await authApi.adminLogin(username, password) : await authApi.login(username, password))
+  async function signedInWith(answer: TokenResponse): Promise<void> {
+    keep(answer)
     if (!user.value) user.value = await authApi.me()
+  }
+
+  /** The password step. Resolves to a challenge when the account also needs a code. */
+  async function login(username: string, password: string, asAdmin = false): Promise<TwoFactorChallenge | null> {
+    const answer: SignInAnswer = asAdmin ? await authApi.adminLogin(username, password) : await authApi.login(username, password)
+    if ('two_factor_required' in answer) return answer
+    await signedInWith(answer)
+    return null
+  }
+
+  /** The second step: a code from the authenticator app or a recovery code. */
+  async function finishLogin(factor: Omit<Schemas['TwoFactorLogin'], 'challenge_token'>, challenge: TwoFactorChallenge): Promise<void> {
+    await signedInWith(await authApi.loginSecondFactor({ challenge_token: challenge.challenge_token, ...factor }))
   }
 
   async function loadUser(): Promise<User | null> {
@@ -71,5 +84,5 @@ export const useAuthStore = defineStore('auth', () => {
     if (token) await authApi.logout(token).catch(() => undefined)
   }
 
-  return { accessToken, user, signedIn, isAdmin, login, loadUser, refresh, logout, forget }
+  return { accessToken, user, signedIn, isAdmin, login, finishLogin, loadUser, refresh, logout, forget }
 })

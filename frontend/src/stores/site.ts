@@ -9,6 +9,10 @@ export const useSiteStore = defineStore('site', () => {
     announcement: '',
     registration_enabled: true,
     default_model: '',
+    public_url: '',
+    email_verification: false,
+    require_verified_email: false,
+    mail_enabled: false,
   })
 
   async function load(): Promise<void> {

@@ -8,6 +8,15 @@ vi.mock('@/api/auth', () => ({
       return { access_token: 'a2', refresh_token: 'r2', token_type: 'bearer' }
     }),
     logout: vi.fn(async () => undefined),
+    login: vi.fn(async (username: string) =>
+      username === 'two'
+        ? { two_factor_required: true, challenge_token: 'c1', expires_in: 300 }
+        : { access_token: 'a3', refresh_token: 'r3', token_type: 'bearer', user: { id: 1, username } },
+    ),
+    loginSecondFactor: vi.fn(async (body: { challenge_token: string; code?: string }) => {
+      if (body.code !== '123456') throw new Error('invalid_code')
+      return { access_token: 'a4', refresh_token: 'r4', token_type: 'bearer', user: { id: 2, username: 'two' } }
+    }),
   },
 }))
 vi.mock('@/api/conversations', () => ({
@@ -40,6 +49,27 @@ describe('auth store', () => {
     expect(authApi.refresh).toHaveBeenCalledTimes(1)
     expect(auth.accessToken).toBe('a2')
     expect(localStorage.getItem('acgw.refresh')).toBe('r2')
+  })
+
+  it('signs in at once without two-factor sign-in', async () => {
+    const auth = useAuthStore()
+    expect(await auth.login('one', 'pw')).toBeNull()
+    expect(auth.accessToken).toBe('a3')
+    expect(auth.user?.username).toBe('one')
+  })
+
+  it('keeps no token until the second factor is right', async () => {
+    const auth = useAuthStore()
+    const challenge = await auth.login('two', 'pw')
+    expect(challenge?.challenge_token).toBe('c1')
+    expect(auth.signedIn).toBe(false)
+    await expect(auth.finishLogin({ code: '000000' }, challenge!)).rejects.toThrow('invalid_code')
+    expect(auth.signedIn).toBe(false)
+    await auth.finishLogin({ code: '123456' }, challenge!)
+    expect(authApi.loginSecondFactor).toHaveBeenLastCalledWith({ challenge_token: 'c1', code: '123456' })
+    expect(auth.accessToken).toBe('a4')
+    expect(localStorage.getItem('acgw.refresh')).toBe('r4')
+    expect(auth.user?.username).toBe('two')
   })
 
   it('signing out forgets the tokens', async () => {

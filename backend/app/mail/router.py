@@ -1,0 +1,45 @@
+"""Outgoing mail settings for admins (`/api/admin/mail`)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends
+
+from app.auth.dependencies import AdminUser, require_admin
+from app.core.deps import ContextDep, SessionDep, after_commit
+from app.mail import service
+from app.mail.config import load_row
+from app.mail.dependencies import MailLanguage
+from app.mail.schemas import MailConfigRead, MailConfigUpdate, TestMailRequest, TestMailResult
+
+router = APIRouter(
+    prefix="/api/admin/mail", tags=["admin-mail"], dependencies=[Depends(require_admin)]
+)
+
+
+@router.get("")
+async def get_mail_config(ctx: ContextDep, db: SessionDep) -> MailConfigRead:
+    return service.describe(ctx.mail_config.current, await load_row(db))
+
+
+@router.put("")
+async def save_mail_config(
+    body: MailConfigUpdate, admin: AdminUser, ctx: ContextDep, db: SessionDep
+) -> MailConfigRead:
+    """Save the SMTP settings. `password` omitted keeps the stored one; "" or null removes it."""
+    config, row = await service.save(db, ctx.secret_box, ctx.mail_config.current, body, admin)
+    after_commit(db, ctx.mail_changed)
+    return service.describe(config, row)
+
+
+@router.post("/test")
+async def send_test_mail(
+    body: TestMailRequest, ctx: ContextDep, language: MailLanguage
+) -> TestMailResult:
+    """Send a test mail with the saved settings now, and report whether the server took it."""
+    return await service.send_test(
+        ctx.mail_config.current,
+        ctx.settings.mail,
+        site=ctx.runtime.current.site_name,
+        to=body.to,
+        language=language,
+    )

@@ -1,0 +1,76 @@
+"""Admin side of outgoing mail: read and save the SMTP settings, send a test mail."""
+
+from __future__ import annotations
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.core.config import MailSettings
+from app.core.security import SecretBox
+from app.mail import templates
+from app.mail.config import CONFIG_ROW_ID, SmtpConfig, from_row, load_row
+from app.mail.schemas import MailConfigRead, MailConfigUpdate, TestMailResult
+from app.mail.transport import MailDeliveryError, deliver
+from app.models import MailConfig, User
+
+
+def describe(config: SmtpConfig, row: MailConfig | None) -> MailConfigRead:
+    return MailConfigRead(
+        host=config.host,
+        port=config.port,
+        security=config.security,
+        username=config.username,
+        password_set=bool(row.password_encrypted) if row else config.password is not None,
+        password_undecryptable=config.password_undecryptable,
+        from_address=config.from_address,
+        from_name=config.from_name,
+        source=config.source,
+        configured=config.configured,
+        updated_at=row.updated_at if row else None,
+    )
+
+
+async def save(
+    db: AsyncSession,
+    box: SecretBox,
+    current: SmtpConfig,
+    body: MailConfigUpdate,
+    admin: User,
+) -> tuple[SmtpConfig, MailConfig]:
+    """Store the settings (the first save copies an environment password if none is given)."""
+    row = await load_row(db)
+    if row is None:
+        row = MailConfig(id=CONFIG_ROW_ID)
+        db.add(row)
+        if current.password is not None:
+            row.password_encrypted = box.encrypt(current.password)
+    row.host = body.host.strip()
+    row.port = body.port
+    row.security = body.security
+    row.username = body.username.strip()
+    row.from_address = body.from_address
+    row.from_name = body.from_name.strip()
+    row.updated_by = admin.id
+    if "password" in body.model_fields_set:
+        secret = body.password.get_secret_value() if body.password is not None else ""
+        row.password_encrypted = box.encrypt(secret) if secret else None
+    await db.flush()
+    await db.refresh(row)
+    return from_row(row, box), row
+
+
+async def send_test(
+    config: SmtpConfig, settings: MailSettings, *, site: str, to: str, language: templates.Language
+) -> TestMailResult:
+    """Send one mail now (one attempt) and say how it went: the admin is waiting to know."""
+    message = templates.compose(
+        "test",
+        language,
+        site=site,
+        sender=templates.Sender(config.from_address, config.from_name),
+        to=to,
+    )
+    try:
+        await deliver(config, message, settings.timeout_seconds)
+    except MailDeliveryError as exc:
+        return TestMailResult(ok=False, error=str(exc))
+    return TestMailResult(ok=True)

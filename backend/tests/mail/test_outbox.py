@@ -1,0 +1,100 @@
+"""Mail goes out in the background, is tried again after a temporary refusal, and never blocks
+a request or leaks its link into the log."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+from tests.auth.conftest import mail_app, sign_up
+from tests.conftest import Harness, HarnessFactory
+from tests.live import LogCapture
+from tests.mail_server import SmtpServer, token_in
+
+
+async def _ask_reset(harness: Harness, email: str) -> None:
+    answer = await harness.client.post("/api/auth/password/reset", json={"email": email})
+    assert answer.status_code == 202, answer.text
+
+
+async def _until(condition: Callable[[], bool], within: float = 10) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    while not condition() and loop.time() < deadline:  # noqa: ASYNC110 (counters, not events)
+        await asyncio.sleep(0.02)
+    assert condition(), "condition not met in time"
+
+
+async def test_a_temporary_refusal_is_tried_again(
+    harness_factory: HarnessFactory, smtp_server: SmtpServer
+) -> None:
+    harness = await mail_app(harness_factory, smtp_server)
+    await sign_up(harness, "alice", "alice@example.com")
+    smtp_server.refusals = ["451 4.3.0 Try again later", "421 4.7.0 Busy"]
+    await _ask_reset(harness, "alice@example.com")
+    message = (await smtp_server.await_for(1))[0]
+    assert smtp_server.deliveries == 3
+    assert message["To"] == "alice@example.com"
+    # The link that finally arrived works.
+    confirmed = await harness.client.post(
+        "/api/auth/password/reset/confirm",
+        json={"token": token_in(message), "new_password": "a brand new passphrase"},
+    )
+    assert confirmed.status_code == 204
+
+
+async def test_a_permanent_refusal_is_not_retried_and_a_request_never_waits(
+    harness_factory: HarnessFactory, smtp_server: SmtpServer
+) -> None:
+    harness = await mail_app(harness_factory, smtp_server)
+    outbox = harness.app.state.ctx.outbox
+    await sign_up(harness, "bob", "bob@example.com")
+
+    smtp_server.refusals = ["550 5.1.1 No such mailbox"]
+    await _ask_reset(harness, "bob@example.com")
+    await _until(lambda: outbox.failed == 1)
+    await asyncio.sleep(0.3)  # several retry intervals: nothing more is tried
+    assert smtp_server.deliveries == 1
+    assert smtp_server.messages == []
+
+    # A slow mail server: the request is answered before the mail is handed over.
+    smtp_server.delay = 1.0
+    await _ask_reset(harness, "bob@example.com")
+    assert smtp_server.messages == []
+    await smtp_server.await_for(1)
+
+
+async def test_giving_up_is_logged_without_the_link_or_the_whole_address(
+    harness_factory: HarnessFactory, smtp_server: SmtpServer, log_capture: LogCapture
+) -> None:
+    harness = await mail_app(harness_factory, smtp_server, {"attempts": 3})
+    outbox = harness.app.state.ctx.outbox
+    await sign_up(harness, "carol", "carol@example.com")
+    smtp_server.refusals = ["451 later"] * 3
+    await _ask_reset(harness, "carol@example.com")
+    await _until(lambda: outbox.failed == 1)
+    assert smtp_server.deliveries == 3
+    gave_up = [line for line in log_capture.lines if "after 3 attempt(s)" in line]
+    assert len(gave_up) == 1
+    assert "c…@example.com" in gave_up[0]
+    app_lines = [line for line in log_capture.lines if line.split(" ")[1].startswith("app.")]
+    assert not any("carol@example.com" in line for line in app_lines)
+    # The link is in no line of the app's process, its libraries' debug lines included (only
+    # the test's own SMTP server, logger "mail.log", prints what it receives).
+    ours = [line for line in log_capture.lines if line.split(" ")[1] != "mail.log"]
+    assert not any("token=" in line for line in ours)
+
+
+async def test_waiting_mail_is_sent_at_shutdown(
+    harness_factory: HarnessFactory, smtp_server: SmtpServer
+) -> None:
+    harness = await mail_app(harness_factory, smtp_server)
+    await sign_up(harness, "dave", "dave@example.com")
+    smtp_server.delay = 0.3
+    for _ in range(3):
+        await _ask_reset(harness, "dave@example.com")
+    ctx = harness.app.state.ctx
+    await ctx.jobs.drain()
+    assert len(smtp_server.messages) < 3
+    await ctx.outbox.stop(grace_seconds=10)
+    assert len(smtp_server.messages) == 3
