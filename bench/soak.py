@@ -101,6 +101,44 @@ def proc_status(pid: int) -> dict[str, float]:
     }
 
 
+def _tcp_peers(pid: int) -> dict[str, tuple[int, int]]:
+    """socket inode → (local port, remote port), from the process's view of /proc/net/tcp*."""
+    peers: dict[str, tuple[int, int]] = {}
+    for name in ("tcp", "tcp6"):
+        path = Path(f"/proc/{pid}/net/{name}")
+        if not path.exists():
+            continue
+        for line in path.read_text().splitlines()[1:]:
+            fields = line.split()
+            local, remote, inode = fields[1], fields[2], fields[9]
+            peers[inode] = (int(local.rsplit(":", 1)[1], 16), int(remote.rsplit(":", 1)[1], 16))
+    return peers
+
+
+def fd_kinds(pid: int, ports: dict[int, str]) -> Counter[str]:
+    """The process's open descriptors by kind: database files, connections by peer, other."""
+    peers = _tcp_peers(pid)
+    kinds: Counter[str] = Counter()
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            target = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except OSError:
+            continue
+        if target.startswith("socket:["):
+            local, remote = peers.get(target[8:-1], (0, 0))
+            kinds[ports.get(remote) or ports.get(local) or "socket (other)"] += 1
+        elif "app.db" in target:
+            kinds["database file"] += 1
+        else:
+            kinds[target if target.startswith(("/dev", "pipe:", "anon_inode:")) else "file"] += 1
+    return kinds
+
+
+# Descriptors that belong to connection pools: they may be more after the run than before it (a
+# pool keeps what it opened, up to its size), which is not a leak.
+POOLED = ("database file", "connection to the mock upstream", "connection to PostgreSQL", "connection to Redis")
+
+
 @dataclass
 class Tally:
     outcomes: Counter[str] = field(default_factory=Counter)
@@ -386,6 +424,13 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             await wait_idle(http, base)
             started = time.monotonic()
             baseline = await sample(http, base, pid, started)
+            ports = {
+                mock_port: "connection to the mock upstream",
+                port: "client connection",
+                5432: "connection to PostgreSQL",
+                6379: "connection to Redis",
+            }
+            fds_start = fd_kinds(pid, ports)
             until = started + args.minutes * 60
             samples: list[dict[str, Any]] = [baseline]
 
@@ -403,6 +448,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             faults: Counter[str] = results[0]
             await wait_idle(http, base)
             end = await sample(http, base, pid, started)
+            fds_end = fd_kinds(pid, ports)
             api_rows = await log_totals(http, soak, "api")
             chat_rows = await log_totals(http, soak, "chat")
     finally:
@@ -421,7 +467,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     shutil.rmtree(workdir, ignore_errors=True)
     if schema:
         await drop_schema(args.database, schema)
-    return report(args, soak, samples, baseline, end, api_rows, chat_rows, faults, server_log)
+    fds = (fds_start, fds_end)
+    return report(args, soak, samples, baseline, end, api_rows, chat_rows, faults, server_log, fds)
 
 
 async def drop_schema(url: str, schema: str) -> None:
@@ -445,6 +492,7 @@ def report(
     chat_rows: int,
     faults: Counter[str],
     server_log: str,
+    fds: tuple[Counter[str], Counter[str]],
 ) -> dict[str, Any]:
     # Warm-up traffic is counted too: the warm-up ran against the same server and tally.
     # Flat: after the first third (caches and the allocator's arenas filling), RSS stops growing.
@@ -452,10 +500,17 @@ def report(
     early = statistics.median(s["rss_mb"] for s in samples[third : 2 * third] or samples)
     late = statistics.median(s["rss_mb"] for s in samples[-third:])
     latencies = sorted(soak.tally.latencies)
+    fds_start, fds_end = fds
+    fd_change = {
+        kind: fds_end[kind] - fds_start[kind]
+        for kind in sorted(set(fds_start) | set(fds_end))
+        if fds_end[kind] != fds_start[kind]
+    }
+    grown_unpooled = {k: n for k, n in fd_change.items() if n > 0 and k not in POOLED}
     checks = {
         "log rows = /v1 calls": api_rows == soak.tally.v1_calls,
         "chat rows = chat messages": chat_rows == soak.tally.chat_messages,
-        "fds back to the start": end["fds"] <= baseline["fds"],
+        "fds back to the start (pooled connections aside)": not grown_unpooled,
         "tasks back to the start": (end["tasks"] or 0) <= (baseline["tasks"] or 0),
         "RSS flat (last third within 10% of the middle third)": late <= early * 1.10,
         "channel key not in the server log": CHANNEL_KEY not in server_log,
@@ -482,6 +537,9 @@ def report(
         "rss_mb_max": max(s["rss_mb"] for s in samples),
         "baseline": baseline,
         "end_idle": end,
+        "fds_idle_start": dict(fds_start),
+        "fds_idle_end": dict(fds_end),
+        "fd_change": fd_change,
         "unexpected_answers": soak.tally.errors[:20],
         "error_log_lines": sum(" ERROR " in line for line in server_log.splitlines()),
         "checks": checks,
@@ -501,6 +559,9 @@ def markdown(result: dict[str, Any]) -> str:
         f"| RSS MB: after warm-up / middle third / last third / max | {result['baseline']['rss_mb']} / "
         f"{result['rss_mb_middle_third']} / {result['rss_mb_last_third']} / {result['rss_mb_max']} |",
         f"| fds idle: start / end | {result['baseline']['fds']:.0f} / {result['end_idle']['fds']:.0f} |",
+        "| fds idle, change by kind | "
+        + (", ".join(f"{k} {n:+d}" for k, n in result["fd_change"].items()) or "none")
+        + " |",
         f"| asyncio tasks idle: start / end | {result['baseline']['tasks']:.0f} / "
         f"{result['end_idle']['tasks']:.0f} |",
         f"| threads idle: start / end | {result['baseline']['threads']:.0f} / "
