@@ -391,6 +391,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         # The admin's sign-in must outlive the run (its chat and admin calls use it).
         AUTH_ACCESS_TOKEN_MINUTES=str(min(24 * 60, int(args.minutes) + 30)),
     )
+    if args.sqlite_busy_timeout_ms is not None:  # shorter: lock waits surface as 503s sooner
+        env["DATABASE_SQLITE_BUSY_TIMEOUT_MS"] = str(args.sqlite_busy_timeout_ms)
     if args.database:
         env["DATABASE_URL"] = args.database
         if args.database.startswith("postgresql"):
@@ -580,6 +582,7 @@ def main() -> None:
     parser.add_argument("--minutes", type=float, default=30)
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--sample", type=float, default=15, help="seconds between samples")
+    parser.add_argument("--sqlite-busy-timeout-ms", type=int, help="the server's SQLite busy timeout")
     parser.add_argument("--keep-log", type=Path, help="copy the gateway's log here at the end")
     parser.add_argument("--database", help="DATABASE_URL (default: SQLite in a temporary directory)")
     args = parser.parse_args()

@@ -1,8 +1,9 @@
 """Database engine and sessions.
 
-SQLite (the embedded default) gets WAL, a busy timeout, foreign keys and `synchronous=NORMAL` on every
-connection, and incremental auto-vacuum when the file is created. PostgreSQL is used through asyncpg. Engines are built in the lifespan; nothing connects at
-import time.
+SQLite (the embedded default) gets WAL, a busy timeout, foreign keys and `synchronous=NORMAL` on
+every connection, incremental auto-vacuum when the file is created, and a write gate that makes the
+process's writers take turns in arrival order (`app.core.sqlite_gate`). PostgreSQL is used through
+asyncpg. Engines are built in the lifespan; nothing connects at import time.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from sqlalchemy.ext.asyncio import (
 from app.core.app_secrets import ConfigError
 from app.core.config import Settings
 from app.core.errors import NotFoundError
+from app.core.sqlite_gate import install_write_gate
 
 SQLITE_FILE = "app.db"
 T = TypeVar("T")
@@ -65,6 +67,7 @@ def create_engine(settings: Settings) -> AsyncEngine:
             settings.server.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         engine = create_async_engine(url, **kwargs)
         _install_sqlite_pragmas(engine, db.sqlite_busy_timeout_ms)
+        install_write_gate(engine, db.sqlite_busy_timeout_ms / 1000)
         return engine
     kwargs.update(pool_size=db.pool_size, max_overflow=db.max_overflow)
     if db.pg_schema:

@@ -205,7 +205,11 @@ async def _database_error(request: Request, exc: Exception) -> JSONResponse:
         raise exc  # on to the unexpected-error handler
     # Load, not a fault of the request: say so, with when to try again, instead of a 500.
     request_id = request.scope.get("state", {}).get("request_id")
-    logger.warning("Database busy; answered 503 (request_id=%s)", request_id)
+    statement = " ".join(str(getattr(exc, "statement", "") or "").split())[:160]
+    # The statement (never its parameters) tells an operator which write waited too long.
+    logger.warning(
+        "Database busy; answered 503 (request_id=%s, statement: %s)", request_id, statement
+    )
     return _respond(
         request,
         503,

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections import deque
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -87,6 +88,7 @@ def driver_insert(dialect: str) -> tuple[str, Encoder]:
 
 
 logger = logging.getLogger(__name__)
+SLOW_WRITE_SECONDS = 1.0
 RETRY_DELAY_SECONDS = 1.0
 
 
@@ -240,10 +242,16 @@ class CallLogWriter:
             ):
                 last_used[key_id] = row["created_at"]
         aggregates = rollup.Aggregates().extend(batch, self._tz)
+        rows = self._encode(batch)
+        started = time.monotonic()
         async with self._engine.begin() as conn:
-            await conn.exec_driver_sql(self._statement, self._encode(batch))
+            await conn.exec_driver_sql(self._statement, rows)
             await rollup.add(conn, aggregates)
             for key_id, when in last_used.items():
                 await conn.execute(
                     API_KEYS.update().where(API_KEYS.c.id == key_id).values(last_used_at=when)
                 )
+        took = time.monotonic() - started
+        if took > SLOW_WRITE_SECONDS:
+            # Other writers wait this long (SQLite has one writer at a time).
+            logger.warning("Writing %d call-log rows took %.1f s", len(batch), took)

@@ -6,7 +6,7 @@ cheaper and the planner rightly prefers it; what is checked is that the index ca
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -15,10 +15,12 @@ from sqlalchemy import Select, text
 from app.logs.query import LogFilters, page_query
 from app.stats.service import day_query, grouped_query
 from tests.conftest import Harness
-from tests.logs.rows import sample, write
+from tests.logs.rows import NOW, sample, write
 
-CURSOR = (datetime(2026, 11, 30, tzinfo=UTC), 123)
-SINCE = datetime(2026, 11, 1, tzinfo=UTC)
+# Inside the sample's three days: a cursor or range past its rows would make any index look right.
+CURSOR = (NOW - timedelta(days=1), 123)
+SINCE = NOW - timedelta(days=2)
+FIRST_DAY, LAST_DAY = (NOW - timedelta(days=3)).date(), NOW.date()
 
 CASES: list[tuple[str, Select[Any], str]] = [
     ("newest page", page_query(LogFilters(), None, 51), "ix_call_logs_created_at_id"),
@@ -53,10 +55,10 @@ CASES: list[tuple[str, Select[Any], str]] = [
     ("request id", page_query(LogFilters(request_id="abc"), None, 51), "ix_call_logs_request_id"),
     (
         "model share",
-        grouped_query("model", date(2026, 11, 1), date(2026, 11, 30)),
+        grouped_query("model", FIRST_DAY, LAST_DAY),
         "ix_usage_daily_dim_day",
     ),
-    ("trend", day_query("all", "", date(2026, 11, 1), date(2026, 11, 30)), "usage_daily"),
+    ("trend", day_query("all", "", FIRST_DAY, LAST_DAY), "usage_daily"),
 ]
 
 
