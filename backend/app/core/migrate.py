@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import re
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -18,7 +19,7 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "migrations"
 # Any constant works; it only has to be the same in every process of this app.
@@ -72,6 +73,19 @@ async def exclusive(engine: AsyncEngine) -> AsyncIterator[None]:
             await holder.commit()
 
 
+async def _create_missing_schema(conn: AsyncConnection) -> None:
+    """PostgreSQL with `DATABASE_PG_SCHEMA`: create that schema on first start.
+
+    The setting becomes the connection's search_path; while the schema does not exist
+    `current_schema()` is NULL and every CREATE TABLE fails with "no schema has been selected"."""
+    if conn.dialect.name != "postgresql" or await conn.scalar(text("SELECT current_schema()")):
+        return
+    search_path = str(await conn.scalar(text("SHOW search_path")))
+    if re.fullmatch(r"[a-z_][a-z0-9_]{0,62}", search_path):  # the setting's own pattern
+        await conn.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{search_path}"'))
+
+
 async def upgrade(engine: AsyncEngine, revision: str = "head") -> None:
     async with exclusive(engine), engine.begin() as conn:
+        await _create_missing_schema(conn)
         await conn.run_sync(_upgrade, revision)
