@@ -23,6 +23,7 @@ from fastapi import FastAPI
 from sqlalchemy import select
 
 from app.core.context import AppContext
+from app.devtools.loop_thread import finish_loop
 from app.devtools.mock_upstream import MockServer
 from app.main import create_app
 from app.models import CallLog, Channel
@@ -72,7 +73,10 @@ class LiveGateway:
 
     def _run(self) -> None:
         asyncio.set_event_loop(self.loop)
-        self.loop.run_until_complete(self.server.serve())
+        try:
+            self.loop.run_until_complete(self.server.serve())
+        finally:
+            finish_loop(self.loop)
 
     def start(self) -> LiveGateway:
         self.thread.start()
@@ -87,7 +91,6 @@ class LiveGateway:
         self.http.close()
         self.server.should_exit = True
         self.thread.join(timeout=30)
-        self.loop.close()
         # Anything the server left open (a socket, a transport) is reported now, against the
         # test that stopped it, rather than whenever the collector next runs in a later test.
         gc.collect()

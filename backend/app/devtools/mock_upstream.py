@@ -53,6 +53,8 @@ from urllib.parse import parse_qsl
 import orjson
 from aiohttp import web
 
+from app.devtools.loop_thread import finish_loop
+
 PRESETS: dict[str, dict[str, str]] = {
     "mock-gpt": {},
     "mock-reasoner": {"reasoning": "4"},
@@ -493,7 +495,7 @@ class MockServer:
         self.mock = MockUpstream()
         self.host, self.port = host, port
         self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
+        self._thread = threading.Thread(target=self._run, daemon=True)
         self._runner: web.AppRunner | None = None
 
     @property
@@ -510,6 +512,13 @@ class MockServer:
 
     def set_profile(self, name: str, **options: object) -> None:
         self.state.profiles[name] = {k: str(v) for k, v in options.items()}
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self._loop)
+        try:
+            self._loop.run_forever()
+        finally:
+            finish_loop(self._loop)
 
     def start(self) -> MockServer:
         self._thread.start()
@@ -531,7 +540,6 @@ class MockServer:
             asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(timeout=10)
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(timeout=10)
-        self._loop.close()
 
 
 def main(argv: list[str] | None = None) -> None:

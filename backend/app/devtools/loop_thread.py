@@ -1,0 +1,34 @@
+"""Closing an event loop that ran in a background thread the way `asyncio.run` closes its own.
+
+A loop stopped with `loop.stop()` (or after `run_until_complete` returns) can still hold tasks that
+were never cancelled and transports whose `close()` scheduled the final callback for the next
+iteration. Closing it there leaves those sockets open until the collector finds them, which reports
+them as unclosed somewhere unrelated. `finish_loop` cancels what is left, runs the loop until the
+closing callbacks have run, then closes it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+# Closing a transport takes one loop iteration; an SSL or an aiohttp one can take a few more.
+_SETTLE_ITERATIONS = 5
+
+
+def finish_loop(loop: asyncio.AbstractEventLoop) -> None:
+    """Cancel the loop's remaining tasks, let closing transports finish, close the loop.
+
+    Call it on the thread that ran the loop, after the loop has stopped.
+    """
+    try:
+        pending = [task for task in asyncio.all_tasks(loop) if not task.done()]
+        for task in pending:
+            task.cancel()
+        if pending:
+            loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+        for _ in range(_SETTLE_ITERATIONS):
+            loop.run_until_complete(asyncio.sleep(0))
+        loop.run_until_complete(loop.shutdown_asyncgens())
+        loop.run_until_complete(loop.shutdown_default_executor())
+    finally:
+        loop.close()
