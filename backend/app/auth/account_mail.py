@@ -113,8 +113,9 @@ class AccountMail:
             return None
         return await self.verification(db, user, language)
 
-    def send(self, message: EmailMessage, purpose: str) -> None:
-        self._outbox.submit(message, purpose)
+    async def send(self, db: AsyncSession, message: EmailMessage, purpose: str) -> None:
+        """Queue the mail in `db`'s transaction: it goes out once that commits."""
+        await self._outbox.add(db, message, purpose)
 
     async def send_reset_link(
         self,
@@ -137,10 +138,12 @@ class AccountMail:
                     email,
                     timedelta(minutes=self._reset_minutes),
                 )
+                await self.send(
+                    db,
+                    self._compose("reset_password", user, email, token, language),
+                    "reset_password",
+                )
                 await db.commit()
-            self.send(
-                self._compose("reset_password", user, email, token, language), "reset_password"
-            )
         except Exception:
             logger.exception("Preparing a password-reset mail failed")
 

@@ -3,8 +3,6 @@ forgotten password by mail, and two-factor sign-in."""
 
 from __future__ import annotations
 
-from functools import partial
-
 from fastapi import APIRouter, status
 
 from app.auth import password_reset, two_factor, verification
@@ -48,7 +46,7 @@ async def send_verification(
     assert user.email is not None
     await ctx.account_mail.check_rate(user.email, client_ip)
     message = await ctx.account_mail.verification(db, user, language)
-    after_commit(db, partial(ctx.account_mail.send, message, "verify_email"))
+    await ctx.account_mail.send(db, message, "verify_email")
     return Accepted(detail="A confirmation link is on its way")
 
 

@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-from functools import partial
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, status
@@ -77,7 +76,7 @@ async def register(
     )
     message = await ctx.account_mail.offer_verification(db, user, language, client_ip)
     if message is not None:
-        after_commit(db, partial(ctx.account_mail.send, message, "verify_email"))
+        await ctx.account_mail.send(db, message, "verify_email")
     return UserRead.model_validate(user)
 
 
@@ -221,7 +220,7 @@ async def update_me(
         after_commit(db, ctx.credentials_changed)  # the /v1 key cache holds "confirmed"
         message = await ctx.account_mail.offer_verification(db, updated, language, client_ip)
         if message is not None:
-            after_commit(db, partial(ctx.account_mail.send, message, "verify_email"))
+            await ctx.account_mail.send(db, message, "verify_email")
     return UserRead.model_validate(updated)
 
 

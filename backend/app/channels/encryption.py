@@ -1,5 +1,5 @@
-"""Secrets encrypted at rest — channel keys, two-factor secrets, the SMTP password: the start-up
-check and key rotation.
+"""Secrets encrypted at rest — channel keys, two-factor secrets, the SMTP password, waiting mail:
+the start-up check and key rotation.
 
 `ENCRYPTION_KEYS` is a list: the first key encrypts, every key decrypts. An installation remembers a
 small value encrypted with its keys (`app_meta.encryption_check`); at start-up it must open with the
@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from app.core import migrate
 from app.core.app_secrets import ConfigError
 from app.core.security import SecretBox, UndecryptableError
-from app.models import AppMeta, Channel, MailConfig, User
+from app.models import AppMeta, Channel, MailConfig, MailOutboxEntry, User
 
 CHECK_KEY = "encryption_check"
 CHECK_PLAINTEXT = "ai-chat-gateway"
@@ -38,6 +38,7 @@ ENCRYPTED = (
         "the two-factor secret of user #{}",
     ),
     (cast(Table, MailConfig.__table__), "id", "password_encrypted", "the SMTP password"),
+    (cast(Table, MailOutboxEntry.__table__), "id", "message_encrypted", "waiting mail #{}"),
 )
 HINT = (
     "Set ENCRYPTION_KEYS to the key this installation was set up with; to change keys, put the new "

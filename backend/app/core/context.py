@@ -254,7 +254,12 @@ class AppContext:
             redis=self.redis,
             prefix=self.settings.redis.key_prefix,
         )
-        self.outbox = Outbox(self.settings.mail, lambda: self.mail_config.current)
+        self.outbox = Outbox(
+            self.settings.mail,
+            lambda: self.mail_config.current,
+            self.sessionmaker,
+            self.secret_box,
+        )
         self.outbox.start()
         self.account_mail = AccountMail(
             outbox=self.outbox,

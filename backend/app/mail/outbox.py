@@ -1,29 +1,52 @@
-"""Sending mail in the background: requests hand a message over and go on at once.
+"""Sending mail in the background, from a table: a request writes the mail and goes on at once.
 
-One worker hands messages to the SMTP server in turn. A message the server could not take (not
-reachable, a temporary 4xx refusal) is tried again later — `attempts` tries in all, waiting
+A mail is a row of `mail_outbox`, added in the same transaction as the one-time link it carries,
+so a mail is never sent for a link that was rolled back and never lost once its link exists: it
+waits in the database through a restart or a crash until it is sent or given up. The message is
+stored encrypted (it holds a working link).
+
+Each process runs one worker. It wakes when its own process commits a mail, and otherwise when the
+next retry is due (at least every `POLL_SECONDS`, for mail written by other processes). A row is
+claimed with a conditional update before it is sent, so two processes never send the same mail at
+once; one that dies holding a row lets go of it after `lease`. A message the server could not take
+(not reachable, a temporary 4xx refusal) is tried again later — `attempts` tries in all, waiting
 `retry_seconds`, then six times longer after each failure — without holding up the others; a
-permanent refusal (a 5xx, wrong credentials) is logged at once. Messages still waiting at shutdown
-get a few seconds to go out; what is left is logged (addresses masked, never the content, which
-may hold a one-time link).
+permanent refusal (a 5xx, wrong credentials) is logged and dropped at once. At shutdown, mail that
+is due gets a few seconds to go out; the rest goes out after the next start. Log lines mask the
+address and never show the content.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import email
+import email.policy
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from datetime import datetime, timedelta
 from email.message import EmailMessage
 
+from sqlalchemy import ColumnElement, delete, event, func, or_, select, update
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
 from app.core.config import MailSettings
-from app.core.tasks import TaskSet, cancel_and_wait
+from app.core.security import SecretBox, UndecryptableError
+from app.core.tasks import cancel_and_wait
 from app.mail.config import SmtpConfig
 from app.mail.transport import MailDeliveryError, deliver
+from app.models import MailOutboxEntry
+from app.models.base import utcnow
 
 logger = logging.getLogger(__name__)
 RETRY_GROWTH = 6
+# Mail written by another process is noticed within this long.
+POLL_SECONDS = 10.0
+# Rows claimed per pass.
+BATCH = 20
+# After a database error the worker tries again this much later.
+DATABASE_PAUSE_SECONDS = 2.0
 
 
 def masked(address: str) -> str:
@@ -32,100 +55,210 @@ def masked(address: str) -> str:
     return f"{local[:1]}…@{domain}"
 
 
-@dataclass
-class _Letter:
-    message: EmailMessage
-    purpose: str
-    attempt: int = 1
+def _encode(message: EmailMessage) -> str:
+    return message.as_string(policy=email.policy.SMTPUTF8)
+
+
+def _decode(text: str) -> EmailMessage:
+    message = email.message_from_string(text, policy=email.policy.default)
+    assert isinstance(message, EmailMessage)
+    return message
 
 
 class Outbox:
-    def __init__(self, settings: MailSettings, config: Callable[[], SmtpConfig]) -> None:
+    def __init__(
+        self,
+        settings: MailSettings,
+        config: Callable[[], SmtpConfig],
+        sessionmaker: async_sessionmaker[AsyncSession],
+        box: SecretBox,
+    ) -> None:
         self._settings = settings
         self._config = config
-        self._queue: asyncio.Queue[_Letter] = asyncio.Queue(maxsize=settings.queue_size)
-        self._retries = TaskSet()
+        self._sessionmaker = sessionmaker
+        self._box = box
+        # A process that dies mid-send lets go of the mail after this long.
+        self._lease = timedelta(seconds=settings.timeout_seconds + 30)
+        self._wake = asyncio.Event()
+        # Set while the worker has found nothing due (cleared whenever it is woken).
+        self._idle = asyncio.Event()
         self._worker: asyncio.Task[None] | None = None
-        self._retrying = 0
         self.sent = 0
         self.failed = 0
 
     def start(self) -> None:
         self._worker = asyncio.get_running_loop().create_task(self._run(), name="mail-outbox")
 
-    def submit(self, message: EmailMessage, purpose: str) -> bool:
-        """Queue a message; False (and a log line) when the queue is full."""
-        try:
-            self._queue.put_nowait(_Letter(message, purpose))
-        except asyncio.QueueFull:
+    async def add(self, db: AsyncSession, message: EmailMessage, purpose: str) -> bool:
+        """Write a mail in `db`'s transaction; it is sent once that commits. False (and a log
+        line) when `queue_size` mails are already waiting."""
+        waiting = await db.scalar(select(func.count()).select_from(MailOutboxEntry))
+        if (waiting or 0) >= self._settings.queue_size:
             self.failed += 1
             logger.error(
-                "Mail queue full: dropped a %s mail to %s", purpose, masked(str(message["To"]))
+                "Mail queue full (%d waiting): dropped a %s mail to %s",
+                waiting,
+                purpose,
+                masked(str(message["To"])),
             )
             return False
+        if not event.contains(db.sync_session, "after_commit", self._committed):
+            event.listen(db.sync_session, "after_commit", self._committed)
+        db.add(
+            MailOutboxEntry(
+                purpose=purpose,
+                message_encrypted=self._box.encrypt(_encode(message)),
+                attempts=0,
+                next_attempt_at=utcnow(),
+            )
+        )
         return True
 
-    @property
-    def pending(self) -> int:
-        return self._queue.qsize()
+    def _committed(self, _session: object) -> None:
+        self.wake()
+
+    def wake(self) -> None:
+        """Look for due mail now (call it after committing a mail)."""
+        self._idle.clear()
+        self._wake.set()
+
+    async def waiting(self) -> int:
+        async with self._sessionmaker() as db:
+            return int(await db.scalar(select(func.count()).select_from(MailOutboxEntry)) or 0)
 
     async def stop(self, grace_seconds: float = 5.0) -> None:
-        """Give waiting messages `grace_seconds` to go out, then stop."""
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._queue.join(), grace_seconds)
+        """Give mail that is due `grace_seconds` to go out, then stop; the rest stays waiting."""
+        if self._worker is not None and not self._worker.done():
+            self.wake()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._idle.wait(), grace_seconds)
         await cancel_and_wait(self._worker)
         self._worker = None
-        left = self._queue.qsize() + self._retrying
+        try:
+            left = await self.waiting()
+        except SQLAlchemyError as exc:
+            logger.warning("Could not count the mail still waiting: %s", exc)
+            return
         if left:
-            logger.warning("Shutting down with %d mails not sent", left)
+            logger.warning(
+                "Stopping with %d mail(s) not sent yet; they are sent after the next start", left
+            )
 
     async def _run(self) -> None:
         while True:
-            letter = await self._queue.get()
+            self._wake.clear()
             try:
-                await self._send(letter)
+                pause = await self._send_due()
+            except SQLAlchemyError as exc:
+                logger.warning("The mail outbox could not read the database: %s", exc)
+                pause = DATABASE_PAUSE_SECONDS
             except Exception:
-                logger.exception("Sending a %s mail failed unexpectedly", letter.purpose)
-            finally:
-                self._queue.task_done()
+                logger.exception("The mail outbox failed unexpectedly")
+                pause = DATABASE_PAUSE_SECONDS
+            else:
+                if not self._wake.is_set():
+                    self._idle.set()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), pause)
 
-    async def _send(self, letter: _Letter) -> None:
-        to = masked(str(letter.message["To"]))
+    async def _send_due(self) -> float:
+        """Send every mail that is due; return how long to wait before the next one is."""
+        while True:
+            now = utcnow()
+            async with self._sessionmaker() as db:
+                due = (
+                    await db.scalars(
+                        select(MailOutboxEntry.id)
+                        .where(MailOutboxEntry.next_attempt_at <= now, self._free(now))
+                        .order_by(MailOutboxEntry.next_attempt_at, MailOutboxEntry.id)
+                        .limit(BATCH)
+                    )
+                ).all()
+                if not due:
+                    upcoming = await db.scalar(
+                        select(func.min(MailOutboxEntry.next_attempt_at)).where(self._free(now))
+                    )
+                    if upcoming is None:
+                        return POLL_SECONDS
+                    return min(POLL_SECONDS, max(0.0, (upcoming - now).total_seconds()))
+            for entry_id in due:
+                entry = await self._claim(entry_id)
+                if entry is not None:
+                    await self._send(entry)
+
+    @staticmethod
+    def _free(now: datetime) -> ColumnElement[bool]:
+        """Rows no process holds (or whose holder's lease ran out)."""
+        claimed = MailOutboxEntry.claimed_until
+        return or_(claimed.is_(None), claimed < now)
+
+    async def _claim(self, entry_id: int) -> MailOutboxEntry | None:
+        """Hold the row for this process; None when another process holds it or sent it."""
+        now = utcnow()
+        async with self._sessionmaker() as db:
+            result = await db.execute(
+                update(MailOutboxEntry)
+                .where(MailOutboxEntry.id == entry_id, self._free(now))
+                .values(claimed_until=now + self._lease)
+            )
+            await db.commit()
+            if result.rowcount != 1:  # type: ignore[attr-defined]
+                return None
+            return await db.get(MailOutboxEntry, entry_id)
+
+    async def _finish(self, entry_id: int) -> None:
+        async with self._sessionmaker() as db:
+            await db.execute(delete(MailOutboxEntry).where(MailOutboxEntry.id == entry_id))
+            await db.commit()
+
+    async def _send(self, entry: MailOutboxEntry) -> None:
         try:
-            await deliver(self._config(), letter.message, self._settings.timeout_seconds)
+            message = _decode(self._box.decrypt(entry.message_encrypted))
+        except UndecryptableError:
+            self.failed += 1
+            logger.error(
+                "A waiting %s mail (#%d) cannot be decrypted with ENCRYPTION_KEYS; dropped",
+                entry.purpose,
+                entry.id,
+            )
+            await self._finish(entry.id)
+            return
+        to = masked(str(message["To"]))
+        attempt = entry.attempts + 1
+        try:
+            await deliver(self._config(), message, self._settings.timeout_seconds)
         except MailDeliveryError as exc:
-            if exc.permanent or letter.attempt >= self._settings.attempts:
+            if exc.permanent or attempt >= self._settings.attempts:
                 self.failed += 1
                 logger.error(
                     "Could not send a %s mail to %s after %d attempt(s): %s",
-                    letter.purpose,
+                    entry.purpose,
                     to,
-                    letter.attempt,
+                    attempt,
                     exc,
                 )
+                await self._finish(entry.id)
                 return
-            pause = self._settings.retry_seconds * RETRY_GROWTH ** (letter.attempt - 1)
+            pause = self._settings.retry_seconds * RETRY_GROWTH ** (attempt - 1)
             logger.warning(
                 "A %s mail to %s was not sent (%s); trying again in %.0f s",
-                letter.purpose,
+                entry.purpose,
                 to,
                 exc,
                 pause,
             )
-            letter.attempt += 1
-            self._retrying += 1
-            self._retries.spawn(self._retry_later(letter, pause))
+            async with self._sessionmaker() as db:
+                await db.execute(
+                    update(MailOutboxEntry)
+                    .where(MailOutboxEntry.id == entry.id)
+                    .values(
+                        attempts=attempt,
+                        next_attempt_at=utcnow() + timedelta(seconds=pause),
+                        claimed_until=None,
+                    )
+                )
+                await db.commit()
             return
+        await self._finish(entry.id)
         self.sent += 1
-        logger.info("Sent a %s mail to %s", letter.purpose, to)
-
-    async def _retry_later(self, letter: _Letter, pause: float) -> None:
-        try:
-            await asyncio.sleep(pause)
-        finally:
-            self._retrying -= 1
-        try:
-            self._queue.put_nowait(letter)
-        except asyncio.QueueFull:
-            self.failed += 1
-            logger.error("Mail queue full: dropped a %s mail on retry", letter.purpose)
+        logger.info("Sent a %s mail to %s", entry.purpose, to)

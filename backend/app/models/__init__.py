@@ -11,6 +11,7 @@ from app.models.channel import Channel, ChannelStatus
 from app.models.conversation import Conversation
 from app.models.ip_rule import BlockedAttempt, IPRule
 from app.models.mail_config import MailConfig
+from app.models.mail_outbox import MailOutboxEntry
 from app.models.message import Message
 from app.models.recovery_code import RecoveryCode
 from app.models.runtime_setting import RuntimeSetting, RuntimeSettingChange
@@ -33,6 +34,7 @@ __all__ = [
     "IPRule",
     "LatencyDaily",
     "MailConfig",
+    "MailOutboxEntry",
     "Message",
     "RecoveryCode",
     "RuntimeSetting",

@@ -1,15 +1,21 @@
-"""Mail goes out in the background, is tried again after a temporary refusal, and never blocks
-a request or leaks its link into the log."""
+"""Mail goes out in the background, is tried again after a temporary refusal, waits in the
+database through a restart, is sent once even with two processes, and never blocks a request or
+leaks its link into the log or the database."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from email.message import EmailMessage
 
+from sqlalchemy import select
+
+from app.models import MailOutboxEntry
 from tests.auth.conftest import mail_app, sign_up
 from tests.conftest import Harness, HarnessFactory
 from tests.live import LogCapture
-from tests.mail_server import SmtpServer, token_in
+from tests.mail_server import FROM_ADDRESS, LINK, PUBLIC_URL, SmtpServer, text_of, token_in
+from tests.processes import free_port
 
 
 async def _ask_reset(harness: Harness, email: str) -> None:
@@ -98,3 +104,90 @@ async def test_waiting_mail_is_sent_at_shutdown(
     assert len(smtp_server.messages) < 3
     await ctx.outbox.stop(grace_seconds=10)
     assert len(smtp_server.messages) == 3
+
+
+async def _waiting(harness: Harness) -> list[MailOutboxEntry]:
+    async with harness.app.state.ctx.sessionmaker() as db:
+        return list((await db.scalars(select(MailOutboxEntry))).all())
+
+
+async def test_mail_waiting_at_a_restart_is_sent_after_it(
+    harness_factory: HarnessFactory, smtp_server: SmtpServer, log_capture: LogCapture
+) -> None:
+    # The first process cannot reach its mail server, and stops before the retry is due.
+    down = {"host": "127.0.0.1", "port": free_port(), "retry_seconds": 0.5}
+    first = await mail_app(harness_factory, smtp_server, down)
+    await sign_up(first, "erin", "erin@example.com")
+    await _ask_reset(first, "erin@example.com")
+    await first.app.state.ctx.jobs.drain()
+    await _until_async(lambda: _attempts(first), 1)
+    await first.app.state.ctx.outbox.stop()
+    assert any("1 mail(s) not sent yet" in line for line in log_capture.lines)
+
+    # What waits is ciphertext: neither the link nor the address can be read from the row.
+    (row,) = await _waiting(first)
+    assert row.attempts == 1
+    assert "token" not in row.message_encrypted
+    assert "erin" not in row.message_encrypted
+
+    # The next process, whose mail server answers, sends it when the retry is due.
+    second = await mail_app(harness_factory, smtp_server)
+    (message,) = await smtp_server.await_for(1)
+    assert message["To"] == "erin@example.com"
+    assert PUBLIC_URL in token_link(message)
+    await _until_async(lambda: _count(second), 0)
+    confirmed = await second.client.post(
+        "/api/auth/password/reset/confirm",
+        json={"token": token_in(message), "new_password": "a brand new passphrase"},
+    )
+    assert confirmed.status_code == 204
+    await second.login("erin", "a brand new passphrase")
+    assert smtp_server.deliveries == 1
+
+
+async def test_two_processes_send_each_mail_once(
+    harness_factory: HarnessFactory, smtp_server: SmtpServer
+) -> None:
+    first = await mail_app(harness_factory, smtp_server)
+    second = await mail_app(harness_factory, smtp_server)
+    smtp_server.delay = 0.05  # both workers see the rows while the first ones are being sent
+    addresses = [f"user{n}@example.com" for n in range(8)]
+    async with first.app.state.ctx.sessionmaker() as db:
+        for address in addresses:
+            message = EmailMessage()
+            message["From"], message["To"], message["Subject"] = FROM_ADDRESS, address, "Hello"
+            message.set_content(f"For {address}")
+            assert await first.app.state.ctx.outbox.add(db, message, "test")
+        await db.commit()  # wakes the first process's worker
+    second.app.state.ctx.outbox.wake()
+    await smtp_server.await_for(len(addresses))
+    await _until_async(lambda: _count(first), 0)
+    await asyncio.sleep(0.3)  # anything sent twice would have arrived by now
+    assert sorted(str(m["To"]) for m in smtp_server.messages) == addresses
+    outboxes = (first.app.state.ctx.outbox, second.app.state.ctx.outbox)
+    assert sum(outbox.sent for outbox in outboxes) == len(addresses)
+    assert all(outbox.sent > 0 for outbox in outboxes), "both processes took part"
+
+
+async def _attempts(harness: Harness) -> int:
+    return sum(row.attempts for row in await _waiting(harness))
+
+
+async def _count(harness: Harness) -> int:
+    return len(await _waiting(harness))
+
+
+async def _until_async(
+    probe: Callable[[], Awaitable[int]], expected: int, within: float = 10
+) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    while (value := await probe()) != expected and loop.time() < deadline:  # noqa: ASYNC110
+        await asyncio.sleep(0.05)
+    assert value == expected, f"{value} != {expected}"
+
+
+def token_link(message: EmailMessage) -> str:
+    found = LINK.search(text_of(message))
+    assert found is not None
+    return found.group(0)

@@ -13,13 +13,14 @@ from sqlalchemy import select, text, update
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from app.core.security import SecretBox, UndecryptableError
-from app.models import Base, Channel, MailConfig, User
+from app.models import Base, Channel, MailConfig, MailOutboxEntry, User
 from app.models.base import utcnow
 from tests.conftest import ADMIN_PASSWORD, DatabaseTarget
 from tests.live import UPSTREAM_KEY, LiveGateway
 from tests.processes import app_env, free_port, start_cli
 
 TOTP_SECRET = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"
+WAITING_MAIL = "To: a@example.com\nSubject: Reset\n\nhttp://chat.example.test/reset?token=abc\n"
 OLD_KEY = Fernet.generate_key().decode()
 NEW_KEY = Fernet.generate_key().decode()
 
@@ -46,7 +47,7 @@ def _run(
 
 async def _add_secrets(database: DatabaseTarget, box: SecretBox) -> None:
     """Two channels encrypted with `box`, one whose stored key is damaged, a user's two-factor
-    secret and the SMTP password."""
+    secret, the SMTP password and a mail waiting to be sent."""
     engine = _engine(database)
     timeouts = {
         "connect_timeout": 5.0, "first_byte_timeout": 30.0, "idle_timeout": 30.0,
@@ -75,12 +76,18 @@ async def _add_secrets(database: DatabaseTarget, box: SecretBox) -> None:
                     from_name="", updated_at=utcnow(),
                 )
             )  # fmt: skip
+            await conn.execute(
+                MailOutboxEntry.__table__.insert().values(
+                    purpose="reset_password", message_encrypted=box.encrypt(WAITING_MAIL),
+                    attempts=1, next_attempt_at=utcnow(), created_at=utcnow(),
+                )
+            )  # fmt: skip
     finally:
         await engine.dispose()
 
 
 async def _stored_tokens(database: DatabaseTarget) -> dict[str, str]:
-    """Every stored ciphertext: channels by name, then "totp" and "smtp"."""
+    """Every stored ciphertext: channels by name, then "totp", "smtp" and "mail"."""
     engine = _engine(database)
     try:
         async with engine.connect() as conn:
@@ -88,6 +95,7 @@ async def _stored_tokens(database: DatabaseTarget) -> dict[str, str]:
             tokens = {name: token for name, token in rows}
             tokens["totp"] = str(await conn.scalar(select(User.totp_secret_encrypted)))
             tokens["smtp"] = str(await conn.scalar(select(MailConfig.password_encrypted)))
+            tokens["mail"] = str(await conn.scalar(select(MailOutboxEntry.message_encrypted)))
             return tokens
     finally:
         await engine.dispose()
@@ -120,7 +128,7 @@ def test_a_wrong_key_stops_the_start_and_rotation_re_encrypts_every_row(
     before = asyncio.run(_stored_tokens(fresh_database))
     rotated = _run(["rotate-keys"], env(f"{NEW_KEY},{OLD_KEY}"))
     assert rotated.returncode == 1, rotated.stderr
-    assert "Re-encrypted 4 stored secrets" in rotated.stdout
+    assert "Re-encrypted 5 stored secrets" in rotated.stdout
     assert "the key of channel #3" in rotated.stderr
     after = asyncio.run(_stored_tokens(fresh_database))
     new_only = SecretBox((NEW_KEY.encode(),))
@@ -128,6 +136,7 @@ def test_a_wrong_key_stops_the_start_and_rotation_re_encrypts_every_row(
     assert new_only.decrypt(after["second"]) == "sk-second-secret"
     assert new_only.decrypt(after["totp"]) == TOTP_SECRET
     assert new_only.decrypt(after["smtp"]) == "smtp-secret"
+    assert new_only.decrypt(after["mail"]) == WAITING_MAIL
     assert after["first"] != before["first"]
     assert after["damaged"] == before["damaged"]
     with pytest.raises(UndecryptableError):
