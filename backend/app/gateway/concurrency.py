@@ -36,6 +36,10 @@ class ConcurrencyGate:
     def _wake(self) -> None:
         while self._waiters and self._in_use < self._size:
             waiter = self._waiters.popleft()
+            if waiter.done():
+                # Its wait was cancelled (timeout, client gone) and its task has not run yet to
+                # take it out of the queue: the slot goes to the next one.
+                continue
             self._in_use += 1
             waiter.set_result(None)
 

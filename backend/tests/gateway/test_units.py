@@ -287,6 +287,26 @@ async def test_gate_is_first_come_first_served_and_cancel_safe() -> None:
     assert gate.waiting == 0
 
 
+async def test_a_slot_freed_while_a_cancelled_waiter_is_leaving_goes_to_the_next() -> None:
+    """A waiter whose wait was cancelled (its timeout ran out, its client left) stays queued until
+    its task runs again; a slot freed in between skips it instead of failing."""
+    gate = ConcurrencyGate(1)
+    await gate.acquire(0)
+    leaving = asyncio.ensure_future(gate.acquire(5))
+    staying = asyncio.ensure_future(gate.acquire(5))
+    await asyncio.sleep(0.01)
+    assert gate.waiting == 2
+    leaving.cancel()  # its waiter is cancelled now; its task runs only at the next step
+    gate.release()  # in the same step: the slot must skip the cancelled waiter
+    await staying
+    with pytest.raises(asyncio.CancelledError):
+        await leaving
+    assert gate.in_use == 1
+    assert gate.waiting == 0
+    gate.release()
+    assert gate.in_use == 0
+
+
 # ── routing ──────────────────────────────────────────────────────────────────────────────────
 @dataclass(frozen=True)
 class Ch:

@@ -15,9 +15,10 @@ from app.core.config import CallLogSettings
 from app.devtools.mock_upstream import MockServer
 from app.logs.retention import Retention
 from app.models import CallLog, UsageDaily
+from app.models.base import utcnow
 from tests.conftest import Harness, HarnessFactory
 from tests.live import GatewayFactory
-from tests.logs.rows import NOW, sample, write
+from tests.logs.rows import sample, write
 
 
 def _retention(harness: Harness, batch: int = 100, **kwargs: Any) -> Retention:
@@ -40,16 +41,19 @@ async def test_only_rows_older_than_the_retention_go_and_statistics_stay(
         {**r, "created_at": r["created_at"] - timedelta(days=40), "request_id": f"old-{i}"}
         for i, r in enumerate(old)
     ]
+    # Around the cut-off, which retention takes from the clock (NOW is when the sample module
+    # was imported, possibly many minutes ago in a long run).
+    now = utcnow()
     edge = [
         {
             **old[0],
             "request_id": "just-kept",
-            "created_at": NOW - timedelta(days=30) + timedelta(minutes=5),
+            "created_at": now - timedelta(days=30) + timedelta(minutes=5),
         },
         {
             **old[0],
             "request_id": "just-gone",
-            "created_at": NOW - timedelta(days=30) - timedelta(minutes=5),
+            "created_at": now - timedelta(days=30) - timedelta(minutes=5),
         },
     ]
     recent = sample(300, days=25, seed=2)
