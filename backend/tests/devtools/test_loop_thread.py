@@ -13,8 +13,11 @@ import pytest
 from app.devtools.loop_thread import finish_loop
 
 
-def _run_and_stop(close: Callable[[asyncio.AbstractEventLoop], None]) -> list[str]:
-    """Open a loopback connection on a thread's loop, close it and stop the loop in one step."""
+def _run_and_stop(
+    close: Callable[[asyncio.AbstractEventLoop], None], *, leave_open: bool = False
+) -> list[str]:
+    """Open a loopback connection on a thread's loop, close it (unless `leave_open`: a peer
+    still connected when its server stops) and stop the loop in one step."""
     loop = asyncio.new_event_loop()
     started = threading.Event()
     held: dict[str, object] = {}
@@ -44,8 +47,11 @@ def _run_and_stop(close: Callable[[asyncio.AbstractEventLoop], None]) -> list[st
         # unless the loop is run again after it stops.
         writer = held.pop("writer")
         assert isinstance(writer, asyncio.StreamWriter)
-        writer.close()
-        accepted.pop().close()
+        if leave_open:
+            held["open"] = (writer, accepted.pop())
+        else:
+            writer.close()
+            accepted.pop().close()
         server = held.pop("server")
         assert isinstance(server, asyncio.Server)
         server.close()
@@ -67,6 +73,7 @@ def _run_and_stop(close: Callable[[asyncio.AbstractEventLoop], None]) -> list[st
         loop.call_soon_threadsafe(close_and_stop)
         thread.join(10)
         held.clear()
+        accepted.clear()
         gc.collect()
     assert loop.is_closed()
     return [str(w.message) for w in caught if issubclass(w.category, ResourceWarning)]
@@ -81,3 +88,13 @@ def test_closing_a_stopped_loop_directly_leaves_the_transport_open() -> None:
 
 def test_finish_loop_lets_closing_transports_finish_and_cancels_what_is_left() -> None:
     assert _run_and_stop(finish_loop) == []
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+def test_a_connection_left_open_leaks_when_the_loop_is_closed_directly() -> None:
+    leaks = _run_and_stop(lambda loop: loop.close(), leave_open=True)
+    assert any("unclosed transport" in leak for leak in leaks), leaks
+
+
+def test_finish_loop_closes_connections_nobody_closed() -> None:
+    assert _run_and_stop(finish_loop, leave_open=True) == []
