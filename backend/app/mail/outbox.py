@@ -56,7 +56,9 @@ def masked(address: str) -> str:
 
 
 def _encode(message: EmailMessage) -> str:
-    return message.as_string(policy=email.policy.SMTPUTF8)
+    # Headers as RFC 2047 ASCII, as they go over the wire to any server (not raw UTF-8, which a
+    # server without SMTPUTF8 cannot take).
+    return message.as_string(policy=email.policy.default)
 
 
 def _decode(text: str) -> EmailMessage:
@@ -227,7 +229,14 @@ class Outbox:
         attempt = entry.attempts + 1
         try:
             await deliver(self._config(), message, self._settings.timeout_seconds)
-        except MailDeliveryError as exc:
+        except Exception as raised:
+            if isinstance(raised, MailDeliveryError):
+                exc = raised
+            else:
+                # Not the server's answer: counted as a failed attempt, so it cannot come back
+                # for ever.
+                logger.exception("Sending a %s mail failed unexpectedly", entry.purpose)
+                exc = MailDeliveryError(type(raised).__name__, permanent=False)
             if exc.permanent or attempt >= self._settings.attempts:
                 self.failed += 1
                 logger.error(

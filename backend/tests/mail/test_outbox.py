@@ -191,3 +191,22 @@ def token_link(message: EmailMessage) -> str:
     found = LINK.search(text_of(message))
     assert found is not None
     return found.group(0)
+
+
+async def test_a_chinese_mail_goes_through_the_outbox_intact(
+    harness_factory: HarnessFactory, smtp_server: SmtpServer
+) -> None:
+    """Non-ASCII headers and text survive being stored and sent to a server without SMTPUTF8."""
+    harness = await mail_app(harness_factory, smtp_server, site_name="团队网关")
+    await sign_up(harness, "wang", "wang@example.com")
+    answer = await harness.client.post(
+        "/api/auth/password/reset",
+        json={"email": "wang@example.com"},
+        headers={"Accept-Language": "zh-CN"},
+    )
+    assert answer.status_code == 202, answer.text
+    (message,) = await smtp_server.await_for(1)
+    assert "团队网关" in str(message["Subject"])
+    assert "团队网关" in text_of(message)
+    assert token_in(message)
+    assert harness.app.state.ctx.outbox.failed == 0
