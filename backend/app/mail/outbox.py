@@ -47,6 +47,7 @@ POLL_SECONDS = 10.0
 BATCH = 20
 # After a database error the worker tries again this much later.
 DATABASE_PAUSE_SECONDS = 2.0
+WAITING = select(func.count()).select_from(MailOutboxEntry)
 
 
 def masked(address: str) -> str:
@@ -94,7 +95,7 @@ class Outbox:
     async def add(self, db: AsyncSession, message: EmailMessage, purpose: str) -> bool:
         """Write a mail in `db`'s transaction; it is sent once that commits. False (and a log
         line) when `queue_size` mails are already waiting."""
-        waiting = await db.scalar(select(func.count()).select_from(MailOutboxEntry))
+        waiting = await db.scalar(WAITING)
         if (waiting or 0) >= self._settings.queue_size:
             self.failed += 1
             logger.error(
@@ -126,7 +127,7 @@ class Outbox:
 
     async def waiting(self) -> int:
         async with self._sessionmaker() as db:
-            return int(await db.scalar(select(func.count()).select_from(MailOutboxEntry)) or 0)
+            return int(await db.scalar(WAITING) or 0)
 
     async def stop(self, grace_seconds: float = 5.0) -> None:
         """Give mail that is due `grace_seconds` to go out, then stop; the rest stays waiting."""

@@ -5,7 +5,8 @@ leaks its link into the log or the database."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+import inspect
+from collections.abc import Callable
 from email.message import EmailMessage
 
 from sqlalchemy import select
@@ -14,7 +15,7 @@ from app.models import MailOutboxEntry
 from tests.auth.conftest import mail_app, sign_up
 from tests.conftest import Harness, HarnessFactory
 from tests.live import LogCapture
-from tests.mail_server import FROM_ADDRESS, LINK, PUBLIC_URL, SmtpServer, text_of, token_in
+from tests.mail_server import FROM_ADDRESS, PUBLIC_URL, SmtpServer, link_in, text_of, token_in
 from tests.processes import free_port
 
 
@@ -23,12 +24,18 @@ async def _ask_reset(harness: Harness, email: str) -> None:
     assert answer.status_code == 202, answer.text
 
 
-async def _until(condition: Callable[[], bool], within: float = 10) -> None:
+async def _until(probe: Callable[[], object], expected: object, within: float = 10) -> None:
+    """Poll `probe` (plain or async) until it gives `expected` (counters, not events)."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + within
-    while not condition() and loop.time() < deadline:  # noqa: ASYNC110 (counters, not events)
+    while True:
+        value = probe()
+        if inspect.isawaitable(value):
+            value = await value
+        if value == expected:
+            return
+        assert loop.time() < deadline, f"{value!r} != {expected!r}"
         await asyncio.sleep(0.02)
-    assert condition(), "condition not met in time"
 
 
 async def test_a_temporary_refusal_is_tried_again(
@@ -58,7 +65,7 @@ async def test_a_permanent_refusal_is_not_retried_and_a_request_never_waits(
 
     smtp_server.refusals = ["550 5.1.1 No such mailbox"]
     await _ask_reset(harness, "bob@example.com")
-    await _until(lambda: outbox.failed == 1)
+    await _until(lambda: outbox.failed, 1)
     await asyncio.sleep(0.3)  # several retry intervals: nothing more is tried
     assert smtp_server.deliveries == 1
     assert smtp_server.messages == []
@@ -78,7 +85,7 @@ async def test_giving_up_is_logged_without_the_link_or_the_whole_address(
     await sign_up(harness, "carol", "carol@example.com")
     smtp_server.refusals = ["451 later"] * 3
     await _ask_reset(harness, "carol@example.com")
-    await _until(lambda: outbox.failed == 1)
+    await _until(lambda: outbox.failed, 1)
     assert smtp_server.deliveries == 3
     gave_up = [line for line in log_capture.lines if "after 3 attempt(s)" in line]
     assert len(gave_up) == 1
@@ -120,7 +127,7 @@ async def test_mail_waiting_at_a_restart_is_sent_after_it(
     await sign_up(first, "erin", "erin@example.com")
     await _ask_reset(first, "erin@example.com")
     await first.app.state.ctx.jobs.drain()
-    await _until_async(lambda: _attempts(first), 1)
+    await _until(lambda: _attempts(first), 1)
     await first.app.state.ctx.outbox.stop()
     assert any("1 mail(s) not sent yet" in line for line in log_capture.lines)
 
@@ -134,8 +141,8 @@ async def test_mail_waiting_at_a_restart_is_sent_after_it(
     second = await mail_app(harness_factory, smtp_server)
     (message,) = await smtp_server.await_for(1)
     assert message["To"] == "erin@example.com"
-    assert PUBLIC_URL in token_link(message)
-    await _until_async(lambda: _count(second), 0)
+    assert PUBLIC_URL in link_in(message)
+    await _until(lambda: _count(second), 0)
     confirmed = await second.client.post(
         "/api/auth/password/reset/confirm",
         json={"token": token_in(message), "new_password": "a brand new passphrase"},
@@ -161,7 +168,7 @@ async def test_two_processes_send_each_mail_once(
         await db.commit()  # wakes the first process's worker
     second.app.state.ctx.outbox.wake()
     await smtp_server.await_for(len(addresses))
-    await _until_async(lambda: _count(first), 0)
+    await _until(lambda: _count(first), 0)
     await asyncio.sleep(0.3)  # anything sent twice would have arrived by now
     assert sorted(str(m["To"]) for m in smtp_server.messages) == addresses
     outboxes = (first.app.state.ctx.outbox, second.app.state.ctx.outbox)
@@ -175,22 +182,6 @@ async def _attempts(harness: Harness) -> int:
 
 async def _count(harness: Harness) -> int:
     return len(await _waiting(harness))
-
-
-async def _until_async(
-    probe: Callable[[], Awaitable[int]], expected: int, within: float = 10
-) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + within
-    while (value := await probe()) != expected and loop.time() < deadline:  # noqa: ASYNC110
-        await asyncio.sleep(0.05)
-    assert value == expected, f"{value} != {expected}"
-
-
-def token_link(message: EmailMessage) -> str:
-    found = LINK.search(text_of(message))
-    assert found is not None
-    return found.group(0)
 
 
 async def test_a_chinese_mail_goes_through_the_outbox_intact(
