@@ -17,29 +17,14 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 
-from app.devtools.loop_thread import close_transports
+from app.devtools.loop_thread import LoopThread, close_server
 from tests.processes import free_port
 
 FROM_ADDRESS = "noreply@gateway.example"
 PUBLIC_URL = "http://chat.example.test"
 LINK = re.compile(r"https?://\S+token=[A-Za-z0-9_\-%]+")
-
-
-class _Controller(Controller):
-    def cancel_tasks(self, stop_loop: bool = True) -> None:
-        # Close the sessions still connected (a sender mid-mail when the test ended): the loop
-        # runs once more before aiosmtpd closes it, so their sockets are closed, not leaked.
-        close_transports(self.loop)
-        super().cancel_tasks(stop_loop)
-
-    def factory(self) -> SMTP:
-        # Loopback only: AUTH without TLS is what these tests want (aiosmtpd warns about it).
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UserWarning)
-            return super().factory()
 
 
 class SmtpServer:
@@ -61,14 +46,21 @@ class SmtpServer:
         self.refusals: list[str] = []  # answers to the next DATA commands, e.g. "451 later"
         self.delay = 0.0  # seconds to wait before answering DATA
         self._lock = threading.Lock()
-        self.controller = _Controller(
-            self,
-            hostname="127.0.0.1",
-            port=self.port,
-            authenticator=self._authenticate if credentials else None,
-            auth_required=credentials is not None,
-            auth_require_tls=False,
-        )
+        self._thread = LoopThread("smtp-server")
+        self._server: asyncio.Server | None = None
+
+    def _session(self) -> SMTP:
+        # Loopback only: AUTH without TLS is what these tests want (aiosmtpd warns about it).
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            return SMTP(
+                self,
+                hostname="mail.gateway.test",
+                enable_SMTPUTF8=True,
+                authenticator=self._authenticate if self.credentials else None,
+                auth_required=self.credentials is not None,
+                auth_require_tls=False,
+            )
 
     # aiosmtpd handler hooks
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
@@ -108,11 +100,18 @@ class SmtpServer:
         return AuthResult(success=ok, handled=False)
 
     def start(self) -> SmtpServer:
-        self.controller.start()
+        self._thread.start()
+        self._server = self._thread.run(
+            self._thread.loop.create_server(self._session, "127.0.0.1", self.port)
+        )
         return self
 
     def stop(self) -> None:
-        self.controller.stop()
+        """Stop listening, then close every session still connected (a sender mid-mail)."""
+        if self._server is not None:
+            self._thread.run(close_server(self._server))
+            self._server = None
+        self._thread.stop()
 
     def wait_for(self, count: int, timeout: float = 10) -> list[EmailMessage]:
         deadline = time.monotonic() + timeout

@@ -5,12 +5,18 @@ were never cancelled and transports whose `close()` scheduled the final callback
 iteration, and connections nobody closed (a peer still connected when its server stopped).
 Closing it there leaves those sockets open until the collector finds them, which reports them as
 unclosed somewhere unrelated. `finish_loop` cancels what is left, closes every connection still
-open, runs the loop until the closing callbacks have run, then closes it.
+open, runs the loop until the closing callbacks have run, then closes it. `LoopThread` is a loop on
+a daemon thread that is closed that way when it stops.
 """
 
 from __future__ import annotations
 
 import asyncio
+import threading
+from collections.abc import Coroutine
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 # Closing a transport takes one loop iteration; an SSL or an aiohttp one can take a few more.
 _SETTLE_ITERATIONS = 5
@@ -27,6 +33,22 @@ def close_transports(loop: asyncio.AbstractEventLoop) -> None:
             transport.close()
 
 
+async def close_server(server: asyncio.Server) -> None:
+    """Stop `server` listening without stranding a connection it has just accepted.
+
+    asyncio hands an accepted connection over in a task of its own. If the server is closed
+    before that task runs, the task fails (`Server._attach` asserts the server is open) and the
+    accepted socket is left to the collector, which reports it as unclosed in whatever code runs
+    then. So: stop accepting, let the connections already accepted be handed over, then close.
+    Those connections are still open; the server's shutdown or `finish_loop` closes them.
+    """
+    loop = asyncio.get_running_loop()
+    for sock in server.sockets:
+        loop.remove_reader(sock.fileno())
+    await asyncio.sleep(0)  # the hand-over tasks were queued ahead of this one
+    server.close()
+
+
 def finish_loop(loop: asyncio.AbstractEventLoop) -> None:
     """Cancel the loop's remaining tasks, let closing transports finish, close the loop.
 
@@ -39,9 +61,43 @@ def finish_loop(loop: asyncio.AbstractEventLoop) -> None:
         if pending:
             loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
         close_transports(loop)
-        for _ in range(_SETTLE_ITERATIONS):
-            loop.run_until_complete(asyncio.sleep(0))
+        _settle(loop)
         loop.run_until_complete(loop.shutdown_asyncgens())
         loop.run_until_complete(loop.shutdown_default_executor())
     finally:
         loop.close()
+
+
+def _settle(loop: asyncio.AbstractEventLoop) -> None:
+    for _ in range(_SETTLE_ITERATIONS):
+        loop.run_until_complete(asyncio.sleep(0))
+
+
+class LoopThread:
+    """An event loop running on a daemon thread; `stop` closes it with `finish_loop`.
+
+    A server on it should stop listening (`close_server`) before `stop`.
+    """
+
+    def __init__(self, name: str) -> None:
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self.loop)
+        try:
+            self.loop.run_forever()
+        finally:
+            finish_loop(self.loop)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def run(self, coroutine: Coroutine[Any, Any, T], timeout: float = 10) -> T:
+        """Run `coroutine` on the loop and wait for its result (from another thread)."""
+        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(timeout=timeout)
+
+    def stop(self, timeout: float = 10) -> None:
+        if self._thread.is_alive():
+            self.loop.call_soon_threadsafe(self.loop.stop)
+            self._thread.join(timeout=timeout)

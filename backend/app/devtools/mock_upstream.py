@@ -42,7 +42,6 @@ import argparse
 import asyncio
 import contextlib
 import itertools
-import threading
 import time
 from collections import deque
 from collections.abc import Mapping
@@ -53,7 +52,7 @@ from urllib.parse import parse_qsl
 import orjson
 from aiohttp import web
 
-from app.devtools.loop_thread import finish_loop
+from app.devtools.loop_thread import LoopThread, close_server
 
 PRESETS: dict[str, dict[str, str]] = {
     "mock-gpt": {},
@@ -494,9 +493,9 @@ class MockServer:
     def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
         self.mock = MockUpstream()
         self.host, self.port = host, port
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread = LoopThread("mock-upstream")
         self._runner: web.AppRunner | None = None
+        self._server: asyncio.Server | None = None
 
     @property
     def state(self) -> MockState:
@@ -513,33 +512,32 @@ class MockServer:
     def set_profile(self, name: str, **options: object) -> None:
         self.state.profiles[name] = {k: str(v) for k, v in options.items()}
 
-    def _run(self) -> None:
-        asyncio.set_event_loop(self._loop)
-        try:
-            self._loop.run_forever()
-        finally:
-            finish_loop(self._loop)
-
     def start(self) -> MockServer:
         self._thread.start()
-        asyncio.run_coroutine_threadsafe(self._start(), self._loop).result(timeout=10)
+        self._thread.run(self._start())
         return self
 
     async def _start(self) -> None:
         self._runner = web.AppRunner(self.mock.app, handler_cancellation=True, access_log=None)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, self.host, self.port)
-        await site.start()
-        if self.port == 0:
-            server = site._server
-            assert isinstance(server, asyncio.Server)
-            self.port = server.sockets[0].getsockname()[1]
+        assert self._runner.server is not None
+        # Listening on a server of our own (not a TCPSite) lets `stop` close it with
+        # `close_server`, so a connection arriving as the mock stops is not stranded.
+        self._server = await asyncio.get_running_loop().create_server(
+            self._runner.server, self.host, self.port
+        )
+        self.port = self._server.sockets[0].getsockname()[1]
+
+    async def _stop(self) -> None:
+        if self._server is not None:
+            await close_server(self._server)
+            self._server = None
+        if self._runner is not None:
+            await self._runner.cleanup()  # closes the connections still open
 
     def stop(self) -> None:
-        if self._runner is not None:
-            asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(timeout=10)
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(timeout=10)
+        self._thread.run(self._stop())
+        self._thread.stop()
 
 
 def main(argv: list[str] | None = None) -> None:

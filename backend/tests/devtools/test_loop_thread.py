@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import socket
 import threading
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
+from typing import Any
 
 import pytest
 
-from app.devtools.loop_thread import finish_loop
+from app.devtools.loop_thread import LoopThread, close_server, finish_loop
 
 
 def _run_and_stop(
@@ -98,3 +100,56 @@ def test_a_connection_left_open_leaks_when_the_loop_is_closed_directly() -> None
 
 def test_finish_loop_closes_connections_nobody_closed() -> None:
     assert _run_and_stop(finish_loop, leave_open=True) == []
+
+
+async def _close_directly(server: asyncio.Server) -> None:
+    server.close()
+
+
+def _close_while_accepting(
+    close: Callable[[asyncio.Server], Coroutine[Any, Any, None]],
+) -> list[str]:
+    """Close a server on a `LoopThread` in the very step asyncio hands a new connection over.
+
+    The connection is made first (the kernel completes it), so the loop's next step runs the
+    accept, which queues the hand-over task; the close was queued one step earlier, ahead of it.
+    """
+    thread = LoopThread("close-server-test")
+    thread.start()
+    loop = thread.loop
+    client: list[socket.socket] = []
+
+    async def race() -> None:
+        server = await loop.create_server(asyncio.Protocol, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        closed = loop.create_future()
+
+        def start_closing() -> None:
+            task = loop.create_task(close(server))
+            task.add_done_callback(lambda _task: closed.set_result(None))
+
+        client.append(socket.create_connection(("127.0.0.1", port)))
+        loop.call_soon(start_closing)
+        await closed
+        for _ in range(3):  # the hand-over task has run (or failed) by now
+            await asyncio.sleep(0)
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        thread.run(race())
+        thread.stop()
+        client.pop().close()
+        gc.collect()
+    assert loop.is_closed()
+    return [str(w.message) for w in caught if issubclass(w.category, ResourceWarning)]
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+def test_a_server_closed_directly_strands_the_connection_it_just_accepted() -> None:
+    """The fault `close_server` exists for, shown so the next test is known to be able to fail."""
+    leaks = _close_while_accepting(_close_directly)
+    assert any("unclosed" in leak for leak in leaks), leaks
+
+
+def test_close_server_hands_over_what_it_accepted_before_closing() -> None:
+    assert _close_while_accepting(close_server) == []
