@@ -230,45 +230,51 @@ class Outbox:
         attempt = entry.attempts + 1
         try:
             await deliver(self._config(), message, self._settings.timeout_seconds)
-        except Exception as raised:
-            if isinstance(raised, MailDeliveryError):
-                exc = raised
-            else:
-                # Not the server's answer: counted as a failed attempt, so it cannot come back
-                # for ever.
-                logger.exception("Sending a %s mail failed unexpectedly", entry.purpose)
-                exc = MailDeliveryError(type(raised).__name__, permanent=False)
-            if exc.permanent or attempt >= self._settings.attempts:
-                self.failed += 1
-                logger.error(
-                    "Could not send a %s mail to %s after %d attempt(s): %s",
-                    entry.purpose,
-                    to,
-                    attempt,
-                    exc,
-                )
-                await self._finish(entry.id)
-                return
-            pause = self._settings.retry_seconds * RETRY_GROWTH ** (attempt - 1)
-            logger.warning(
-                "A %s mail to %s was not sent (%s); trying again in %.0f s",
-                entry.purpose,
-                to,
-                exc,
-                pause,
+        except MailDeliveryError as exc:
+            await self._not_sent(entry, attempt, to, exc)
+            return
+        except Exception as exc:
+            # Not the server's answer: still a failed attempt, so the mail cannot come back for ever.
+            logger.exception("Sending a %s mail failed unexpectedly", entry.purpose)
+            await self._not_sent(
+                entry, attempt, to, MailDeliveryError(type(exc).__name__, permanent=False)
             )
-            async with self._sessionmaker() as db:
-                await db.execute(
-                    update(MailOutboxEntry)
-                    .where(MailOutboxEntry.id == entry.id)
-                    .values(
-                        attempts=attempt,
-                        next_attempt_at=utcnow() + timedelta(seconds=pause),
-                        claimed_until=None,
-                    )
-                )
-                await db.commit()
             return
         await self._finish(entry.id)
         self.sent += 1
         logger.info("Sent a %s mail to %s", entry.purpose, to)
+
+    async def _not_sent(
+        self, entry: MailOutboxEntry, attempt: int, to: str, exc: MailDeliveryError
+    ) -> None:
+        """Give up on the mail (permanent refusal, or its last attempt), or try it again later."""
+        if exc.permanent or attempt >= self._settings.attempts:
+            self.failed += 1
+            logger.error(
+                "Could not send a %s mail to %s after %d attempt(s): %s",
+                entry.purpose,
+                to,
+                attempt,
+                exc,
+            )
+            await self._finish(entry.id)
+            return
+        pause = self._settings.retry_seconds * RETRY_GROWTH ** (attempt - 1)
+        logger.warning(
+            "A %s mail to %s was not sent (%s); trying again in %.0f s",
+            entry.purpose,
+            to,
+            exc,
+            pause,
+        )
+        async with self._sessionmaker() as db:
+            await db.execute(
+                update(MailOutboxEntry)
+                .where(MailOutboxEntry.id == entry.id)
+                .values(
+                    attempts=attempt,
+                    next_attempt_at=utcnow() + timedelta(seconds=pause),
+                    claimed_until=None,
+                )
+            )
+            await db.commit()

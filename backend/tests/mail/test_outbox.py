@@ -9,8 +9,10 @@ import inspect
 from collections.abc import Callable
 from email.message import EmailMessage
 
+import pytest
 from sqlalchemy import select
 
+from app.mail import outbox as outbox_module
 from app.models import MailOutboxEntry
 from tests.auth.conftest import mail_app, sign_up
 from tests.conftest import Harness, HarnessFactory
@@ -174,6 +176,33 @@ async def test_two_processes_send_each_mail_once(
     outboxes = (first.app.state.ctx.outbox, second.app.state.ctx.outbox)
     assert sum(outbox.sent for outbox in outboxes) == len(addresses)
     assert all(outbox.sent > 0 for outbox in outboxes), "both processes took part"
+
+
+async def test_an_unexpected_failure_while_sending_counts_as_an_attempt(
+    harness_factory: HarnessFactory,
+    smtp_server: SmtpServer,
+    log_capture: LogCapture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A fault that is not the server's answer (a bug, a library error) is retried like a
+    temporary refusal and given up after the last attempt, instead of keeping the mail claimed."""
+    harness = await mail_app(harness_factory, smtp_server, {"attempts": 2})
+    outbox = harness.app.state.ctx.outbox
+    await sign_up(harness, "dan", "dan@example.com")
+    calls: list[str] = []
+
+    async def broken(*_args: object) -> None:
+        calls.append("deliver")
+        raise RuntimeError("not an SMTP answer")
+
+    monkeypatch.setattr(outbox_module, "deliver", broken)
+    await _ask_reset(harness, "dan@example.com")
+    await _until(lambda: outbox.failed, 1)
+    await _until(lambda: _count(harness), 0)
+    assert calls == ["deliver", "deliver"]
+    assert any("failed unexpectedly" in line for line in log_capture.lines)
+    assert any("after 2 attempt(s): RuntimeError" in line for line in log_capture.lines)
+    assert smtp_server.messages == []
 
 
 async def _attempts(harness: Harness) -> int:
