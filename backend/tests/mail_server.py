@@ -19,7 +19,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 
-from app.devtools.loop_thread import LoopThread, close_server
+from app.devtools.loop_thread import LoopThread
 from tests.processes import free_port
 
 FROM_ADDRESS = "noreply@gateway.example"
@@ -47,7 +47,6 @@ class SmtpServer:
         self.delay = 0.0  # seconds to wait before answering DATA
         self._lock = threading.Lock()
         self._thread = LoopThread("smtp-server")
-        self._server: asyncio.Server | None = None
 
     def _session(self) -> SMTP:
         # Loopback only: AUTH without TLS is what these tests want (aiosmtpd warns about it).
@@ -101,16 +100,11 @@ class SmtpServer:
 
     def start(self) -> SmtpServer:
         self._thread.start()
-        self._server = self._thread.run(
-            self._thread.loop.create_server(self._session, "127.0.0.1", self.port)
-        )
+        self._thread.listen(self._session, "127.0.0.1", self.port)
         return self
 
     def stop(self) -> None:
         """Stop listening, then close every session still connected (a sender mid-mail)."""
-        if self._server is not None:
-            self._thread.run(close_server(self._server))
-            self._server = None
         self._thread.stop()
 
     def wait_for(self, count: int, timeout: float = 10) -> list[EmailMessage]:

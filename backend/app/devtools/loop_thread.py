@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, TypeVar
 
 T = TypeVar("T")
@@ -61,27 +61,25 @@ def finish_loop(loop: asyncio.AbstractEventLoop) -> None:
         if pending:
             loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
         close_transports(loop)
-        _settle(loop)
+        for _ in range(_SETTLE_ITERATIONS):
+            loop.run_until_complete(asyncio.sleep(0))
         loop.run_until_complete(loop.shutdown_asyncgens())
         loop.run_until_complete(loop.shutdown_default_executor())
     finally:
         loop.close()
 
 
-def _settle(loop: asyncio.AbstractEventLoop) -> None:
-    for _ in range(_SETTLE_ITERATIONS):
-        loop.run_until_complete(asyncio.sleep(0))
-
-
 class LoopThread:
-    """An event loop running on a daemon thread; `stop` closes it with `finish_loop`.
+    """An event loop running on a daemon thread, for servers the tests start in-process.
 
-    A server on it should stop listening (`close_server`) before `stop`.
+    `stop` closes the servers `listen` opened with `close_server`, then the loop with
+    `finish_loop`: nothing it held is left to the collector.
     """
 
     def __init__(self, name: str) -> None:
         self.loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._servers: list[asyncio.Server] = []
 
     def _run(self) -> None:
         asyncio.set_event_loop(self.loop)
@@ -97,7 +95,27 @@ class LoopThread:
         """Run `coroutine` on the loop and wait for its result (from another thread)."""
         return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(timeout=timeout)
 
-    def stop(self, timeout: float = 10) -> None:
-        if self._thread.is_alive():
-            self.loop.call_soon_threadsafe(self.loop.stop)
-            self._thread.join(timeout=timeout)
+    def listen(
+        self, protocol_factory: Callable[[], asyncio.BaseProtocol], host: str, port: int
+    ) -> asyncio.Server:
+        """Serve `protocol_factory` on host:port (0: a free one) until `stop`."""
+        server = self.run(self.loop.create_server(protocol_factory, host, port))
+        self._servers.append(server)
+        return server
+
+    def stop(
+        self, cleanup: Callable[[], Awaitable[None]] | None = None, timeout: float = 10
+    ) -> None:
+        """Stop listening, run `cleanup` (a server's own shutdown of its open connections),
+        close the loop and wait for the thread."""
+        if not self._thread.is_alive():
+            return
+        self.run(self._stop_listening(cleanup), timeout)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(timeout=timeout)
+
+    async def _stop_listening(self, cleanup: Callable[[], Awaitable[None]] | None) -> None:
+        while self._servers:
+            await close_server(self._servers.pop())
+        if cleanup is not None:
+            await cleanup()

@@ -52,7 +52,7 @@ from urllib.parse import parse_qsl
 import orjson
 from aiohttp import web
 
-from app.devtools.loop_thread import LoopThread, close_server
+from app.devtools.loop_thread import LoopThread
 
 PRESETS: dict[str, dict[str, str]] = {
     "mock-gpt": {},
@@ -494,8 +494,7 @@ class MockServer:
         self.mock = MockUpstream()
         self.host, self.port = host, port
         self._thread = LoopThread("mock-upstream")
-        self._runner: web.AppRunner | None = None
-        self._server: asyncio.Server | None = None
+        self._runner = web.AppRunner(self.mock.app, handler_cancellation=True, access_log=None)
 
     @property
     def state(self) -> MockState:
@@ -514,30 +513,14 @@ class MockServer:
 
     def start(self) -> MockServer:
         self._thread.start()
-        self._thread.run(self._start())
+        self._thread.run(self._runner.setup())
+        assert self._runner.server is not None
+        server = self._thread.listen(self._runner.server, self.host, self.port)
+        self.port = server.sockets[0].getsockname()[1]
         return self
 
-    async def _start(self) -> None:
-        self._runner = web.AppRunner(self.mock.app, handler_cancellation=True, access_log=None)
-        await self._runner.setup()
-        assert self._runner.server is not None
-        # Listening on a server of our own (not a TCPSite) lets `stop` close it with
-        # `close_server`, so a connection arriving as the mock stops is not stranded.
-        self._server = await asyncio.get_running_loop().create_server(
-            self._runner.server, self.host, self.port
-        )
-        self.port = self._server.sockets[0].getsockname()[1]
-
-    async def _stop(self) -> None:
-        if self._server is not None:
-            await close_server(self._server)
-            self._server = None
-        if self._runner is not None:
-            await self._runner.cleanup()  # closes the connections still open
-
     def stop(self) -> None:
-        self._thread.run(self._stop())
-        self._thread.stop()
+        self._thread.stop(cleanup=self._runner.cleanup)
 
 
 def main(argv: list[str] | None = None) -> None:
