@@ -10,6 +10,7 @@ Tokens: JWT via python-jose, HS256 only, with `exp`, `sub`, `sid` and `typ` requ
 from __future__ import annotations
 
 import hashlib
+import logging
 import secrets
 import string
 import uuid
@@ -21,12 +22,13 @@ import anyio
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from jose import JWTError, jwt
 from pwdlib import PasswordHash
-from pwdlib.exceptions import UnknownHashError
 from pwdlib.hashers.argon2 import Argon2Hasher
 from pwdlib.hashers.bcrypt import BcryptHasher
 
 from app.core.config import AuthSettings
 from app.models.base import utcnow
+
+logger = logging.getLogger(__name__)
 
 JWT_ALGORITHM = "HS256"
 # two_factor: proof that the password was right, exchanged for a session with a second factor.
@@ -67,12 +69,35 @@ class PasswordHasher:
         return ok, new_hash
 
     def _verify_sync(self, password: str, password_hash: str) -> tuple[bool, str | None]:
+        # Whatever a hasher raises while checking — pwdlib's own errors (their set and their
+        # wrapping change between releases: 0.3 let bcrypt's ValueError through, 0.4 wraps it in
+        # HashVerificationError), bcrypt's or argon2's, a malformed or truncated stored hash, a
+        # password bcrypt cannot take (over 72 bytes) — the password was not proven right. That is
+        # wrong credentials, never a server error; the type is logged (never the password or hash).
         try:
-            return self._hash.verify_and_update(password, password_hash)
-        except (UnknownHashError, ValueError):
-            # bcrypt 5 raises ValueError for passwords over 72 bytes; an unknown hash format is
-            # an unusable password. Either way: wrong credentials, never a server error.
+            ok = self._hash.verify(password, password_hash)
+        except Exception as exc:
+            logger.warning("password check failed with %s; treated as a wrong password", _name(exc))
             return False, None
+        if not ok:
+            return False, None
+        return True, self._upgraded(password, password_hash)
+
+    def _upgraded(self, password: str, password_hash: str) -> str | None:
+        """A new Argon2id hash when the stored one is of another kind or older parameters."""
+        current = self._hash.current_hasher
+        try:
+            if current.identify(password_hash) and not current.check_needs_rehash(password_hash):
+                return None
+            return current.hash(password)
+        except Exception as exc:
+            # The password was right; keeping the old hash until the next sign-in is harmless.
+            logger.warning("password hash upgrade failed with %s; kept the old hash", _name(exc))
+            return None
+
+
+def _name(exc: BaseException) -> str:
+    return f"{type(exc).__module__}.{type(exc).__qualname__}"
 
 
 @dataclass(frozen=True)

@@ -2,9 +2,10 @@ from __future__ import annotations
 
 import time
 
+import bcrypt
 import httpx
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from app.models import User
 from tests.conftest import ADMIN_PASSWORD, ADMIN_USERNAME, AccountFactory, Harness, HarnessFactory
@@ -278,3 +279,57 @@ async def test_throttle_state_is_shared_through_redis(
         assert r.status_code == 401
     r = await first.client.post("/api/auth/login", json={"username": "shared", "password": "x"})
     assert r.status_code == 429
+
+
+async def _store_hash(harness: Harness, username: str, password_hash: str) -> None:
+    async with harness.app.state.ctx.sessionmaker() as db:
+        await db.execute(
+            update(User).where(User.username == username).values(password_hash=password_hash)
+        )
+        await db.commit()
+
+
+LEGACY_BCRYPT = bcrypt.hashpw(b"legacy-pw-01", bcrypt.gensalt(rounds=4)).decode()
+
+
+@pytest.mark.parametrize(
+    ("stored", "password"),
+    [
+        (LEGACY_BCRYPT, "x" * 73),
+        (LEGACY_BCRYPT, "口令" * 20),
+        ("$2b$12$short", "legacy-pw-01"),
+        ("$argon2id$v=19$m=8192,t=1,p=1$bad$bad", "legacy-pw-01"),
+        ("not-a-hash-at-all", "x" * 200),
+    ],
+    ids=["bcrypt-73-bytes", "bcrypt-cjk", "short-bcrypt", "bad-argon2", "unknown-format"],
+)
+async def test_a_password_the_stored_hash_cannot_check_is_wrong_credentials(
+    harness: Harness, make_account: AccountFactory, stored: str, password: str
+) -> None:
+    """Sign-in, admin sign-in and the password-change check all answer as for a wrong password."""
+    account = await make_account()
+    await _store_hash(harness, account.username, stored)
+    for path in ("/api/auth/login", "/api/auth/admin/login"):
+        response = await harness.client.post(
+            path, json={"username": account.username, "password": password}
+        )
+        assert response.status_code == 401, response.text
+    response = await harness.client.post(
+        "/api/auth/me/password",
+        json={"current_password": password, "new_password": "a brand new password"},
+        headers=account.headers,
+    )
+    assert response.status_code == 422, response.text
+    assert response.json()["detail"][0]["loc"][-1] == "current_password"
+
+
+async def test_a_legacy_bcrypt_account_signs_in_and_is_upgraded(
+    harness: Harness, make_account: AccountFactory
+) -> None:
+    account = await make_account()
+    await _store_hash(harness, account.username, LEGACY_BCRYPT)
+    assert (await harness.login(account.username, "legacy-pw-01"))["access_token"]
+    async with harness.app.state.ctx.sessionmaker() as db:
+        user = await db.scalar(select(User).where(User.username == account.username))
+    assert user is not None
+    assert user.password_hash.startswith("$argon2id$")

@@ -6,9 +6,13 @@ import hmac
 import json
 import time
 
+import argon2.exceptions
 import bcrypt
+import pwdlib.exceptions
 import pytest
 from cryptography.fernet import Fernet
+from pwdlib.hashers.argon2 import Argon2Hasher
+from pwdlib.hashers.bcrypt import BcryptHasher
 
 from app.core.config import AuthSettings
 from app.core.security import (
@@ -61,16 +65,107 @@ async def test_legacy_bcrypt_hash_verifies_and_is_upgraded(hasher: PasswordHashe
     assert (await hasher.verify("wrong", legacy)) == (False, None)
 
 
-async def test_over_long_password_against_bcrypt_hash_is_a_plain_failure(
+def _every_subclass(cls: type[BaseException]) -> list[type[BaseException]]:
+    found = [cls]
+    for sub in cls.__subclasses__():
+        found += _every_subclass(sub)
+    return found
+
+
+def _instance(cls: type[BaseException]) -> BaseException:
+    """An instance of an exception class whatever its constructor asks for."""
+    for args in ((), ("x",), ("x", "y")):
+        try:
+            return cls(*args)
+        except TypeError:
+            continue
+    raise AssertionError(f"cannot build {cls}")
+
+
+# Every exception type a password hasher of this stack can raise while verifying: all of pwdlib's
+# (found from its base class, so one added by a later release is covered too), all of argon2-cffi's,
+# and the builtins bcrypt raises (it has no exception classes of its own).
+HASHER_FAILURES = [
+    *_every_subclass(pwdlib.exceptions.PwdlibError),
+    *_every_subclass(argon2.exceptions.Argon2Error),
+    ValueError,
+    TypeError,
+    UnicodeEncodeError,
+    OverflowError,
+]
+
+
+@pytest.mark.parametrize("failure", HASHER_FAILURES, ids=lambda cls: cls.__name__)
+@pytest.mark.parametrize("hasher_class", [Argon2Hasher, BcryptHasher], ids=["argon2", "bcrypt"])
+async def test_any_failure_a_hasher_raises_is_a_wrong_password(
     hasher: PasswordHasher,
+    monkeypatch: pytest.MonkeyPatch,
+    hasher_class: type,
+    failure: type[BaseException],
+) -> None:
+    stored = (
+        await hasher.hash("pw-0123456789")
+        if hasher_class is Argon2Hasher
+        else bcrypt.hashpw(b"pw-0123456789", bcrypt.gensalt(rounds=4)).decode()
+    )
+
+    def raising(self: object, password: str | bytes, hash: str | bytes) -> bool:
+        raise _instance(failure)
+
+    monkeypatch.setattr(hasher_class, "verify", raising)
+    assert (await hasher.verify("pw-0123456789", stored)) == (False, None)
+
+
+async def test_a_failed_upgrade_still_signs_in_with_the_old_hash(
+    hasher: PasswordHasher, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    legacy = bcrypt.hashpw(b"old-system-password", bcrypt.gensalt(rounds=4)).decode()
+
+    def failing_hash(self: object, password: str | bytes, *, salt: bytes | None = None) -> str:
+        raise pwdlib.exceptions.HashGenerationError()
+
+    monkeypatch.setattr(Argon2Hasher, "hash", failing_hash)
+    assert (await hasher.verify("old-system-password", legacy)) == (True, None)
+
+
+@pytest.mark.parametrize(
+    "password",
+    ["x" * 73, "x" * 1000, "密" * 25, "with\x00nul", "\ud800 lone surrogate"],
+    ids=["73-bytes", "1000-bytes", "cjk-75-bytes", "nul", "lone-surrogate"],
+)
+async def test_passwords_bcrypt_cannot_take_are_a_plain_failure(
+    hasher: PasswordHasher, password: str
 ) -> None:
     legacy = bcrypt.hashpw(b"x" * 10, bcrypt.gensalt(rounds=4)).decode()
-    # bcrypt 5 raises ValueError for > 72 bytes; that must be "wrong password", never an error.
-    assert (await hasher.verify("x" * 100, legacy)) == (False, None)
+    assert (await hasher.verify(password, legacy)) == (False, None)
 
 
-async def test_unknown_hash_format_and_missing_account_fail_quietly(hasher: PasswordHasher) -> None:
-    assert (await hasher.verify("anything", "plaintext-in-db")) == (False, None)
+@pytest.mark.parametrize(
+    "stored",
+    [
+        "plaintext-in-db",
+        "",
+        "$2b$12$short",
+        "$2b$04$" + "!" * 53,
+        "$2b$99$" + "a" * 53,
+        "$2x$04$" + "a" * 53,
+        "$argon2id$",
+        "$argon2id$v=19$m=8192,t=1,p=1$bad$bad",
+        "$argon2id$v=19$m=0,t=0,p=0$c2FsdHNhbHQ$aGFzaGhhc2g",
+        "$argon2id$v=99$m=8192,t=1,p=1$c2FsdHNhbHQ$aGFzaGhhc2g",
+        "$argon2i$v=19$m=4294967295,t=1,p=1$c2FsdHNhbHQ$aGFzaGhhc2g",
+        "$2b$04$" + "é" * 53,
+        "\x00",
+    ],
+)
+async def test_malformed_stored_hashes_are_a_plain_failure(
+    hasher: PasswordHasher, stored: str
+) -> None:
+    assert (await hasher.verify("anything-at-all", stored)) == (False, None)
+    assert (await hasher.verify("x" * 200, stored)) == (False, None)
+
+
+async def test_missing_account_fails_quietly(hasher: PasswordHasher) -> None:
     assert (await hasher.verify("anything", None)) == (False, None)
 
 
