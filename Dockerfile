@@ -2,7 +2,7 @@
 # AI Chat Gateway: one image, the API and the web app on one port.
 #   docker build -t ai-chat-gateway .
 #   docker run -p 8000:8000 -v acgw-data:/data ai-chat-gateway
-# Multi-arch friendly: only official base images and pip/npm packages (amd64 and arm64 wheels).
+# Multi-arch friendly: only official base images and locked PyPI/npm packages (amd64 and arm64 wheels).
 
 # ── The SPA ────────────────────────────────────────────────────────────────────────────────────
 FROM node:20-bookworm-slim AS spa
@@ -13,18 +13,21 @@ COPY frontend/ ./
 # Vite writes to ../backend/app/frontend
 RUN mkdir -p /src/backend/app && npm run build
 
-# ── Python dependencies, installed into a prefix the final stage copies ─────────────────────────
+# ── Python dependencies: exactly backend/uv.lock (hash-checked), in a venv the final stage copies ──
 FROM python:3.11-slim-bookworm AS deps
-WORKDIR /src
-COPY backend/pyproject.toml backend/pyproject.toml
-RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('backend/pyproject.toml', 'rb'))['project']['dependencies']))" > requirements.txt \
- && pip install --no-cache-dir --prefix=/install -r requirements.txt
+WORKDIR /src/backend
+COPY backend/bootstrap/requirements-uv.txt bootstrap/requirements-uv.txt
+RUN pip install --no-cache-dir --require-hashes -r bootstrap/requirements-uv.txt
+COPY backend/pyproject.toml backend/uv.lock ./
+RUN UV_PROJECT_ENVIRONMENT=/opt/venv UV_PYTHON_DOWNLOADS=never UV_COMPILE_BYTECODE=1 \
+    uv sync --locked --no-dev --no-cache
 
 # ── The runtime: no compilers, no npm, a non-root user ──────────────────────────────────────────
 # Without SECRET_KEY / ENCRYPTION_KEYS the app generates them once into /data (mode 0600); with
 # ENVIRONMENT=production (as the compose file sets) they are required.
 FROM python:3.11-slim-bookworm
-ENV PYTHONUNBUFFERED=1 \
+ENV PATH=/opt/venv/bin:$PATH \
+    PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
     HOST=0.0.0.0 \
     PORT=8000 \
@@ -35,7 +38,7 @@ RUN groupadd --system --gid 10001 app \
  && useradd --system --uid 10001 --gid app --home-dir /app --shell /usr/sbin/nologin app \
  && mkdir -p /data \
  && chown app:app /data
-COPY --from=deps /install /usr/local
+COPY --from=deps /opt/venv /opt/venv
 WORKDIR /app/backend
 COPY --chown=app:app backend/alembic.ini ./
 COPY --chown=app:app backend/migrations ./migrations

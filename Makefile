@@ -11,12 +11,13 @@ TEST_REDIS_URL ?= redis://127.0.0.1:6379/15
 
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: help run demo bench bench-limits bench-stats soak mock-upstream test lint format migrate bootstrap reset-password rebuild-stats frontend dev e2e-browser \
-        test-backend test-backend-sqlite test-backend-postgres test-frontend test-e2e clean
+.PHONY: help lock upgrade run demo bench bench-limits bench-stats soak mock-upstream test lint format migrate bootstrap reset-password rebuild-stats frontend dev e2e-browser \
+        test-fast test-backend test-backend-sqlite test-backend-postgres test-frontend test-e2e clean
 
 help:
 	@echo "make run          install, build, migrate and start the server (http://127.0.0.1:8000)"
 	@echo "make test         install test tools and run every suite (lint, backend on SQLite and PostgreSQL, frontend, browser)"
+	@echo "make test-fast    backend tests without live servers, and frontend unit tests (the inner loop)"
 	@echo "make dev          API + Vite dev server with hot reload (http://127.0.0.1:5173)"
 	@echo "make demo         the gateway with a built-in mock upstream (no provider account needed)"
 	@echo "make mock-upstream PORT=9100   the OpenAI-compatible mock upstream on its own"
@@ -27,18 +28,45 @@ help:
 	@echo "make bench-stats  call logs, dashboard and CSV export with 2,000,000 rows (ROWS=… to change)"
 	@echo "make soak         30 minutes of mixed traffic with random upstream faults (MINUTES=… to change)"
 	@echo "make format       format the backend code"
+	@echo "make lock         refresh backend/uv.lock after changing backend/pyproject.toml"
+	@echo "make upgrade      upgrade every locked Python dependency (PACKAGE=name for one)"
 
-$(VENV)/bin/python:
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
+# Python dependencies come from backend/uv.lock (exact versions, hashes for every file). uv, itself
+# installed by pip from a hash-checked requirements file, syncs .venv to the lock; `--locked` stops
+# with a message when pyproject.toml was changed without refreshing the lock (`make lock`).
+TOOLS := $(abspath .tools)
+UV := $(TOOLS)/bin/uv
+export UV_PROJECT_ENVIRONMENT := $(abspath $(VENV))
+export UV_PYTHON := $(PYTHON)
+export UV_PYTHON_DOWNLOADS := never
+# backend/ on the environment's import path, as an editable install would put it: `.venv/bin/python
+# -m app …` works from any directory, and nothing has to be built to install the project.
+define put_backend_on_path
+	$(PY) -c 'import pathlib, sysconfig; pathlib.Path(sysconfig.get_paths()["purelib"], "ai_chat_gateway.pth").write_text("$(abspath backend)\n")'
+endef
 
-$(VENV)/.runtime-installed: backend/pyproject.toml | $(VENV)/bin/python
-	$(BIN)/pip install --quiet -e backend
+$(UV): backend/bootstrap/requirements-uv.txt
+	$(PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/pip install --quiet --require-hashes -r backend/bootstrap/requirements-uv.txt
 	@touch $@
 
-$(VENV)/.dev-installed: backend/pyproject.toml | $(VENV)/bin/python
-	$(BIN)/pip install --quiet -e 'backend[dev]'
+$(VENV)/.runtime-installed: backend/pyproject.toml backend/uv.lock | $(UV)
+	cd backend && $(UV) sync --quiet --locked --no-dev --inexact
+	$(put_backend_on_path)
+	@touch $@
+
+$(VENV)/.dev-installed: backend/pyproject.toml backend/uv.lock | $(UV)
+	cd backend && $(UV) sync --quiet --locked
+	$(put_backend_on_path)
 	@touch $@ $(VENV)/.runtime-installed
+
+# After changing dependencies in backend/pyproject.toml: resolve what changed, keep every other pin.
+lock: $(UV)
+	cd backend && $(UV) lock
+
+# Every dependency to the newest release pyproject.toml allows (PACKAGE=name for one only).
+upgrade: $(UV)
+	cd backend && $(UV) lock $(if $(PACKAGE),--upgrade-package $(PACKAGE),--upgrade)
 
 # The Vue SPA, built by Vite into backend/app/frontend/ (served by the same process).
 FRONTEND_STAMP := frontend/node_modules/.installed
@@ -101,13 +129,26 @@ lint: $(VENV)/.dev-installed
 format: $(VENV)/.dev-installed
 	cd backend && $(BIN)/ruff check --fix . && $(BIN)/ruff format .
 
-test-backend-sqlite: $(VENV)/.dev-installed
-	cd backend && TEST_REDIS_URL=$(TEST_REDIS_URL) $(PY) -m pytest -q
+# Backend tests run in PYTEST_WORKERS processes (pytest-xdist), each with its own database; two
+# were measured fastest on a two-core machine (README, Testing). `-n 0` runs them in this process.
+PYTEST_WORKERS ?= 2
+PYTEST := $(PY) -m pytest -q -n $(PYTEST_WORKERS)
 
+test-backend-sqlite: $(VENV)/.dev-installed
+	cd backend && TEST_REDIS_URL=$(TEST_REDIS_URL) $(PYTEST)
+
+# PostgreSQL takes the tests that reach a database (marked `db` from their fixtures); pure logic
+# already ran on SQLite.
 test-backend-postgres: $(VENV)/.dev-installed
-	cd backend && TEST_DATABASE_URL=$(TEST_POSTGRES_URL) TEST_REDIS_URL=$(TEST_REDIS_URL) $(PY) -m pytest -q
+	cd backend && TEST_DATABASE_URL=$(TEST_POSTGRES_URL) TEST_REDIS_URL=$(TEST_REDIS_URL) $(PYTEST) -m db
 
 test-backend: test-backend-sqlite test-backend-postgres
+
+# The inner loop: backend tests without a server on a socket or server processes, and the frontend
+# unit tests. No browser, no PostgreSQL.
+test-fast: $(VENV)/.dev-installed $(FRONTEND_STAMP)
+	cd backend && TEST_REDIS_URL=$(TEST_REDIS_URL) $(PYTEST) -m "not live"
+	cd frontend && npm test
 
 test-frontend: $(FRONTEND_STAMP)
 	cd frontend && npm run typecheck && npm test
@@ -128,4 +169,4 @@ test-e2e: $(VENV)/.dev-installed frontend e2e-browser
 test: lint test-backend test-frontend test-e2e
 
 clean:
-	rm -rf $(VENV) backend/*.egg-info backend/.pytest_cache backend/.mypy_cache backend/.ruff_cache
+	rm -rf $(VENV) $(TOOLS) backend/.pytest_cache backend/.mypy_cache backend/.ruff_cache

@@ -1,10 +1,13 @@
 """Test fixtures.
 
-The whole suite runs on SQLite by default and on PostgreSQL when `TEST_DATABASE_URL` is set (`make
-test` does both). Each run gets its own database (a temp SQLite file, or a fresh PostgreSQL schema);
-every test starts from empty tables. `TEST_REDIS_URL` enables the Redis-backed tests. When a service
-named by these variables is unreachable, the tests that need it skip with the reason — except under
-`CI=true`, where that is a failure.
+The suite runs on SQLite by default and, for the tests that reach a database, on PostgreSQL when
+`TEST_DATABASE_URL` is set (`make test` does both). Each test process (pytest-xdist worker) has one
+database for the session, migrated and seeded once; every test finds it as a first start leaves it,
+and the tables it wrote are put back afterwards (`tests/database.py`). Apps are built per test (they
+are cheap; their in-memory state — caches, limiters, breakers — must not leak between tests), and
+live servers are pooled per process (`tests/live.py`). `TEST_REDIS_URL` enables the Redis-backed
+tests. When a service named by these variables is unreachable, the tests that need it skip with the
+reason — except under `CI=true`, where that is a failure.
 """
 
 from __future__ import annotations
@@ -21,8 +24,6 @@ import httpx
 import pytest
 from fastapi import FastAPI
 from pydantic import SecretStr
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import create_async_engine
 
 from app.core.config import (
     AdminSettings,
@@ -39,16 +40,38 @@ from app.core.config import (
     Settings,
 )
 from app.main import create_app
-from app.models import Base
 from app.runtime_settings.values import RuntimeDefaults
+from tests.database import (
+    TEST_DATABASE_URL,
+    DatabaseTarget,
+    SharedDatabase,
+    drop_pg_schema,
+    new_pg_schema,
+    unavailable,
+)
 
 # Live-server fixtures (uvicorn on a free port, the mock upstream) and real server processes, for
 # every test package.
 pytest_plugins = ["tests.processes", "tests.live", "tests.mail_server"]
 
-TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL") or None
 TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL") or None
-IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+# Fixtures that put a real server on a socket (in this process or another one).
+LIVE_FIXTURES = {"live_servers", "mock_upstream", "smtp_server", "two_processes"}
+DATABASE_FIXTURES = {"database", "fresh_database"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark each test by what it reaches: `live` (a server on a socket, or server processes:
+    marked `slow` by hand) and `db` (a database). `make test-fast` leaves out `live` and `slow`;
+    the PostgreSQL run takes only `db` (see README, Testing)."""
+    for item in items:
+        names = set(getattr(item, "fixturenames", ()))
+        if names & LIVE_FIXTURES or item.get_closest_marker("slow"):
+            item.add_marker(pytest.mark.live)
+        if names & DATABASE_FIXTURES:
+            item.add_marker(pytest.mark.db)
+
 
 ADMIN_USERNAME = "root-admin"
 ADMIN_PASSWORD = "admin-pass-Ω-1234"
@@ -56,62 +79,43 @@ SIGNING_KEY = "test-signing-key-7f3a9c1e5b2d8046af1c3e5b7d9f0a2c"
 ENCRYPTION_KEY = "Zk1xQmR6b1hYc0FvQ0pHNnU3dUF0b2xWd2JvTnBkNkE="
 
 
-def unavailable(reason: str) -> None:
-    if IN_CI:
-        pytest.fail(f"{reason} (CI=true: the service must be available)")
-    pytest.skip(reason)
-
-
-@dataclass(frozen=True)
-class DatabaseTarget:
-    url: str
-    pg_schema: str | None = None
-
-    @property
-    def is_postgres(self) -> bool:
-        return self.url.startswith("postgresql")
-
-
-async def _pg_execute(url: str, *statements: str) -> None:
-    engine = create_async_engine(url, isolation_level="AUTOCOMMIT")
-    try:
-        async with engine.connect() as conn:
-            for statement in statements:
-                await conn.execute(text(statement))
-    finally:
-        await engine.dispose()
-
-
-def new_pg_schema() -> str:
-    assert TEST_DATABASE_URL
-    schema = f"t_{uuid.uuid4().hex[:16]}"
-    try:
-        asyncio.run(_pg_execute(TEST_DATABASE_URL, f"CREATE SCHEMA {schema}"))
-    except OSError as exc:
-        unavailable(f"PostgreSQL at TEST_DATABASE_URL is unreachable: {exc}")
-    return schema
-
-
-def drop_pg_schema(schema: str) -> None:
-    assert TEST_DATABASE_URL
-    asyncio.run(_pg_execute(TEST_DATABASE_URL, f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
+async def _first_start(target: DatabaseTarget, data_dir: Path) -> None:
+    """Migrate and seed `target` as the app's first start does."""
+    app = create_app(make_settings(data_dir, target, database={"auto_migrate": True}))
+    async with app.router.lifespan_context(app):
+        pass
 
 
 @pytest.fixture(scope="session")
-def database(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DatabaseTarget]:
-    """The database this test run uses; migrated by the first app that starts on it."""
+def database(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SharedDatabase]:
+    """This process's database: migrated and seeded once; each test leaves it as it found it."""
     if TEST_DATABASE_URL:
         schema = new_pg_schema()
-        yield DatabaseTarget(TEST_DATABASE_URL, schema)
-        drop_pg_schema(schema)
+        shared = SharedDatabase(TEST_DATABASE_URL, schema)
     else:
         path = tmp_path_factory.mktemp("db") / "app.db"
-        yield DatabaseTarget(f"sqlite+aiosqlite:///{path}")
+        shared = SharedDatabase(f"sqlite+aiosqlite:///{path}")
+    asyncio.run(_first_start(shared, tmp_path_factory.mktemp("first-start")))
+    asyncio.run(shared.take_snapshot())
+    SharedDatabase.current = shared
+    yield shared
+    SharedDatabase.current = None
+    if shared.pg_schema:
+        drop_pg_schema(shared.pg_schema)
+
+
+@pytest.fixture(autouse=True)
+def _put_database_back(request: pytest.FixtureRequest) -> Iterator[None]:
+    """After a test that used the shared database (and after its apps have stopped, since this
+    fixture is set up first and so torn down last): the tables it wrote back to the snapshot."""
+    yield
+    if "database" in request.fixturenames and SharedDatabase.current is not None:
+        asyncio.run(SharedDatabase.current.restore())
 
 
 @pytest.fixture
 def fresh_database(tmp_path: Path) -> Iterator[DatabaseTarget]:
-    """A database of this test's own (for tests that start server processes)."""
+    """An empty database of this test's own (a first start, or server processes of its own)."""
     if TEST_DATABASE_URL:
         schema = new_pg_schema()
         yield DatabaseTarget(TEST_DATABASE_URL, schema)
@@ -163,7 +167,12 @@ def make_settings(
         server=group(ServerSettings, {"data_dir": data_dir, "trusted_proxies": []}, "server"),
         database=group(
             DatabaseSettings,
-            {"url": SecretStr(target.url), "pg_schema": target.pg_schema},
+            {
+                "url": SecretStr(target.url),
+                "pg_schema": target.pg_schema,
+                # The shared database was migrated once, at the session's first start.
+                "auto_migrate": not isinstance(target, SharedDatabase),
+            },
             "database",
         ),
         redis=group(
@@ -206,24 +215,6 @@ def make_settings(
             "admin",
         ),
     )
-
-
-async def empty_database(database: DatabaseTarget) -> None:
-    """Delete every row, so the next test starts from empty tables (after its apps have stopped)."""
-    connect_args = (
-        {"server_settings": {"search_path": database.pg_schema}} if database.pg_schema else {}
-    )
-    engine = create_async_engine(database.url, connect_args=connect_args)
-    tables = [table.name for table in reversed(Base.metadata.sorted_tables)]
-    try:
-        async with engine.begin() as conn:
-            if engine.dialect.name == "postgresql":
-                await conn.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
-            else:
-                for name in tables:
-                    await conn.execute(text(f"DELETE FROM {name}"))  # noqa: S608 (names from metadata)
-    finally:
-        await engine.dispose()
 
 
 @dataclass
@@ -288,8 +279,6 @@ async def harness_factory(
     for _app, lifespan, client in reversed(stack):
         await client.aclose()
         await lifespan.__aexit__(None, None, None)
-    if stack:
-        await empty_database(database)
 
 
 @pytest.fixture

@@ -20,7 +20,6 @@ import pytest
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 
 from app.devtools.loop_thread import LoopThread
-from tests.processes import free_port
 
 FROM_ADDRESS = "noreply@gateway.example"
 PUBLIC_URL = "http://chat.example.test"
@@ -36,7 +35,7 @@ class SmtpServer:
         port: int | None = None,
         directory: Path | None = None,
     ) -> None:
-        self.port = port or free_port()
+        self.port = port or 0  # 0: the system picks a free one at start
         self.directory = (
             directory  # each message also written there as JSON (for the browser tests)
         )
@@ -100,7 +99,8 @@ class SmtpServer:
 
     def start(self) -> SmtpServer:
         self._thread.start()
-        self._thread.listen(self._session, "127.0.0.1", self.port)
+        server = self._thread.listen(self._session, "127.0.0.1", self.port)
+        self.port = int(server.sockets[0].getsockname()[1])
         return self
 
     def stop(self) -> None:

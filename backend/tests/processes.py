@@ -32,6 +32,7 @@ _OWN_PREFIXES = ("DATABASE_", "REDIS_", "ADMIN_", "AUTH_", "SECRET_KEY", "ENCRYP
 
 
 def app_env(data_dir: Path, database: DatabaseTarget, **extra: str) -> dict[str, str]:
+    database.written_by_another_process()
     env = {k: v for k, v in os.environ.items() if not k.startswith(_OWN_PREFIXES)}
     env.update(
         DATA_DIR=str(data_dir),

@@ -7,6 +7,7 @@ import ipaddress
 import re
 import shutil
 import subprocess
+import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +23,7 @@ NGINX = (ROOT / "deploy" / "nginx.conf").read_text()
 DOCUMENTED = set(re.findall(r"^#?\s*([A-Z][A-Z0-9_]+)=", (ROOT / ".env.example").read_text(), re.M))
 # Read by other programs (the images' own variables, the Prometheus client).
 FOREIGN = {"POSTGRES_USER", "POSTGRES_PASSWORD", "POSTGRES_DB", "PROMETHEUS_MULTIPROC_DIR"}
-BASE_IMAGE_VARS = {"PYTHONUNBUFFERED", "PYTHONDONTWRITEBYTECODE"}
+BASE_IMAGE_VARS = {"PATH", "PYTHONUNBUFFERED", "PYTHONDONTWRITEBYTECODE"}
 
 
 def _final_stage() -> str:
@@ -34,7 +35,7 @@ def test_hadolint_finds_nothing() -> None:
         Path(__file__).resolve().parents[2] / ".venv/bin/hadolint"
     )
     if not Path(hadolint).exists():
-        pytest.fail("hadolint is a dev dependency (pip install -e 'backend[dev]')")
+        pytest.fail("hadolint is a dev dependency (make test installs it from backend/uv.lock)")
     result = subprocess.run(
         [hadolint, str(ROOT / "Dockerfile")], capture_output=True, text=True, timeout=60
     )
@@ -140,3 +141,57 @@ def test_workflows_run_make_test_with_services_and_build_both_architectures() ->
     triggers = docker.get("on") or docker.get(True)  # YAML 1.1 reads a bare `on` as true
     assert triggers["push"]["tags"] == ["v*"]
     assert "pull_request" in triggers
+
+
+LOCK = tomllib.loads((ROOT / "backend/uv.lock").read_text())
+PYPROJECT = tomllib.loads((ROOT / "backend/pyproject.toml").read_text())
+
+
+def _name(requirement: str) -> str:
+    return re.split(r"[\s\[<>=!~;]", requirement, maxsplit=1)[0].lower().replace("_", "-")
+
+
+def test_every_python_dependency_is_locked_with_hashes() -> None:
+    """uv.lock pins what pyproject.toml asks for (runtime and dev), one version per package, and
+    every file it may install carries a hash."""
+    root = next(p for p in LOCK["package"] if p["source"].get("virtual") == ".")
+    locked_runtime = {_name(d["name"]) for d in root["metadata"]["requires-dist"]}
+    locked_dev = {_name(d["name"]) for d in root["metadata"]["requires-dev"]["dev"]}
+    assert locked_runtime == {_name(r) for r in PYPROJECT["project"]["dependencies"]}
+    assert locked_dev == {_name(r) for r in PYPROJECT["dependency-groups"]["dev"]}
+    for package in LOCK["package"]:
+        if package is root:
+            continue
+        files = [*package.get("wheels", []), *([package["sdist"]] if "sdist" in package else [])]
+        assert files, f"{package['name']}: no file in the lock"
+        for file in files:
+            assert re.fullmatch(r"sha256:[0-9a-f]{64}", file.get("hash", "")), package["name"]
+    bootstrap = (ROOT / "backend/bootstrap/requirements-uv.txt").read_text()
+    assert re.search(r"^uv==[\d.]+ \\$", bootstrap, re.M)
+    assert "--hash=sha256:" in bootstrap
+
+
+def test_every_install_path_uses_the_locks() -> None:
+    makefile = (ROOT / "Makefile").read_text()
+    assert "sync --quiet --locked --no-dev" in makefile
+    assert "sync --quiet --locked\n" in makefile
+    assert "--require-hashes -r backend/bootstrap/requirements-uv.txt" in makefile
+    assert not re.search(r"pip install (?!--quiet --require-hashes)", makefile)
+    assert re.search(r"uv sync --locked --no-dev", DOCKERFILE)
+    assert "--require-hashes -r bootstrap/requirements-uv.txt" in DOCKERFILE
+    # npm: always the lock file, never a resolution.
+    for text in (makefile, DOCKERFILE):
+        assert "npm ci" in text
+        assert not re.search(r"npm (install|i)\b", text)
+
+
+def test_dependabot_watches_every_ecosystem() -> None:
+    config = yaml.safe_load((ROOT / ".github/dependabot.yml").read_text())
+    watched = {(u["package-ecosystem"], u["directory"]) for u in config["updates"]}
+    assert watched == {
+        ("uv", "/backend"),
+        ("pip", "/backend/bootstrap"),
+        ("npm", "/frontend"),
+        ("docker", "/"),
+        ("github-actions", "/"),
+    }

@@ -60,7 +60,9 @@ def test_a_client_that_stops_reading_is_dropped_after_the_send_timeout(
         with contextlib.suppress(ConnectionResetError):
             while chunk := sock.recv(1 << 20):
                 received += len(chunk)
-    assert 1.0 <= waited < 15, f"dropped after {waited:.1f}s"
+    # Not before the send timeout (how much later depends on the machine's load: no upper bound;
+    # a client never dropped fails `wait_for_logs` above).
+    assert waited >= 1.0, f"dropped after {waited:.1f}s"
     _wait_finished(mock_upstream)
     (record,) = mock_upstream.state.chat_requests()
     assert record.client_closed, "the gateway closed the upstream call"

@@ -101,6 +101,7 @@ async def _stored_tokens(database: DatabaseTarget) -> dict[str, str]:
         await engine.dispose()
 
 
+@pytest.mark.slow
 def test_a_wrong_key_stops_the_start_and_rotation_re_encrypts_every_row(
     tmp_path: Path, fresh_database: DatabaseTarget
 ) -> None:

@@ -2,7 +2,10 @@
 
 Each `/api` and `/v1` operation gets requests built from its schema — valid ones and, as
 schemathesis does, ones that break it — sent as an admin to a live server whose one channel is the
-mock upstream. No answer may be a 5xx, and every documented answer must match its schema.
+mock upstream. No answer may be a 5xx, and every documented answer must match its schema. One live
+server takes every operation, with a fresh app (and the database as a first start leaves it) for
+each: one operation's writes — a settings change that turns rate limits on, an IP rule, the
+admin's own password reset — would otherwise hide what every later operation does.
 
 Outgoing mail goes to a real SMTP server on loopback (password-reset and confirmation mails for
 generated addresses land there).

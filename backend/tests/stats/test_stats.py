@@ -10,6 +10,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import httpx
+import pytest
 from sqlalchemy import select
 
 from app.ipfilter.matcher import BlockRule
@@ -287,6 +288,7 @@ def test_rollups_equal_the_raw_log_after_real_calls(
     assert latencies == 3, "one latency sample per served call"
 
 
+@pytest.mark.slow
 async def test_the_rebuild_command_recomputes_the_statistics(
     harness_factory: HarnessFactory, database: Any, tmp_path: Any
 ) -> None:

@@ -19,6 +19,12 @@ from tests.processes import app_env, start_cli
 GENERATED = re.compile(r"Generated password:\s+(\S+)")
 
 
+@pytest.fixture
+def database(fresh_database: DatabaseTarget) -> DatabaseTarget:
+    """These tests are about a first start: each app here starts on an empty database."""
+    return fresh_database
+
+
 async def test_admin_from_environment_can_sign_in_and_is_created_once(
     harness_factory: HarnessFactory, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -94,6 +100,7 @@ async def test_concurrent_first_starts_create_exactly_one_admin(
     assert await _count_admins(fresh_database, tmp_path) == 1
 
 
+@pytest.mark.slow
 async def test_existing_non_admin_with_the_admin_name_is_a_clear_error(
     tmp_path: Path, fresh_database: DatabaseTarget
 ) -> None:
