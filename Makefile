@@ -166,7 +166,18 @@ e2e-browser:
 test-e2e: $(VENV)/.dev-installed frontend e2e-browser
 	cd frontend && npm run test:e2e
 
-test: lint test-backend test-frontend test-e2e
+# Every suite runs even when an earlier one fails (a failure must not hide the others); the run
+# fails if any did, and ends with each suite's time and result.
+TEST_SUITES := lint test-backend-sqlite test-backend-postgres test-frontend test-e2e
+test:
+	@failed=""; summary=""; \
+	for suite in $(TEST_SUITES); do \
+	  start=$$(date +%s); \
+	  if $(MAKE) --no-print-directory $$suite; then result=passed; else result=FAILED; failed="$$failed $$suite"; fi; \
+	  summary="$$summary$$(printf '\n  %-24s %-7s %4ss' $$suite $$result $$(( $$(date +%s) - start )))"; \
+	done; \
+	echo "make test:$$summary"; \
+	if [ -n "$$failed" ]; then echo "failed:$$failed"; exit 1; fi
 
 clean:
 	rm -rf $(VENV) $(TOOLS) backend/.pytest_cache backend/.mypy_cache backend/.ruff_cache
