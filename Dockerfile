@@ -44,6 +44,8 @@ COPY --chown=app:app backend/alembic.ini ./
 COPY --chown=app:app backend/migrations ./migrations
 COPY --chown=app:app backend/app ./app
 COPY --from=spa --chown=app:app /src/backend/app/frontend ./app/frontend
+# Compiled once here: the process may not write bytecode (PYTHONDONTWRITEBYTECODE, a read-only user).
+RUN python -m compileall -q app
 USER 10001:10001
 VOLUME ["/data"]
 EXPOSE 8000

@@ -12,7 +12,7 @@ TEST_REDIS_URL ?= redis://127.0.0.1:6379/15
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
 .PHONY: help lock upgrade run demo bench bench-limits bench-stats soak mock-upstream test lint format migrate bootstrap reset-password rebuild-stats frontend dev e2e-browser \
-        test-fast test-backend test-backend-sqlite test-backend-postgres test-frontend test-e2e clean
+        bytecode test-fast test-backend test-backend-sqlite test-backend-postgres test-frontend test-e2e clean
 
 help:
 	@echo "make run          install, build, migrate and start the server (http://127.0.0.1:8000)"
@@ -51,12 +51,12 @@ $(UV): backend/bootstrap/requirements-uv.txt
 	@touch $@
 
 $(VENV)/.runtime-installed: backend/pyproject.toml backend/uv.lock | $(UV)
-	cd backend && $(UV) sync --quiet --locked --no-dev --inexact
+	cd backend && $(UV) sync --quiet --locked --compile-bytecode --no-dev --inexact
 	$(put_backend_on_path)
 	@touch $@
 
 $(VENV)/.dev-installed: backend/pyproject.toml backend/uv.lock | $(UV)
-	cd backend && $(UV) sync --quiet --locked
+	cd backend && $(UV) sync --quiet --locked --compile-bytecode
 	$(put_backend_on_path)
 	@touch $@ $(VENV)/.runtime-installed
 
@@ -129,24 +129,30 @@ lint: $(VENV)/.dev-installed
 format: $(VENV)/.dev-installed
 	cd backend && $(BIN)/ruff check --fix . && $(BIN)/ruff format .
 
+# Compiled bytecode for the app and the tests, written here because Python may be told not to
+# (PYTHONDONTWRITEBYTECODE): without it every test process and server the tests start compiles
+# every module again, about 2 s each (installed packages are compiled by `uv sync`).
+bytecode: $(VENV)/.dev-installed
+	cd backend && $(PY) -m compileall -q app tests > /dev/null
+
 # Backend tests run in PYTEST_WORKERS processes (pytest-xdist), each with its own database; two
 # were measured fastest on a two-core machine (README, Testing). `-n 0` runs them in this process.
 PYTEST_WORKERS ?= 2
 PYTEST := $(PY) -m pytest -q -n $(PYTEST_WORKERS)
 
-test-backend-sqlite: $(VENV)/.dev-installed
+test-backend-sqlite: bytecode
 	cd backend && TEST_REDIS_URL=$(TEST_REDIS_URL) $(PYTEST)
 
 # PostgreSQL takes the tests that reach a database (marked `db` from their fixtures); pure logic
 # already ran on SQLite.
-test-backend-postgres: $(VENV)/.dev-installed
+test-backend-postgres: bytecode
 	cd backend && TEST_DATABASE_URL=$(TEST_POSTGRES_URL) TEST_REDIS_URL=$(TEST_REDIS_URL) $(PYTEST) -m db
 
 test-backend: test-backend-sqlite test-backend-postgres
 
 # The inner loop: backend tests without a server on a socket or server processes, and the frontend
 # unit tests. No browser, no PostgreSQL.
-test-fast: $(VENV)/.dev-installed $(FRONTEND_STAMP)
+test-fast: bytecode $(FRONTEND_STAMP)
 	cd backend && TEST_REDIS_URL=$(TEST_REDIS_URL) $(PYTEST) -m "not live"
 	cd frontend && npm test
 
@@ -163,7 +169,7 @@ e2e-browser:
 	fi
 
 # The browser end-to-end suite: the real server and the mock upstream, driven in Chromium.
-test-e2e: $(VENV)/.dev-installed frontend e2e-browser
+test-e2e: bytecode frontend e2e-browser
 	cd frontend && npm run test:e2e
 
 # Every suite runs even when an earlier one fails (a failure must not hide the others); the run
