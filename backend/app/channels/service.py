@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Sequence
-from urllib.parse import urlsplit
 
 import aiohttp
 import orjson
@@ -13,7 +12,12 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.channels.schemas import ChannelCreate, ChannelTestResult, ChannelUpdate
-from app.channels.url_guard import UpstreamAddressError, check_base_url, literal_ip
+from app.channels.url_guard import (
+    UpstreamAddressError,
+    check_base_url,
+    literal_ip,
+    upstream_host,
+)
 from app.core.config import GatewaySettings
 from app.core.db import get_or_404
 from app.core.errors import UnprocessableError
@@ -215,7 +219,7 @@ async def probe(
     error: str | None = None
     timeouts = timeouts_of(channel)
     try:
-        upstream.check_literal_address(literal_ip(_host(channel.base_url)), allow_private)
+        upstream.check_literal_address(literal_ip(upstream_host(channel.base_url)), allow_private)
         async with asyncio.timeout(timeouts.first_byte + timeouts.idle):
             response = await upstream.open_post(
                 session,
@@ -244,10 +248,6 @@ async def probe(
     )
 
 
-def _host(base_url: str) -> str:
-    return urlsplit(base_url).hostname or ""
-
-
 async def record_test(db: AsyncSession, channel: Channel, result: ChannelTestResult) -> None:
     channel.last_test_at = utcnow()
     channel.last_test_ok = result.ok
@@ -264,7 +264,7 @@ async def fetch_models(
     allow_private: bool,
 ) -> list[str]:
     try:
-        upstream.check_literal_address(literal_ip(_host(base_url)), allow_private)
+        upstream.check_literal_address(literal_ip(upstream_host(base_url)), allow_private)
         data = await upstream.get_json(session, f"{base_url}/models", api_key, timeouts)
     except UpstreamError as exc:
         raise UnprocessableError(

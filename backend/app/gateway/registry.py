@@ -13,13 +13,12 @@ import logging
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from urllib.parse import urlsplit
 
 import aiohttp
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.channels.url_guard import IPAddress, literal_ip
+from app.channels.url_guard import IPAddress, literal_ip, upstream_host
 from app.core.security import SecretBox, UndecryptableError
 from app.gateway.upstream import Timeouts, auth_headers, client_timeout
 from app.models import Channel, ChannelStatus
@@ -81,7 +80,7 @@ def to_routable(channel: Channel, api_key: str) -> RoutableChannel:
         timeouts=timeouts,
         split_think=channel.split_think,
         created_at=int(channel.created_at.timestamp()),
-        literal_address=literal_ip(urlsplit(channel.base_url).hostname or ""),
+        literal_address=literal_ip(upstream_host(channel.base_url)),
         headers=auth_headers(api_key),
         client_timeout=client_timeout(timeouts),
     )

@@ -21,6 +21,7 @@ from app.channels.url_guard import (
     IPAddress,
     UpstreamAddressError,
     check_address,
+    guarded_socket_factory,
 )
 from app.core.security import mask_secret
 from app.core.timers import Deadline
@@ -119,6 +120,8 @@ def create_session(allow_private: Callable[[], bool]) -> aiohttp.ClientSession:
     connector = aiohttp.TCPConnector(
         limit=0,  # the gateway's own concurrency gate bounds upstream calls
         resolver=GuardedResolver(allow_private),
+        # The last word: the exact address of every connection, IP-literal hosts included.
+        socket_factory=guarded_socket_factory(allow_private),
         ttl_dns_cache=60,
         keepalive_timeout=30,
     )
@@ -133,7 +136,8 @@ def create_session(allow_private: Callable[[], bool]) -> aiohttp.ClientSession:
 
 
 def check_literal_address(address: IPAddress | None, allow_private: bool) -> None:
-    """aiohttp skips the resolver for IP-literal hosts, so those are checked here, per call."""
+    """An IP-literal host, checked before the call so the refusal has its own kind and message
+    (the connector's socket factory would refuse the connection anyway)."""
     if address is None:
         return
     try:

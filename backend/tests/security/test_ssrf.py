@@ -6,14 +6,17 @@ to loopback) are in tests/gateway/test_channels_api.py; these are the ways aroun
 
 from __future__ import annotations
 
+import socket
 from typing import Any
 
+import aiohttp
 import pytest
 from sqlalchemy import update
 
 from app.devtools.mock_upstream import MockServer
+from app.gateway.upstream import create_session
 from app.models import Channel
-from tests.live import UPSTREAM_KEY, LiveGateway
+from tests.live import UPSTREAM_KEY, GatewayFactory, LiveGateway
 
 MESSAGES = [{"role": "user", "content": "x"}]
 
@@ -35,6 +38,23 @@ MESSAGES = [{"role": "user", "content": "x"}]
         ("http://api.openai.com:x@169.254.169.254/v1", "key field"),
         ("http://api.openai.com\\@169.254.169.254/v1", "key field"),
         ("http://169.254.169.254#@api.openai.com/v1", "fragment"),
+        # Digits that only become an address once normalised (IDNA maps full-width to ASCII).
+        ("http://１６９.２５４.１６９.２５４/latest", "ASCII"),
+        ("http://169.254.169.２５４/latest", "ASCII"),
+        ("http://١٦٩.٢٥٤.١٦٩.٢٥٤/latest", "ASCII"),  # Arabic-Indic
+        ("http://१६९.२५४.१६९.२५४/latest", "ASCII"),  # Devanagari
+        ("http://127.0.0.1%2e/v1", "host name"),
+        ("http://[fe80::1%25eth0]/v1", "never allowed"),
+        # IPv6 addresses that carry the metadata address.
+        ("http://[::169.254.169.254]/latest", "never allowed"),  # IPv4-compatible
+        ("http://[::ffff:0:169.254.169.254]/latest", "never allowed"),  # SIIT
+        ("http://[64:ff9b::169.254.169.254]/latest", "never allowed"),  # NAT64
+        ("http://[64:ff9b:1::a9fe:a9fe]/latest", "never allowed"),  # NAT64, local use
+        ("http://[2002:a9fe:a9fe::1]/latest", "never allowed"),  # 6to4
+        ("http://[2001:0:4136:e378:8000:63bf:5601:5601]/latest", "never allowed"),  # Teredo
+        ("http://[2001:db8::200:5efe:169.254.169.254]/latest", "never allowed"),  # ISATAP
+        ("http://[fd00:ec2::254]/latest", "never allowed"),
+        ("http://100.100.100.200/latest", "never allowed"),
     ],
 )
 def test_disguised_addresses_are_refused_on_save(
@@ -66,7 +86,17 @@ def test_updating_a_channel_to_a_refused_address_is_refused(
     assert gateway.channel(channel["id"])["base_url"] == mock_upstream.base_url()
 
 
-@pytest.mark.parametrize("host", ["2852039166", "169.254.169.254", "[::ffff:169.254.169.254]"])
+@pytest.mark.parametrize(
+    "host",
+    [
+        "2852039166",
+        "169.254.169.254",
+        "[::ffff:169.254.169.254]",
+        "１６９.２５４.１６９.２５４",
+        "[64:ff9b::169.254.169.254]",
+        "[2002:a9fe:a9fe::1]",
+    ],
+)
 def test_a_refused_address_already_stored_is_refused_when_connecting(
     gateway: LiveGateway, mock_upstream: MockServer, host: str
 ) -> None:
@@ -95,6 +125,125 @@ def test_a_refused_address_already_stored_is_refused_when_connecting(
     message = response.json()["error"]["message"]
     assert "never allowed" in message or "not a canonical IPv4 address" in message, message
     assert UPSTREAM_KEY not in response.text
+
+
+# Loopback written every way the HTTP client would still connect to it. The mock upstream listens
+# on 127.0.0.1, so a guard that reads any of these differently from the client lets the key through.
+LOOPBACK_DISGUISES = [
+    "127.0.0.1",
+    "localhost",
+    "LOCALHOST.",
+    "１２７.０.０.１",
+    "127.0.0.１",
+    "[::ffff:127.0.0.1]",
+    "[::ffff:7f00:1]",
+    "[::127.0.0.1]",
+    "[::ffff:0:127.0.0.1]",
+    "[64:ff9b::127.0.0.1]",
+    "[2002:7f00:1::1]",
+]
+
+
+def _resolves(host: str) -> bool:
+    try:
+        socket.getaddrinfo(host.strip("[]"), None)
+    except (OSError, UnicodeError):
+        return False
+    return True
+
+
+def _store_base_url(gateway: LiveGateway, channel_id: int, base_url: str) -> None:
+    """Write a base URL straight into the row (as an older version, or a hand, could have)."""
+
+    async def write() -> None:
+        async with gateway.ctx.sessionmaker() as db:
+            await db.execute(
+                update(Channel).where(Channel.id == channel_id).values(base_url=base_url)
+            )
+            await db.commit()
+        gateway.ctx.registry.invalidate()
+
+    gateway.run(write)
+
+
+@pytest.mark.parametrize("host", LOOPBACK_DISGUISES)
+def test_private_upstreams_off_means_no_way_to_loopback(
+    gateway_factory: GatewayFactory, mock_upstream: MockServer, host: str
+) -> None:
+    """With private upstreams off, no spelling of loopback gets a byte — or the key — to the mock:
+    not on save, not from the channel test or fetch-models, not on a call."""
+    gateway = gateway_factory(runtime={"allow_private_upstreams": False})
+    base_url = f"http://{host}:{mock_upstream.port}/v1"
+    created = gateway.http.post(
+        "/api/admin/channels",
+        json={"name": "x", "base_url": base_url, "api_key": UPSTREAM_KEY, "models": ["mock-gpt"]},
+        headers=gateway.admin,
+    )
+    # Refused on save — unless the name does not resolve here and now (`localhost.` on a machine
+    # without a local resolver): then every connection is checked after resolution instead.
+    assert created.status_code == 422 or not _resolves(host), created.text
+    fetched = gateway.http.post(
+        "/api/admin/channels/fetch-models",
+        json={"base_url": base_url, "api_key": UPSTREAM_KEY},
+        headers=gateway.admin,
+    )
+    assert fetched.status_code == 422, fetched.text
+    for row in gateway.channels_in_db():
+        gateway.http.delete(f"/api/admin/channels/{row.id}", headers=gateway.admin)
+    # A row that holds the address anyway (saved before the setting changed, or by hand).
+    channel = gateway.create_channel(base_url="https://api.example.com/v1")
+    _store_base_url(gateway, channel["id"], base_url)
+    tested = gateway.http.post(
+        f"/api/admin/channels/{channel['id']}/test", json={}, headers=gateway.admin
+    )
+    assert tested.status_code == 200, tested.text
+    assert tested.json()["ok"] is False
+    models = gateway.http.post(
+        f"/api/admin/channels/{channel['id']}/fetch-models", headers=gateway.admin
+    )
+    assert models.status_code == 422, models.text
+    for stream in (False, True):
+        call = gateway.http.post(
+            "/v1/chat/completions",
+            json={"model": "mock-gpt", "messages": MESSAGES, "stream": stream},
+            headers={"Authorization": f"Bearer {gateway.create_key()}"},
+        )
+        assert call.status_code == 502, call.text
+        assert UPSTREAM_KEY not in call.text
+    assert mock_upstream.state.total == 0
+    assert list(mock_upstream.state.requests) == []
+
+
+@pytest.mark.parametrize("host", ["[::ffff:127.0.0.1]", "localhost", "127.0.0.1"])
+async def test_the_connection_itself_is_refused(mock_upstream: MockServer, host: str) -> None:
+    """The HTTP client's own guard, below every pre-check: its socket factory sees the address of
+    each connection (IP literals skip the resolver) and refuses to open one to a refused address."""
+    url = f"http://{host}:{mock_upstream.port}/v1/models"
+    strict = create_session(lambda: False)
+    try:
+        with pytest.raises(aiohttp.ClientConnectorError, match="private"):
+            await strict.get(url)
+    finally:
+        await strict.close()
+    assert mock_upstream.state.total == 0
+    lenient = create_session(lambda: True)
+    try:
+        async with lenient.get(url) as response:
+            assert response.status == 200  # the same URL, allowed: the refusal was the guard's
+    finally:
+        await lenient.close()
+
+
+def test_a_base_url_is_stored_as_the_client_reads_it(
+    gateway: LiveGateway, mock_upstream: MockServer
+) -> None:
+    """Upper case, full-width letters and a trailing slash are stored in the parser's form, and
+    the channel works: what is checked and shown is what is connected to."""
+    typed = f"http://ＬＯＣＡＬＨＯＳＴ:{mock_upstream.port}/V1/"
+    channel = gateway.create_channel(base_url=typed)
+    assert channel["base_url"] == f"http://localhost:{mock_upstream.port}/V1"
+    idn = gateway.create_channel(name="idn", base_url="https://例子.测试/v1")
+    assert idn["base_url"] == "https://xn--fsqu00a.xn--0zwm56d/v1"
 
 
 def _redirected(mock: MockServer) -> dict[str, Any]:
