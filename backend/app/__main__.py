@@ -13,104 +13,22 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import os
-import shutil
-import socket
 import sys
 from collections.abc import AsyncIterator
-from pathlib import Path
-from types import FrameType
-from typing import Any, cast
 
-import uvicorn
 from pydantic import ValidationError
-from uvicorn.supervisors.multiprocess import Multiprocess, Process
 
 from app.channels import encryption
-from app.core import gc_policy, migrate
+from app.core import migrate
 from app.core.app_secrets import ConfigError, load_app_secrets
 from app.core.config import Settings
 from app.core.context import AppContext
 from app.devtools import demo
 from app.devtools.mock_upstream import MockServer
-from app.main import create_app
+from app.serving import server
 from app.stats import rollup
 from app.users import bootstrap
 from app.users import service as user_service
-
-
-class GatewayServer(uvicorn.Server):
-    """uvicorn's server with the app's shutdown: on a stop signal readiness turns 503 at once;
-    after `SHUTDOWN_DELAY_SECONDS` the server stops accepting; running calls get
-    `SHUTDOWN_GRACE_SECONDS`, then whatever still streams ends with a final event (see
-    `AppContext.drain`). A second signal stops at once. Also says where it is listening."""
-
-    def __init__(self, config: uvicorn.Config, banner: str = "", announce: bool = True) -> None:
-        super().__init__(config)
-        self.banner = banner
-        self.announce = announce
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._draining = False
-
-    def _ctx(self) -> AppContext | None:
-        app: object = getattr(self.config, "loaded_app", None)
-        for _ in range(5):  # uvicorn may wrap the app in its own middleware
-            state = getattr(app, "state", None)
-            if state is not None and hasattr(state, "ctx"):
-                return cast(AppContext, state.ctx)
-            app = getattr(app, "app", None)
-        return None
-
-    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
-        ctx, loop = self._ctx(), self._loop
-        if self._draining or ctx is None or loop is None:
-            super().handle_exit(sig, frame)
-            return
-        self._draining = True
-        ctx.shutting_down = True
-        settings = ctx.settings.server
-
-        def stop_accepting() -> None:
-            super(GatewayServer, self).handle_exit(sig, None)
-
-        def begin() -> None:
-            loop.create_task(
-                ctx.drain(settings.shutdown_delay_seconds + settings.shutdown_grace_seconds)
-            )
-            loop.call_later(settings.shutdown_delay_seconds, stop_accepting)
-
-        loop.call_soon_threadsafe(begin)
-
-    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
-        self._loop = asyncio.get_running_loop()
-        await super().startup(sockets)
-        if self.started:
-            gc_policy.tune_for_serving()
-            host = self.config.host
-            shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host  # noqa: S104
-            url = f"http://{shown}:{self.config.port}"
-            if self.announce:
-                print(f"\nAI Chat Gateway is ready: {url}  (API docs: {url}/docs)\n", flush=True)
-                if self.banner:
-                    print(self.banner.replace("{url}", url), flush=True)
-
-
-def _uvicorn_config(settings: Settings, app: Any, **extra: Any) -> uvicorn.Config:
-    server = settings.server
-    return uvicorn.Config(
-        app,
-        host=server.host,
-        port=server.port,
-        log_level=server.log_level,
-        access_log=server.access_log,
-        proxy_headers=False,  # the app resolves client IPs itself (TRUSTED_PROXIES)
-        server_header=False,
-        # uvicorn's own limit, past the app's grace: the app ends its streams first.
-        timeout_graceful_shutdown=int(
-            server.shutdown_delay_seconds + server.shutdown_grace_seconds + 10
-        ),
-        **extra,
-    )
 
 
 @contextlib.asynccontextmanager
@@ -137,53 +55,7 @@ async def _verify_encryption(settings: Settings) -> None:
 
 def serve(settings: Settings, banner: str = "") -> None:
     asyncio.run(_verify_encryption(settings))
-    if settings.server.workers > 1:
-        serve_workers(settings)
-        return
-    config = _uvicorn_config(settings, create_app(settings))
-    GatewayServer(config, banner).run()
-
-
-def serve_workers(settings: Settings) -> None:
-    """Several worker processes on one port, each a whole app; Redis makes them behave as one."""
-    workers = settings.server.workers
-    if settings.redis.url is None:
-        raise ConfigError(
-            f"WORKERS={workers} needs REDIS_URL: rate limits, conversation locks, chat replies "
-            "and circuit breakers must be shared between the processes (without Redis each "
-            "worker would enforce its own limits). Set REDIS_URL, or run one worker."
-        )
-    if settings.database.url is None:
-        print(
-            "Note: several workers on SQLite work, but PostgreSQL (DATABASE_URL) is recommended.",
-            file=sys.stderr,
-        )
-    metrics_dir = Path(
-        os.environ.setdefault(METRICS_DIR_ENV, str(settings.server.data_dir / "metrics"))
-    )
-    shutil.rmtree(metrics_dir, ignore_errors=True)  # values of earlier runs' processes
-    metrics_dir.mkdir(parents=True, exist_ok=True)
-    config = _uvicorn_config(settings, "app.main:create_app", factory=True, workers=workers)
-    sock = config.bind_socket()
-    print(
-        f"Starting {workers} workers on {settings.server.host}:{settings.server.port}", flush=True
-    )
-    GatewayWorkers(config, sockets=[sock]).run()
-
-
-class GatewayWorkers(Multiprocess):
-    """uvicorn's worker supervisor, with the app's shutdown behaviour in every worker."""
-
-    def init_processes(self) -> None:
-        for _ in range(self.processes_num):
-            process = Process(self.config, self.sockets)
-            # The worker runs this server (uvicorn would build a plain one in the child).
-            process._server = GatewayServer(self.config, announce=False)
-            process.start()
-            self.processes.append(process)
-
-
-METRICS_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"
+    server.run(settings, banner)
 
 
 async def _with_context(settings: Settings, bootstrap_admin: bool) -> None:

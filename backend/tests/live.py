@@ -32,11 +32,13 @@ from fastapi import FastAPI
 from sqlalchemy import select
 from starlette.types import Receive, Scope, Send
 
+from app.core.config import ServerSettings
 from app.core.context import AppContext
 from app.devtools.loop_thread import finish_loop
 from app.devtools.mock_upstream import MockServer
 from app.main import create_app
 from app.models import CallLog, Channel
+from app.serving.server import uvicorn_config
 from tests.conftest import (
     ADMIN_PASSWORD,
     ADMIN_USERNAME,
@@ -75,9 +77,13 @@ def collect_garbage() -> None:
 
 
 class LiveServer:
-    """uvicorn on its own loopback socket and thread, serving whichever app is mounted."""
+    """uvicorn on its own loopback socket and thread, serving whichever app is mounted.
 
-    def __init__(self) -> None:
+    It is configured as `python -m app serve` configures it (`app.serving.server.uvicorn_config`:
+    the same HTTP protocol, limits and timeouts), from `server` settings or the defaults.
+    """
+
+    def __init__(self, server: ServerSettings | None = None) -> None:
         # IPPROTO_TCP given explicitly: asyncio turns Nagle off (TCP_NODELAY) only on accepted
         # sockets whose protocol says TCP, and without it every response waits ~40 ms for an ACK.
         self._socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
@@ -85,7 +91,8 @@ class LiveServer:
         self._socket.bind(("127.0.0.1", 0))
         self.port = int(self._socket.getsockname()[1])
         self.url = f"http://127.0.0.1:{self.port}"
-        config = uvicorn.Config(
+        config = uvicorn_config(
+            server or ServerSettings(_env_file=None),
             self._dispatch,
             host="127.0.0.1",
             port=self.port,

@@ -111,6 +111,18 @@ def test_compose_runs_one_app_by_default_and_a_scaled_stack_on_demand() -> None:
 
 def test_nginx_is_configured_for_event_streams_and_client_addresses() -> None:
     assert "proxy_buffering off;" in NGINX
+    # The app's own connection bounds, applied by nginx too (same defaults).
+    defaults = ServerSettings.model_fields
+    timeouts = {
+        "client_header_timeout": defaults["header_timeout_seconds"].default,
+        "client_body_timeout": defaults["body_timeout_seconds"].default,
+        "keepalive_timeout": defaults["keepalive_timeout_seconds"].default,
+    }
+    for directive, seconds in timeouts.items():
+        assert re.search(rf"^\s*{directive} {int(seconds)}s;", NGINX, re.M), directive
+    buffers = re.search(r"large_client_header_buffers (\d+) (\d+)k;", NGINX)
+    assert buffers is not None
+    assert int(buffers.group(2)) * 1024 <= defaults["max_header_bytes"].default
     assert "proxy_http_version 1.1;" in NGINX
     timeout = re.search(r"proxy_read_timeout (\d+)s;", NGINX)
     assert timeout is not None

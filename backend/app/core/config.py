@@ -50,6 +50,15 @@ class ServerSettings(BaseSettings):
     # Peers whose X-Forwarded-For is believed (addresses or CIDR ranges), e.g. your reverse proxy.
     trusted_proxies: Annotated[list[str], NoDecode] = Field(default_factory=list)
     max_body_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)
+    # What one connection can make the server hold (app/serving/protocol.py): a request head's
+    # size and field count, the time to send the head and then the body, how long a quiet
+    # keep-alive connection stays open, and how many connections may be open at once.
+    max_header_bytes: int = Field(default=64 * 1024, ge=4096, le=1024 * 1024)
+    max_headers: int = Field(default=100, ge=16, le=1000)
+    header_timeout_seconds: float = Field(default=10.0, gt=0, le=600)
+    body_timeout_seconds: float = Field(default=60.0, gt=0, le=3600)
+    keepalive_timeout_seconds: int = Field(default=5, ge=1, le=600)
+    max_connections: int = Field(default=4096, ge=16)
     # One log line per HTTP request. Off by default: every model call is in the call logs, and a
     # reverse proxy usually logs HTTP already; the line costs measurable CPU on the hot path.
     access_log: bool = False
