@@ -28,6 +28,7 @@ from app.core.client_ip import ClientIPResolver
 from app.core.config import Settings
 from app.core.db import create_engine, create_sessionmaker
 from app.core.events import ChangeBus
+from app.core.images import ImageDecoding
 from app.core.redis import create_redis
 from app.core.security import PasswordHasher, SecretBox, TokenCodec
 from app.core.send_watchdog import SWEEP_SECONDS, SendWatchdog
@@ -83,6 +84,8 @@ class AppContext:
     metrics_access: MetricsAccess
     send_watchdog: SendWatchdog
     mail_config: MailConfigStore
+    # Decoding uploaded images: a few at a time, memory given back after each.
+    images: ImageDecoding = field(default_factory=ImageDecoding)
     streams: ActiveStreams = field(default_factory=ActiveStreams)
     # Short background jobs started by requests (e.g. preparing a password-reset mail).
     jobs: TaskSet = field(default_factory=TaskSet)

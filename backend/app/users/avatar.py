@@ -1,8 +1,9 @@
 """Avatars: any common image in, a small square WebP out.
 
 The upload is judged by its content (Pillow must recognise it as PNG, JPEG, WebP or GIF), never by
-its name or declared type. It is decoded with a pixel budget (no decompression bombs), turned
-upright (EXIF), cropped to a centred square, resized to 256 px and re-encoded, so nothing of the
+its name or declared type. It is decoded with bounded memory (`app.core.images`: a pixel budget
+read before decoding, JPEG decoded at a reduced scale, few decodes at once), turned upright (EXIF),
+cropped to a centred square, resized to 256 px and re-encoded, so nothing of the
 original file — metadata, trailing bytes, a script disguised as an image — is ever served back.
 The result is stored in the database (so every process serves it) under its SHA-256, which is in
 its URL: a browser may cache it for ever, and a new avatar is a new URL.
@@ -12,21 +13,19 @@ from __future__ import annotations
 
 import hashlib
 import io
-import warnings
 
-import anyio
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageOps
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.errors import AppError, NotFoundError
+from app.core.images import ImageDecoding, ImageRejectedError, decode_reduced
 from app.models import User, UserAvatar
 from app.models.base import utcnow
 
 MAX_UPLOAD_BYTES = 5 * 1024 * 1024
-MAX_PIXELS = 40_000_000  # e.g. 8000 × 5000
 SIDE = 256
-ACCEPTED_FORMATS = {"PNG", "JPEG", "WEBP", "GIF"}
+ACCEPTED_FORMATS = frozenset({"PNG", "JPEG", "WEBP", "GIF"})
 CONTENT_TYPE = "image/webp"
 
 
@@ -47,35 +46,20 @@ def reencode(data: bytes) -> bytes:
     if len(data) > MAX_UPLOAD_BYTES:
         raise AvatarTooLargeError()
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(io.BytesIO(data)) as image:
-                if image.format not in ACCEPTED_FORMATS:
-                    raise NotAnImageError()
-                if image.width * image.height > MAX_PIXELS:
-                    raise AvatarTooLargeError(
-                        f"The image has more than {MAX_PIXELS // 1_000_000} million pixels"
-                    )
-                image.seek(0)  # an animation's first frame
-                image.load()
-                upright = ImageOps.exif_transpose(image)
-                mode = (
-                    "RGBA" if "A" in upright.getbands() or "transparency" in upright.info else "RGB"
-                )
-                square = ImageOps.fit(upright.convert(mode), (SIDE, SIDE), Image.Resampling.LANCZOS)
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise AvatarTooLargeError(
-            f"The image has more than {MAX_PIXELS // 1_000_000} million pixels"
-        ) from None
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError):
+        image = decode_reduced(data, ACCEPTED_FORMATS, SIDE)
+    except ImageRejectedError as exc:
+        if exc.too_large:
+            raise AvatarTooLargeError(str(exc)) from None
         raise NotAnImageError() from None
+    mode = "RGBA" if "A" in image.getbands() or "transparency" in image.info else "RGB"
+    square = ImageOps.fit(image.convert(mode), (SIDE, SIDE), Image.Resampling.LANCZOS)
     out = io.BytesIO()
     square.save(out, format="WEBP", quality=85, method=4)
     return out.getvalue()
 
 
-async def replace(db: AsyncSession, user: User, data: bytes) -> User:
-    image = await anyio.to_thread.run_sync(reencode, data)
+async def replace(db: AsyncSession, images: ImageDecoding, user: User, data: bytes) -> User:
+    image = await images.run(reencode, data)
     digest = hashlib.sha256(image).hexdigest()
     row = await db.get(UserAvatar, user.id)
     if row is None:

@@ -8,7 +8,7 @@ from fastapi import APIRouter, File, Path, UploadFile
 from fastapi.responses import Response
 
 from app.auth.dependencies import CurrentUser
-from app.core.deps import SessionDep
+from app.core.deps import ContextDep, SessionDep
 from app.users import avatar
 from app.users.schemas import UserRead
 
@@ -18,13 +18,17 @@ IMMUTABLE = "public, max-age=31536000, immutable"
 
 @router.put("/api/auth/me/avatar")
 async def upload_avatar(
-    file: Annotated[UploadFile, File(description="PNG, JPEG, WebP or GIF, up to 5 MB")],
+    file: Annotated[
+        UploadFile,
+        File(description="PNG, WebP or GIF up to 16 megapixels, or JPEG up to 50; at most 5 MB"),
+    ],
     user: CurrentUser,
     db: SessionDep,
+    ctx: ContextDep,
 ) -> UserRead:
     """Set the signed-in user's avatar (re-encoded as a 256 px square)."""
     data = await file.read(avatar.MAX_UPLOAD_BYTES + 1)
-    return UserRead.model_validate(await avatar.replace(db, user, data))
+    return UserRead.model_validate(await avatar.replace(db, ctx.images, user, data))
 
 
 @router.delete("/api/auth/me/avatar")

@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import struct
+import threading
+import time
 import zlib
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import httpx
+import pytest
 from PIL import Image
 
-from tests.conftest import AccountFactory, Harness
+from app.core.images import ImageDecoding
+from tests.conftest import AccountFactory, DatabaseTarget, Harness
+from tests.processes import app_env, free_port, start_cli, wait_ready
 
 
 def _image(
@@ -159,3 +167,136 @@ async def test_avatar_addresses_are_checked(harness: Harness, make_account: Acco
         "/api/auth/me/avatar", files={"file": ("a.png", _image("PNG"))}
     )
     assert anonymous.status_code == 401
+
+
+def _header_only(fmt: str, width: int, height: int) -> bytes:
+    """A file whose header declares `width` × `height` (its pixel data may be missing)."""
+    if fmt == "PNG":
+        return _png_header_only(width, height)
+    if fmt == "GIF":  # one colour compresses to almost nothing
+        out = io.BytesIO()
+        Image.new("P", (width, height)).save(out, format="GIF")
+        return out.getvalue()
+    raise AssertionError(fmt)
+
+
+@pytest.mark.parametrize(
+    ("data", "status"),
+    [
+        (_header_only("PNG", 8000, 5000), 413),  # the 40 MP PNG that took 4.7 GB, 8 at a time
+        (_header_only("PNG", 4001, 4000), 413),  # just over the 16 MP of a whole decode
+        (_header_only("GIF", 8000, 5000), 413),
+        (_image("WEBP", (5000, 4000), quality=1), 413),  # 20 MP: WebP is decoded whole
+        (_image("JPEG", (9000, 6000), quality=1), 413),  # 54 MP: past even JPEG's budget
+    ],
+    ids=["png-40mp", "png-16mp-plus", "gif-40mp", "webp-20mp", "jpeg-54mp"],
+)
+async def test_pixel_budgets_are_checked_before_decoding(
+    harness: Harness, make_account: AccountFactory, data: bytes, status: int
+) -> None:
+    account = await make_account()
+    refused = await _upload(harness, account.headers, data)
+    assert refused.status_code == status, refused.text
+    assert "million pixels" in refused.json()["detail"]
+
+
+async def test_a_large_photo_is_decoded_reduced_and_accepted(
+    harness: Harness, make_account: AccountFactory
+) -> None:
+    """A 48 MP JPEG (a phone photo) is within budget: decoded at 1/8 scale, not 192 MB."""
+    account = await make_account()
+    photo = _image("JPEG", (8000, 6000), quality=30)
+    uploaded = await _upload(harness, account.headers, photo, "photo.jpg", "image/jpeg")
+    assert uploaded.status_code == 200, uploaded.text
+    served = await harness.client.get(uploaded.json()["avatar_url"])
+    with Image.open(io.BytesIO(served.content)) as image:
+        assert image.size == (256, 256)
+
+
+async def test_decodes_run_a_few_at_a_time() -> None:
+    decoding = ImageDecoding(concurrency=2)
+    running, most = 0, 0
+    lock = threading.Lock()
+
+    def work(data: bytes) -> bytes:
+        nonlocal running, most
+        with lock:
+            running += 1
+            most = max(most, running)
+        time.sleep(0.05)
+        with lock:
+            running -= 1
+        return data
+
+    results = await asyncio.gather(*(decoding.run(work, bytes([i])) for i in range(8)))
+    assert results == [bytes([i]) for i in range(8)]
+    assert most == 2
+
+
+def _rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise AssertionError("no VmRSS")
+
+
+# Bounds for eight concurrent uploads of the largest images accepted (measured: README →
+# Security). Without the bounds, eight 40 MP PNGs took a server to 4.7 GB and left 2.9 GB held.
+PEAK_BOUND_MIB = 400
+KEPT_BOUND_MIB = 64
+
+
+@pytest.mark.slow
+def test_concurrent_large_uploads_stay_bounded_and_memory_comes_back(
+    tmp_path: Path, fresh_database: DatabaseTarget
+) -> None:
+    port = free_port()
+    env = app_env(
+        tmp_path, fresh_database, PORT=str(port), ADMIN_PASSWORD="avatar-admin-password-1"
+    )
+    proc = start_cli(["serve"], env)
+    base = f"http://127.0.0.1:{port}"
+    images = [
+        ("big.png", _image("PNG", (4000, 4000), mode="RGBA"), "image/png"),
+        ("big.jpg", _image("JPEG", (8000, 6000), quality=30), "image/jpeg"),
+    ]
+    try:
+        wait_ready(base, proc)
+        with httpx.Client(base_url=base, timeout=120) as client:
+            login = client.post(
+                "/api/auth/login",
+                json={"username": "admin", "password": "avatar-admin-password-1"},
+            )
+            headers = {"Authorization": f"Bearer {login.json()['access_token']}"}
+            before = _rss_mib(proc.pid)
+            samples: list[float] = []
+            done = threading.Event()
+
+            def sample() -> None:
+                while not done.is_set():
+                    samples.append(_rss_mib(proc.pid))
+                    time.sleep(0.01)
+
+            def upload(index: int) -> int:
+                name, data, kind = images[index % 2]
+                response = client.put(
+                    "/api/auth/me/avatar", files={"file": (name, data, kind)}, headers=headers
+                )
+                return response.status_code
+
+            sampler = threading.Thread(target=sample)
+            sampler.start()
+            try:
+                with ThreadPoolExecutor(8) as pool:
+                    statuses = list(pool.map(upload, range(8)))
+            finally:
+                done.set()
+                sampler.join()
+            after = _rss_mib(proc.pid)
+        assert statuses == [200] * 8
+        peak = max(samples)
+        assert peak - before < PEAK_BOUND_MIB, (before, peak, after)
+        assert after - before < KEPT_BOUND_MIB, (before, peak, after)
+    finally:
+        proc.terminate()
+        proc.communicate(timeout=60)
