@@ -112,21 +112,32 @@ async def begin_two_factor(
 
 @router.post("/2fa/enable")
 async def enable_two_factor(
-    body: TwoFactorCode, user: CurrentUser, ctx: ContextDep, db: SessionDep
+    body: TwoFactorCode,
+    user: CurrentUser,
+    ctx: ContextDep,
+    db: SessionDep,
+    throttle: LoginThrottleDep,
+    client_ip: ClientIP,
 ) -> RecoveryCodes:
     """Switch two-factor sign-in on with a code from the app; returns the recovery codes once."""
-    codes = await two_factor.confirm(db, ctx.secret_box, user, body.code)
+    codes = await two_factor.confirm(db, ctx.secret_box, throttle, user, body.code, client_ip)
     return RecoveryCodes(codes=codes)
 
 
 @router.post("/2fa/recovery-codes")
 async def new_recovery_codes(
-    body: TwoFactorCode, user: CurrentUser, ctx: ContextDep, db: SessionDep
+    body: TwoFactorCode,
+    user: CurrentUser,
+    ctx: ContextDep,
+    db: SessionDep,
+    throttle: LoginThrottleDep,
+    client_ip: ClientIP,
 ) -> RecoveryCodes:
     """Replace the recovery codes (the old ones stop working); needs a fresh code."""
-    return RecoveryCodes(
-        codes=await two_factor.regenerate_recovery_codes(db, ctx.secret_box, user, body.code)
+    codes = await two_factor.regenerate_recovery_codes(
+        db, ctx.secret_box, throttle, user, body.code, client_ip
     )
+    return RecoveryCodes(codes=codes)
 
 
 @router.post("/2fa/disable", status_code=status.HTTP_204_NO_CONTENT)
@@ -142,5 +153,11 @@ async def disable_two_factor(
     user = principal.user
     await confirm_password(ctx.hasher, throttle, user, body.password.get_secret_value(), client_ip)
     await two_factor.turn_off_with_proof(
-        db, ctx.secret_box, user, code=body.code, recovery_code=body.recovery_code
+        db,
+        ctx.secret_box,
+        throttle,
+        user,
+        client_ip,
+        code=body.code,
+        recovery_code=body.recovery_code,
     )

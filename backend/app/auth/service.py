@@ -9,7 +9,10 @@ session (it was copied).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
+from sqlalchemy import delete
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth import sessions, two_factor
@@ -21,7 +24,7 @@ from app.core.errors import (
     UnprocessableError,
 )
 from app.core.security import InvalidTokenError, PasswordHasher, SecretBox, TokenCodec, new_id
-from app.models import AuthSession, User
+from app.models import AuthSession, SpentChallenge, User
 from app.models.base import utcnow
 from app.users import service as user_service
 from app.users.fields import username_key
@@ -113,14 +116,13 @@ async def login(
     require_admin: bool = False,
 ) -> IssuedTokens | TwoFactorChallenge:
     account = identifier.strip().lower() if "@" in identifier else username_key(identifier.strip())
-    await throttle.check(account, client_ip)
+    await throttle.attempt(account, client_ip)
     user = await user_service.find_for_login(db, identifier)
     # Unknown accounts are verified against a dummy hash: same work, same answer, same time.
     ok, new_hash = await hasher.verify(password, user.password_hash if user else None)
     if user is None or not ok:
-        await throttle.record_failure(account, client_ip)
         raise UnauthorizedError("Invalid username or password", code="invalid_credentials")
-    await throttle.record_success(account, client_ip)
+    await throttle.succeeded(account, client_ip)
     if new_hash is not None:
         user.password_hash = new_hash
     if not user.is_active:
@@ -159,14 +161,31 @@ async def login_second_factor(
     user = await db.get(User, claims.user_id)
     if user is None or not user.is_active or not user.two_factor_enabled:
         raise expired
-    account = user.username_key
-    await throttle.check(account, client_ip)
-    if not await two_factor.check(db, box, user, code=code, recovery_code=recovery_code):
-        await throttle.record_failure(account, client_ip)
+    if await _challenge_spent(db, claims.jti):
+        raise expired
+    if not await two_factor.verify(
+        db, box, throttle, user, client_ip, code=code, recovery_code=recovery_code
+    ):
         raise UnauthorizedError("The code is not right", code="invalid_code")
-    await throttle.record_success(account, client_ip)
+    if not await _spend_challenge(db, user, claims.jti, claims.expires_at):
+        raise expired  # another request signed in with this challenge first
     user.last_login_at = utcnow()
     return await _start_session(db, tokens, user, client_ip, user_agent)
+
+
+async def _challenge_spent(db: AsyncSession, jti: str) -> bool:
+    return await db.get(SpentChallenge, jti) is not None
+
+
+async def _spend_challenge(db: AsyncSession, user: User, jti: str, expires_at: datetime) -> bool:
+    """Mark a challenge used (False if it already was); expired marks are cleared on the way."""
+    await db.execute(delete(SpentChallenge).where(SpentChallenge.expires_at < utcnow()))
+    try:
+        async with db.begin_nested():
+            db.add(SpentChallenge(jti=jti, user_id=user.id, expires_at=expires_at))
+    except IntegrityError:
+        return False
+    return True
 
 
 async def authenticate(db: AsyncSession, tokens: TokenCodec, access_token: str | None) -> Principal:
@@ -246,13 +265,13 @@ async def confirm_password(
     """The signed-in user's password again, before a sensitive change (422 if wrong; wrong
     answers count as failed sign-ins)."""
     account = user.username_key
-    await throttle.check(account, client_ip)
+    await throttle.attempt(account, client_ip)
     ok, _ = await hasher.verify(password, user.password_hash)
     if not ok:
-        await throttle.record_failure(account, client_ip)
         raise UnprocessableError(
             "Current password is incorrect", code="wrong_password", param=param
         )
+    await throttle.succeeded(account, client_ip)
 
 
 async def list_sessions(db: AsyncSession, principal: Principal) -> list[AuthSession]:

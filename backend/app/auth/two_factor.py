@@ -21,6 +21,7 @@ import segno
 from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.auth.throttle import LoginThrottle
 from app.core.errors import ConflictError, UnprocessableError
 from app.core.security import SecretBox, UndecryptableError
 from app.models import RecoveryCode, User
@@ -132,6 +133,24 @@ async def check(
     return step is not None and await _claim_step(db, user, step)
 
 
+async def verify(
+    db: AsyncSession,
+    box: SecretBox,
+    throttle: LoginThrottle,
+    user: User,
+    client_ip: str,
+    *,
+    code: str | None,
+    recovery_code: str | None,
+) -> bool:
+    """`check`, counted as an attempt before the code is compared (429 once too many failed)."""
+    await throttle.attempt(user.username_key, client_ip, "second_factor")
+    if not await check(db, box, user, code=code, recovery_code=recovery_code):
+        return False
+    await throttle.succeeded(user.username_key, client_ip, "second_factor")
+    return True
+
+
 async def begin(db: AsyncSession, box: SecretBox, user: User, issuer: str) -> Enrolment:
     """A new secret, kept until it is confirmed (asking again replaces it)."""
     if user.two_factor_enabled:
@@ -155,24 +174,28 @@ async def _store_recovery_codes(db: AsyncSession, user: User) -> list[str]:
     return codes
 
 
-async def confirm(db: AsyncSession, box: SecretBox, user: User, code: str) -> list[str]:
+async def confirm(
+    db: AsyncSession, box: SecretBox, throttle: LoginThrottle, user: User, code: str, client_ip: str
+) -> list[str]:
     """Switch two-factor sign-in on with a code from the app; the new recovery codes."""
     if user.two_factor_enabled:
         raise ConflictError("Two-factor sign-in is already on", code="two_factor_enabled")
+    await throttle.attempt(user.username_key, client_ip, "second_factor")
     step = matching_step(_secret(box, user), code)
     if step is None or not await _claim_step(db, user, step):
         raise invalid_code()
+    await throttle.succeeded(user.username_key, client_ip, "second_factor")
     user.totp_enabled_at = utcnow()
     return await _store_recovery_codes(db, user)
 
 
 async def regenerate_recovery_codes(
-    db: AsyncSession, box: SecretBox, user: User, code: str
+    db: AsyncSession, box: SecretBox, throttle: LoginThrottle, user: User, code: str, client_ip: str
 ) -> list[str]:
     """New recovery codes (the old ones stop working), after a fresh code."""
     if not user.two_factor_enabled:
         raise ConflictError("Two-factor sign-in is not on", code="two_factor_not_set_up")
-    if not await check(db, box, user, code=code, recovery_code=None):
+    if not await verify(db, box, throttle, user, client_ip, code=code, recovery_code=None):
         raise invalid_code()
     return await _store_recovery_codes(db, user)
 
@@ -189,13 +212,20 @@ async def remaining_recovery_codes(db: AsyncSession, user: User) -> int:
 
 
 async def turn_off_with_proof(
-    db: AsyncSession, box: SecretBox, user: User, *, code: str | None, recovery_code: str | None
+    db: AsyncSession,
+    box: SecretBox,
+    throttle: LoginThrottle,
+    user: User,
+    client_ip: str,
+    *,
+    code: str | None,
+    recovery_code: str | None,
 ) -> None:
     """The user turns it off: a code or a recovery code is needed (the password is checked
     first, by the caller). Already off: nothing to do."""
     if not user.two_factor_enabled:
         return
-    if not await check(db, box, user, code=code, recovery_code=recovery_code):
+    if not await verify(db, box, throttle, user, client_ip, code=code, recovery_code=recovery_code):
         raise invalid_code("recovery_code" if recovery_code else "code")
     await turn_off(db, user)
 

@@ -15,6 +15,7 @@ from app.models.mail_outbox import MailOutboxEntry
 from app.models.message import Message
 from app.models.recovery_code import RecoveryCode
 from app.models.runtime_setting import RuntimeSetting, RuntimeSettingChange
+from app.models.spent_challenge import SpentChallenge
 from app.models.usage_rollup import LatencyDaily, UsageDaily
 from app.models.user import User, UserRole, UserStatus
 from app.models.user_avatar import UserAvatar
@@ -39,6 +40,7 @@ __all__ = [
     "RecoveryCode",
     "RuntimeSetting",
     "RuntimeSettingChange",
+    "SpentChallenge",
     "TokenPurpose",
     "UsageDaily",
     "User",

@@ -41,6 +41,8 @@ class RateLimiter:
     def __init__(self, redis: Redis | None = None, namespace: str = "acgw") -> None:
         """`redis`: the app's shared client (its pool is reused); None keeps counters in memory."""
         self._memory: MovingWindows | None = None
+        self._redis = redis
+        self._key_prefix = f"{namespace}:rl"
         if redis is None:
             self._memory = MovingWindows()
             return
@@ -48,7 +50,7 @@ class RateLimiter:
             "async+redis://",
             implementation="redispy",
             connection_pool=redis.connection_pool,  # type: ignore[arg-type]  # passed to redis-py
-            key_prefix=f"{namespace}:rl",
+            key_prefix=self._key_prefix,
         )
         if not isinstance(storage, Storage):
             raise TypeError("limits did not return an async storage")
@@ -81,6 +83,18 @@ class RateLimiter:
         if await self._strategy.test(item, key):
             return None
         return await self._rejection(item, key)
+
+    async def refund(self, key: str, limit: int, window_seconds: int) -> None:
+        """Take back one hit (the newest): it was counted before the outcome was known and turned
+        out not to count. The moving window's entries are only times, so which one goes does not
+        change the count; the newest is the one least likely to have expired."""
+        if self._memory is not None:
+            self._memory.refund(key)
+            return
+        assert self._redis is not None
+        item = RateLimitItemPerSecond(limit, window_seconds)
+        # `limits` keeps a moving window as a Redis list, newest first, under this name.
+        await self._redis.lpop(f"{self._key_prefix}:{item.key_for(key)}")
 
     async def reset(self, key: str, limit: int, window_seconds: int) -> None:
         if self._memory is not None:

@@ -69,6 +69,12 @@ class MovingWindows:
         blocking = hits[len(hits) + cost - limit - 1]
         return max(blocking + window - now, 1e-3)
 
+    def refund(self, key: str) -> None:
+        """Take back the newest hit (a counted attempt that turned out not to count)."""
+        entry = self._hits.get(key)
+        if entry is not None and entry[0]:
+            entry[0].pop()
+
     def clear(self, key: str) -> None:
         self._hits.pop(key, None)
 

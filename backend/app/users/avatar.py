@@ -16,6 +16,7 @@ import io
 
 from PIL import Image, ImageOps
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.errors import AppError, NotFoundError
@@ -63,8 +64,13 @@ async def replace(db: AsyncSession, images: ImageDecoding, user: User, data: byt
     digest = hashlib.sha256(image).hexdigest()
     row = await db.get(UserAvatar, user.id)
     if row is None:
-        row = UserAvatar(user_id=user.id)
-        db.add(row)
+        try:  # two uploads at once by one user: the second to insert updates instead
+            async with db.begin_nested():
+                db.add(UserAvatar(user_id=user.id, content_hash=digest, image=image))
+        except IntegrityError:
+            pass
+        row = await db.get(UserAvatar, user.id, populate_existing=True)
+        assert row is not None
     row.content_hash, row.image, row.updated_at = digest, image, utcnow()
     user.avatar_hash = digest
     await db.flush()

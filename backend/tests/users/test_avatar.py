@@ -213,6 +213,20 @@ async def test_a_large_photo_is_decoded_reduced_and_accepted(
         assert image.size == (256, 256)
 
 
+async def test_uploads_at_once_by_one_user_all_succeed(
+    harness: Harness, make_account: AccountFactory
+) -> None:
+    """Two requests creating the first avatar row at once: one inserts, the other updates."""
+    account = await make_account()
+    colours = [(i * 30, 10, 200 - i * 20) for i in range(8)]
+    uploads = await asyncio.gather(
+        *(_upload(harness, account.headers, _image("PNG", color=c)) for c in colours)
+    )
+    assert [u.status_code for u in uploads] == [200] * 8, [u.text for u in uploads]
+    me = await harness.client.get("/api/auth/me", headers=account.headers)
+    assert me.json()["avatar_url"] in {u.json()["avatar_url"] for u in uploads}
+
+
 async def test_decodes_run_a_few_at_a_time() -> None:
     decoding = ImageDecoding(concurrency=2)
     running, most = 0, 0
