@@ -8,10 +8,12 @@ asyncpg. Engines are built in the lifespan; nothing connects at import time.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, TypeVar
 
 from sqlalchemy import event
 from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -98,6 +100,30 @@ def _install_sqlite_pragmas(engine: AsyncEngine, busy_timeout_ms: int) -> None:
 
 def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
+
+
+async def get_or_create(
+    db: AsyncSession, model: type[T], ident: object, create: Callable[[], T]
+) -> tuple[T, bool]:
+    """The row with this primary key, inserting `create()` if there is none; True if inserted.
+
+    Safe when another transaction inserts the same row at the same moment: the insert runs in a
+    savepoint, and the one that loses the race reads the winner's row instead of failing.
+    """
+    row = await db.get(model, ident)
+    if row is not None:
+        return row, False
+    try:
+        async with db.begin_nested():
+            db.add(create())
+    except IntegrityError:
+        row = await db.get(model, ident, populate_existing=True)
+        if row is None:  # not a lost race: the row itself is wrong
+            raise
+        return row, False
+    row = await db.get(model, ident)
+    assert row is not None
+    return row, True
 
 
 async def get_or_404(db: AsyncSession, model: type[T], ident: object, what: str) -> T:

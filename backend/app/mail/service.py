@@ -5,9 +5,10 @@ from __future__ import annotations
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.config import MailSettings
+from app.core.db import get_or_create
 from app.core.security import SecretBox
 from app.mail import templates
-from app.mail.config import CONFIG_ROW_ID, SmtpConfig, from_row, load_row
+from app.mail.config import CONFIG_ROW_ID, SmtpConfig, from_row
 from app.mail.schemas import MailConfigRead, MailConfigUpdate, TestMailResult
 from app.mail.transport import MailDeliveryError, deliver
 from app.models import MailConfig, User
@@ -37,12 +38,12 @@ async def save(
     admin: User,
 ) -> tuple[SmtpConfig, MailConfig]:
     """Store the settings (the first save copies an environment password if none is given)."""
-    row = await load_row(db)
-    if row is None:
-        row = MailConfig(id=CONFIG_ROW_ID)
-        db.add(row)
-        if current.password is not None:
-            row.password_encrypted = box.encrypt(current.password)
+    # The first save (two admins may make it at once) copies an environment password.
+    row, created = await get_or_create(
+        db, MailConfig, CONFIG_ROW_ID, lambda: MailConfig(id=CONFIG_ROW_ID)
+    )
+    if created and current.password is not None:
+        row.password_encrypted = box.encrypt(current.password)
     row.host = body.host.strip()
     row.port = body.port
     row.security = body.security

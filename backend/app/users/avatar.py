@@ -16,9 +16,9 @@ import io
 
 from PIL import Image, ImageOps
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.core.db import get_or_create
 from app.core.errors import AppError, NotFoundError
 from app.core.images import ImageDecoding, ImageRejectedError, decode_reduced
 from app.models import User, UserAvatar
@@ -62,15 +62,13 @@ def reencode(data: bytes) -> bytes:
 async def replace(db: AsyncSession, images: ImageDecoding, user: User, data: bytes) -> User:
     image = await images.run(reencode, data)
     digest = hashlib.sha256(image).hexdigest()
-    row = await db.get(UserAvatar, user.id)
-    if row is None:
-        try:  # two uploads at once by one user: the second to insert updates instead
-            async with db.begin_nested():
-                db.add(UserAvatar(user_id=user.id, content_hash=digest, image=image))
-        except IntegrityError:
-            pass
-        row = await db.get(UserAvatar, user.id, populate_existing=True)
-        assert row is not None
+    # Two uploads at once by one user: one inserts the row, the other updates it.
+    row, _ = await get_or_create(
+        db,
+        UserAvatar,
+        user.id,
+        lambda: UserAvatar(user_id=user.id, content_hash=digest, image=image),
+    )
     row.content_hash, row.image, row.updated_at = digest, image, utcnow()
     user.avatar_hash = digest
     await db.flush()

@@ -176,3 +176,27 @@ async def test_bad_mail_settings_are_refused_and_change_nothing(
         "/api/admin/mail", headers={"Authorization": f"Bearer {tokens['access_token']}"}
     )
     assert forbidden.status_code == 403
+
+
+async def test_first_saves_at_once_all_succeed(harness_factory: HarnessFactory) -> None:
+    """Two admins saving the mail settings for the first time at the same moment: one creates
+    the settings row, the others update it; nobody gets a 500."""
+    import asyncio
+
+    harness = await harness_factory()
+    admin = await harness.admin_headers()
+    bodies = [
+        {
+            "host": f"smtp{i}.example.com",
+            "port": 587,
+            "security": "starttls",
+            "from_address": f"noreply{i}@example.com",
+        }
+        for i in range(6)
+    ]
+    saved = await asyncio.gather(
+        *(harness.client.put("/api/admin/mail", json=b, headers=admin) for b in bodies)
+    )
+    assert [r.status_code for r in saved] == [200] * 6, [r.text for r in saved]
+    current = await harness.client.get("/api/admin/mail", headers=admin)
+    assert current.json()["host"] in {b["host"] for b in bodies}
