@@ -86,6 +86,36 @@ async def _create_missing_schema(conn: AsyncConnection) -> None:
 
 
 async def upgrade(engine: AsyncEngine, revision: str = "head") -> None:
-    async with exclusive(engine), engine.begin() as conn:
-        await _create_missing_schema(conn)
-        await conn.run_sync(_upgrade, revision)
+    async with exclusive(engine):
+        if engine.dialect.name == "sqlite":
+            await _upgrade_sqlite(engine, revision)
+            return
+        async with engine.begin() as conn:
+            await _create_missing_schema(conn)
+            await conn.run_sync(_upgrade, revision)
+
+
+class ForeignKeyViolationError(RuntimeError):
+    """A migration left rows pointing at rows that do not exist."""
+
+
+async def _upgrade_sqlite(engine: AsyncEngine, revision: str) -> None:
+    """SQLite changes a table by building a new one and dropping the old. With foreign keys on,
+    dropping a table first deletes its rows — and with them, through ON DELETE CASCADE, every row
+    pointing at them. So migrations run with foreign keys off (the pragma only takes effect outside
+    a transaction) and are checked afterwards, before the connection goes back with them on."""
+    async with engine.connect() as conn:
+        await conn.exec_driver_sql("PRAGMA foreign_keys=OFF")
+        await conn.commit()
+        try:
+            async with conn.begin():
+                await conn.run_sync(_upgrade, revision)
+                broken = (await conn.exec_driver_sql("PRAGMA foreign_key_check")).fetchall()
+                if broken:
+                    raise ForeignKeyViolationError(
+                        f"the migration left {len(broken)} rows pointing at missing rows "
+                        f"(first: {tuple(broken[0])}); nothing was changed"
+                    )
+        finally:
+            await conn.exec_driver_sql("PRAGMA foreign_keys=ON")
+            await conn.commit()

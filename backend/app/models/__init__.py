@@ -20,7 +20,25 @@ from app.models.usage_rollup import LatencyDaily, UsageDaily
 from app.models.user import User, UserRole, UserStatus
 from app.models.user_avatar import UserAvatar
 
+# Tables whose ids identify an owner (an account, a key, a channel, an agent, a conversation, a
+# message, an IP rule): call logs, statistics and links keep those ids after a row is deleted, so
+# an id must never be given to a new row. SQLite reuses the largest rowid after a delete unless a
+# table is AUTOINCREMENT (migration 0009 rebuilt these tables that way); PostgreSQL's sequences
+# never go back.
+NEVER_REUSED_IDS = (
+    "users",
+    "api_keys",
+    "channels",
+    "agents",
+    "conversations",
+    "messages",
+    "ip_rules",
+)
+for _name in NEVER_REUSED_IDS:
+    Base.metadata.tables[_name].dialect_options["sqlite"]["autoincrement"] = True
+
 __all__ = [
+    "NEVER_REUSED_IDS",
     "AccountToken",
     "Agent",
     "ApiKey",

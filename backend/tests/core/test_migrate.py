@@ -69,3 +69,78 @@ async def test_a_configured_postgresql_schema_is_created_on_first_start(
         async with engine.begin() as conn:
             await conn.execute(text(f"DROP SCHEMA IF EXISTS {missing.pg_schema} CASCADE"))
         await engine.dispose()
+
+
+async def test_an_existing_sqlite_installation_stops_reusing_ids_and_keeps_every_row(
+    tmp_path: Path, fresh_database: DatabaseTarget
+) -> None:
+    """Migration 0009 on a database with data: the owner tables are rebuilt as AUTOINCREMENT
+    without losing a row (dropping `users` with foreign keys on would have cascaded), and the
+    next ids start past every id still kept anywhere — here a deleted account's call logs and
+    statistics."""
+    if fresh_database.is_postgres:
+        pytest.skip("PostgreSQL's sequences never reuse ids: the migration changes nothing")
+    from app.models import ApiKey, Conversation, Message, UsageDaily, User
+    from app.models.base import utcnow
+
+    engine = create_engine(make_settings(tmp_path, fresh_database))
+    try:
+        await migrate.upgrade(engine, "0008")
+        async with engine.begin() as conn:
+            for n in (1, 2, 3):
+                await conn.execute(
+                    User.__table__.insert().values(
+                        id=n,
+                        username=f"u{n}",
+                        username_key=f"u{n}",
+                        password_hash="x",
+                        role="user",
+                        status="active",
+                    )
+                )
+                await conn.execute(
+                    ApiKey.__table__.insert().values(
+                        id=n, user_id=n, name="k", key_hash=f"h{n}", prefix="sk-", last4="abcd"
+                    )
+                )
+            await conn.execute(Conversation.__table__.insert().values(id=1, user_id=2))
+            await conn.execute(
+                Message.__table__.insert().values(id=1, conversation_id=1, role="user")
+            )
+            await conn.execute(
+                UsageDaily.__table__.insert().values(
+                    day=utcnow().date(), dim="user", value="8", calls=1
+                )
+            )
+            await conn.execute(text("DELETE FROM users WHERE id = 3"))  # the newest account
+        await migrate.upgrade(engine)
+        async with engine.begin() as conn:
+            counts = {
+                table: (await conn.execute(text(f"SELECT count(*) FROM {table}"))).scalar()  # noqa: S608
+                for table in ("users", "api_keys", "conversations", "messages")
+            }
+            assert counts == {"users": 2, "api_keys": 2, "conversations": 1, "messages": 1}
+            ddl = (
+                await conn.execute(text("SELECT sql FROM sqlite_master WHERE name = 'users'"))
+            ).scalar()
+            assert "AUTOINCREMENT" in str(ddl)
+            assert (await conn.execute(text("PRAGMA foreign_key_check"))).fetchall() == []
+            new_id = (
+                await conn.execute(
+                    User.__table__.insert()
+                    .values(
+                        username="new",
+                        username_key="new",
+                        password_hash="x",
+                        role="user",
+                        status="active",
+                    )
+                    .returning(User.__table__.c.id)
+                )
+            ).scalar()
+            assert new_id == 9  # past the 8 that statistics still name
+        # Foreign keys are on again for the app's connections.
+        async with engine.connect() as conn:
+            assert (await conn.execute(text("PRAGMA foreign_keys"))).scalar() == 1
+    finally:
+        await engine.dispose()
