@@ -8,6 +8,7 @@ session (it was copied).
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -78,9 +79,20 @@ async def _start_session(
     return _issue(tokens, user, row.id, refresh_jti)
 
 
-def _issue(tokens: TokenCodec, user: User, session_id: str, refresh_jti: str) -> IssuedTokens:
-    access, _ = tokens.issue("access", user.id, session_id)
-    refresh, _ = tokens.issue("refresh", user.id, session_id, jti=refresh_jti)
+def _issue(
+    tokens: TokenCodec,
+    user: User,
+    session_id: str,
+    refresh_jti: str,
+    issued_at: datetime | None = None,
+) -> IssuedTokens:
+    """The token pair for a session's current refresh token id. Deterministic given `issued_at`
+    (the access token's id is derived from the refresh token's), so the pair a refresh gave can be
+    given again, the same, to a concurrent refresh in the grace window."""
+    issued_at = issued_at or utcnow()
+    access_jti = hashlib.sha256(f"access:{refresh_jti}".encode()).hexdigest()[:32]
+    access, _ = tokens.issue("access", user.id, session_id, jti=access_jti, issued_at=issued_at)
+    refresh, _ = tokens.issue("refresh", user.id, session_id, jti=refresh_jti, issued_at=issued_at)
     return IssuedTokens(
         access_token=access,
         refresh_token=refresh,
@@ -213,15 +225,33 @@ async def refresh(db: AsyncSession, tokens: TokenCodec, refresh_token: str) -> I
     if not user.is_active:
         raise invalid_token()
     if session_row.refresh_jti != claims.jti:
+        again = _within_grace(tokens, session_row, claims.jti)
+        if again is not None:
+            return _issue(tokens, user, session_row.id, session_row.refresh_jti, again)
         # An old refresh token came back: someone holds a copy. End the session for everyone.
         await sessions.revoke(db, session_row.id)
         raise invalid_token(commit=True)
-    new_jti = new_id()
+    new_jti, now = new_id(), utcnow()
     if not await sessions.rotate_refresh(
-        db, session_row.id, claims.jti, new_jti, utcnow() + tokens.ttl("refresh")
+        db, session_row.id, claims.jti, new_jti, now, now + tokens.ttl("refresh")
     ):
-        raise invalid_token()  # a concurrent refresh won the race
-    return _issue(tokens, user, session_row.id, new_jti)
+        # A concurrent refresh with the same token rotated it first: give what it got.
+        await db.refresh(session_row)
+        again = _within_grace(tokens, session_row, claims.jti)
+        if again is None:
+            raise invalid_token()
+        return _issue(tokens, user, session_row.id, session_row.refresh_jti, again)
+    return _issue(tokens, user, session_row.id, new_jti, now)
+
+
+def _within_grace(tokens: TokenCodec, row: AuthSession, jti: str) -> datetime | None:
+    """When `jti` was replaced, if that was this session's last rotation and it happened within
+    the grace window (two tabs refreshing at once); else None."""
+    if row.previous_refresh_jti != jti or row.rotated_at is None or row.revoked_at is not None:
+        return None
+    if utcnow() - row.rotated_at > tokens.refresh_grace:
+        return None
+    return row.rotated_at
 
 
 async def logout(db: AsyncSession, principal: Principal) -> None:

@@ -54,9 +54,15 @@ async def get_live_with_user(
 
 
 async def rotate_refresh(
-    db: AsyncSession, session_id: str, old_jti: str, new_jti: str, expires_at: datetime
+    db: AsyncSession,
+    session_id: str,
+    old_jti: str,
+    new_jti: str,
+    rotated_at: datetime,
+    expires_at: datetime,
 ) -> bool:
-    """Swap the session's refresh token id, only if `old_jti` is still the current one."""
+    """Swap the session's refresh token id, only if `old_jti` is still the current one; the old
+    id and the time are kept for the grace window of concurrent refreshes."""
     result = await db.execute(
         update(AuthSession)
         .where(
@@ -64,7 +70,13 @@ async def rotate_refresh(
             AuthSession.refresh_jti == old_jti,
             AuthSession.revoked_at.is_(None),
         )
-        .values(refresh_jti=new_jti, expires_at=expires_at, last_used_at=utcnow())
+        .values(
+            refresh_jti=new_jti,
+            previous_refresh_jti=old_jti,
+            rotated_at=rotated_at,
+            expires_at=expires_at,
+            last_used_at=rotated_at,
+        )
         .execution_options(synchronize_session=False)
     )
     return bool(getattr(result, "rowcount", 0) == 1)

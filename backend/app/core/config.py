@@ -129,6 +129,9 @@ class AuthSettings(BaseSettings):
 
     access_token_minutes: int = Field(default=30, ge=1, le=24 * 60)
     refresh_token_days: int = Field(default=14, ge=1, le=365)
+    # Two tabs refreshing at once with the same refresh token: within this many seconds of the
+    # first, the same token gets the same new pair; after it, a reused token ends the session.
+    refresh_grace_seconds: int = Field(default=30, ge=0, le=300)
     # Argon2id cost. The defaults follow RFC 9106's second recommended option.
     argon2_time_cost: int = Field(default=3, ge=1)
     argon2_memory_kib: int = Field(default=65536, ge=1024)

@@ -116,6 +116,7 @@ class InvalidTokenError(Exception):
 class TokenCodec:
     def __init__(self, signing_key: str, settings: AuthSettings) -> None:
         self._key = signing_key
+        self.refresh_grace = timedelta(seconds=settings.refresh_grace_seconds)
         self._ttl: dict[TokenType, timedelta] = {
             "access": timedelta(minutes=settings.access_token_minutes),
             "refresh": timedelta(days=settings.refresh_token_days),
@@ -126,9 +127,15 @@ class TokenCodec:
         return self._ttl[token_type]
 
     def issue(
-        self, token_type: TokenType, user_id: int, session_id: str, jti: str | None = None
+        self,
+        token_type: TokenType,
+        user_id: int,
+        session_id: str,
+        jti: str | None = None,
+        issued_at: datetime | None = None,
     ) -> tuple[str, TokenClaims]:
-        now = utcnow()
+        """A signed token; the same arguments (`jti` and `issued_at` given) give the same token."""
+        now = (issued_at or utcnow()).replace(microsecond=0)
         claims = TokenClaims(
             user_id=user_id,
             session_id=session_id,

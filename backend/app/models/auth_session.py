@@ -17,6 +17,9 @@ class AuthSession(Base):
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
     # The `jti` of the only refresh token that may be used next; rotated on every refresh.
     refresh_jti: Mapped[str] = mapped_column(String(32))
+    # The refresh token this one replaced, and when: for the grace window of concurrent refreshes.
+    previous_refresh_jti: Mapped[str | None] = mapped_column(String(32))
+    rotated_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
     last_used_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

@@ -1,13 +1,18 @@
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import time
+from datetime import timedelta
 
 import pytest
 from jose import jwt
+from sqlalchemy import update
 
-from tests.conftest import SIGNING_KEY, AccountFactory, Harness
+from app.models import AuthSession
+from app.models.base import utcnow
+from tests.conftest import SIGNING_KEY, AccountFactory, Harness, HarnessFactory, register
 
 UNIFORM_401 = {"detail": "Invalid or expired token", "code": "invalid_token"}
 
@@ -56,9 +61,11 @@ async def test_every_bad_token_gets_the_same_401(
 
 
 async def test_refresh_rotates_and_old_refresh_token_reuse_revokes_the_session(
-    harness: Harness, make_account: AccountFactory
+    harness_factory: HarnessFactory,
 ) -> None:
-    account = await make_account()
+    # No grace window: the old token's return is reuse at once.
+    harness = await harness_factory(auth={"refresh_grace_seconds": 0})
+    account = await register(harness, "rotating")
     first = await harness.client.post(
         "/api/auth/refresh", json={"refresh_token": account.refresh_token}
     )
@@ -82,6 +89,45 @@ async def test_refresh_rotates_and_old_refresh_token_reuse_revokes_the_session(
         "/api/auth/refresh", json={"refresh_token": rotated["refresh_token"]}
     )
     assert after.status_code == 401
+
+
+async def test_two_tabs_refreshing_at_once_both_stay_signed_in(
+    harness: Harness, make_account: AccountFactory
+) -> None:
+    """Two tabs refresh with the same token at the same moment (or the second a little later,
+    within the grace window): both get the same new pair, and the session lives on."""
+    account = await make_account()
+    body = {"refresh_token": account.refresh_token}
+    raced = await asyncio.gather(
+        *(harness.client.post("/api/auth/refresh", json=body) for _ in range(4))
+    )
+    assert [r.status_code for r in raced] == [200] * 4, [r.text for r in raced]
+    pairs = {(r.json()["access_token"], r.json()["refresh_token"]) for r in raced}
+    assert len(pairs) == 1, "every tab got the same new pair"
+    later = await harness.client.post("/api/auth/refresh", json=body)
+    assert (later.json()["access_token"], later.json()["refresh_token"]) in pairs
+    ((access, refresh),) = pairs
+    me = await harness.client.get("/api/auth/me", headers={"Authorization": f"Bearer {access}"})
+    assert me.status_code == 200
+    # The new token rotates as usual; the first one is now two rotations old: reuse.
+    assert (
+        await harness.client.post("/api/auth/refresh", json={"refresh_token": refresh})
+    ).status_code == 200
+    replay = await harness.client.post("/api/auth/refresh", json=body)
+    assert replay.status_code == 401
+    assert (
+        await harness.client.get("/api/auth/me", headers={"Authorization": f"Bearer {access}"})
+    ).status_code == 401, "real reuse still ends the session"
+
+
+async def test_the_grace_window_ends(harness: Harness, make_account: AccountFactory) -> None:
+    account = await make_account()
+    body = {"refresh_token": account.refresh_token}
+    assert (await harness.client.post("/api/auth/refresh", json=body)).status_code == 200
+    async with harness.app.state.ctx.sessionmaker() as db:
+        await db.execute(update(AuthSession).values(rotated_at=utcnow() - timedelta(seconds=31)))
+        await db.commit()
+    assert (await harness.client.post("/api/auth/refresh", json=body)).status_code == 401
 
 
 @pytest.mark.parametrize("token_kind", ["access", "garbage"])
