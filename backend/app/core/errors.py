@@ -219,6 +219,14 @@ async def _database_error(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
+async def _too_deep(request: Request, exc: Exception) -> JSONResponse:
+    """Input nested deeper than Python will follow (a JSON body of thousands of `[`): the
+    request's fault, not the server's."""
+    message = "The request is nested too deeply"
+    detail = [{"loc": ["body"], "msg": message, "type": "too_deep"}]
+    return _respond(request, 422, message, "too_deep", detail=detail)
+
+
 async def _unhandled_error(request: Request, exc: Exception) -> JSONResponse:
     request_id = request.scope.get("state", {}).get("request_id")
     logger.exception("Unhandled error (request_id=%s)", request_id)
@@ -230,4 +238,5 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(OperationalError, _database_error)
+    app.add_exception_handler(RecursionError, _too_deep)
     app.add_exception_handler(Exception, _unhandled_error)

@@ -4,12 +4,18 @@ PostgreSQL cannot store NUL in text, and no name, title, message or setting need
 here gives the caller a 422 naming the field, the same on every database, instead of a database
 error. A NUL can only arrive escaped (`%00` in a URL, `\\u0000` in JSON), so requests without that
 sequence — nearly all — pass after a byte search; only those with it are parsed to tell a real NUL
-from the text `\\u0000` written out. `/v1` is not affected: calls are relayed as sent, and the
+from the text `\\u0000` written out.
+
+The search only works on the bytes the route will read, so the guard and the route must read the
+body the same way: Python's JSON parser also takes UTF-16 and UTF-32 bodies and a UTF-8 byte order
+mark, where `\\u0000` is not that byte sequence. JSON between systems is UTF-8 (RFC 8259), so a
+JSON body in another encoding, or with a byte order mark, is refused here (415) instead. `/v1` is not affected: calls are relayed as sent, and the
 call log stores what it must with NULs replaced.
 """
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import orjson
@@ -23,21 +29,23 @@ BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 
 
 def _nul_path(value: Any, where: list[str | int]) -> list[str | int] | None:
-    """Where the first NUL in a parsed JSON value is (a key or a string), or None."""
-    if isinstance(value, str):
-        return where if "\x00" in value else None
-    if isinstance(value, dict):
-        for key, item in value.items():
-            if "\x00" in key:
-                return [*where, key.replace("\x00", "\\u0000")]
-            found = _nul_path(item, [*where, key])
-            if found is not None:
-                return found
-    elif isinstance(value, list):
-        for index, item in enumerate(value):
-            found = _nul_path(item, [*where, index])
-            if found is not None:
-                return found
+    """Where the first NUL in a parsed JSON value is (a key or a string), or None.
+
+    Walked with an explicit stack, not recursion: a body nested hundreds of levels deep (orjson
+    reads up to 1024) must not exhaust Python's stack here, outside every error handler."""
+    stack: list[tuple[Any, list[str | int]]] = [(value, where)]
+    while stack:
+        item, path = stack.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                return path
+        elif isinstance(item, dict):
+            for key in item:
+                if "\x00" in key:
+                    return [*path, key.replace("\x00", "\\u0000")]
+            stack.extend((child, [*path, key]) for key, child in reversed(item.items()))
+        elif isinstance(item, list):
+            stack.extend((child, [*path, i]) for i, child in reversed(list(enumerate(item))))
     return None
 
 
@@ -87,6 +95,9 @@ class NulGuard:
         if b"%00" in body and _is_form(scope):
             await _refusal(["body"])(scope, receive, send)
             return
+        if _read_as_json(scope) and body and json.detect_encoding(body) != "utf-8":
+            await _not_utf8()(scope, receive, send)
+            return
         if b"\\u0000" in body:
             try:
                 parsed = orjson.loads(body)
@@ -99,12 +110,37 @@ class NulGuard:
         await self.app(scope, _replay([{"type": "http.request", "body": body}], receive), send)
 
 
-def _is_form(scope: Scope) -> bool:
+def _not_utf8() -> JSONResponse:
+    return JSONResponse(
+        {
+            "detail": "A JSON body must be UTF-8, without a byte order mark",
+            "code": "unsupported_encoding",
+        },
+        status_code=415,
+    )
+
+
+def _content_type(scope: Scope) -> bytes | None:
     headers: list[tuple[bytes, bytes]] = scope.get("headers", [])
     for name, value in headers:
         if name == b"content-type":
-            return value.split(b";")[0].strip().lower() == b"application/x-www-form-urlencoded"
-    return False
+            return value.split(b";")[0].strip().lower()
+    return None
+
+
+def _read_as_json(scope: Scope) -> bool:
+    """Whether FastAPI parses this body as JSON: no content type, or application/json or
+    application/…+json."""
+    kind = _content_type(scope)
+    return (
+        kind is None
+        or kind == b"application/json"
+        or (kind.startswith(b"application/") and kind.endswith(b"+json"))
+    )
+
+
+def _is_form(scope: Scope) -> bool:
+    return _content_type(scope) == b"application/x-www-form-urlencoded"
 
 
 def _replay(messages: list[Message], receive: Receive) -> Receive:
