@@ -3,10 +3,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from app.agents.schemas import ChatParams, ModelName, PresetMessage, PresetMessages
 from app.core.ids import CountField, RowIdField
+from app.core.instants import Instant
 
 MAX_CONTENT_CHARS = 200_000
 MAX_IMPORT_MESSAGES = 10_000
@@ -184,7 +185,7 @@ class ExportedMessage(BaseModel):
     completion_tokens: CountField = 0
     reasoning_tokens: CountField = 0
     total_tokens: CountField = 0
-    created_at: AwareDatetime | None = None
+    created_at: Instant | None = None
 
 
 class ConversationExport(BaseModel):
@@ -199,6 +200,6 @@ class ConversationExport(BaseModel):
     system_prompt: Annotated[str, Field(max_length=100_000)] = ""
     preset_messages: PresetMessages = Field(default_factory=list)
     params: ChatParams = Field(default_factory=ChatParams)
-    created_at: AwareDatetime | None = None
-    exported_at: AwareDatetime | None = None
+    created_at: Instant | None = None
+    exported_at: Instant | None = None
     messages: Annotated[list[ExportedMessage], Field(max_length=MAX_IMPORT_MESSAGES)]

@@ -5,6 +5,8 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
+from app.core.instants import Instant
+
 Reason = Annotated[str, StringConstraints(strip_whitespace=True, max_length=255)]
 CidrText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
 
@@ -16,7 +18,7 @@ class IPRuleCreate(BaseModel):
         description="An address (203.0.113.7, 2001:db8::1) or a CIDR range (203.0.113.0/24)"
     )
     reason: Reason = ""
-    expires_at: datetime | None = Field(default=None, description="Must be in the future")
+    expires_at: Instant | None = Field(default=None, description="Must be in the future")
     enabled: bool = True
     confirm: bool = Field(
         default=False,
@@ -30,7 +32,7 @@ class IPRuleUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     reason: Reason | None = None
-    expires_at: datetime | None = None
+    expires_at: Instant | None = None
     enabled: bool | None = None
     confirm: bool = False
 

@@ -5,6 +5,8 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
+from app.core.instants import InstantOrUTC
+
 MAX_MODELS_PER_KEY = 200
 
 ModelName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=128)]
@@ -34,7 +36,7 @@ class ApiKeyCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: KeyName
-    expires_at: datetime | None = Field(default=None, description="Must be in the future")
+    expires_at: InstantOrUTC | None = Field(default=None, description="Must be in the future")
     models: ModelList = Field(
         default=None, description="Allowed public model names; omit or null for every model"
     )
@@ -48,7 +50,7 @@ class ApiKeyUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: KeyName | None = None
-    expires_at: datetime | None = None
+    expires_at: InstantOrUTC | None = None
     models: ModelList = None
     rpm_limit: KeyRpm = None
     concurrent_streams_limit: KeyStreams = None

@@ -6,13 +6,13 @@ from dataclasses import replace
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
-from pydantic import AwareDatetime
 from starlette.responses import StreamingResponse
 
 from app.auth.dependencies import CurrentUser, require_admin
 from app.core.deps import ContextDep, SessionDep
 from app.core.errors import NotFoundError
 from app.core.ids import BigRowId, RowIdFilter
+from app.core.instants import Instant
 from app.logs import export, query
 from app.logs.query import EndReason, LogFilters, Source
 from app.logs.schemas import CallLogRecord, LogPage, LogTotals, UsagePage, UsageRecord
@@ -28,9 +28,9 @@ CSV_MEDIA = "text/csv; charset=utf-8"
 
 async def own_filters(
     since: Annotated[
-        AwareDatetime | None, Query(description="From (inclusive), ISO 8601 with zone")
+        Instant | None, Query(description="From (inclusive), ISO 8601 with zone")
     ] = None,
-    until: Annotated[AwareDatetime | None, Query(description="To (exclusive)")] = None,
+    until: Annotated[Instant | None, Query(description="To (exclusive)")] = None,
     api_key_id: RowIdFilter = None,
     model: Annotated[str | None, Query(max_length=128)] = None,
     end_reason: EndReason | None = None,
