@@ -6,12 +6,15 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr, StringConstraints
 
 from app.channels.url_guard import normalise_base_url
+from app.core.protocol_text import header_token
 from app.models import ChannelStatus
 
 ModelName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=128)]
 Tag = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=32)]
 BaseURL = Annotated[str, Field(min_length=8, max_length=512), AfterValidator(normalise_base_url)]
-ApiKeyValue = Annotated[SecretStr, Field(min_length=1, max_length=4096)]
+ApiKeyValue = Annotated[
+    SecretStr, Field(min_length=1, max_length=4096), AfterValidator(header_token)
+]
 Seconds = Annotated[float, Field(gt=0, le=86_400)]
 ChannelType = Literal["openai"]
 

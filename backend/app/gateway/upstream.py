@@ -27,6 +27,8 @@ from app.core.security import mask_secret
 from app.core.timers import Deadline
 
 ERROR_BODY_LIMIT = 64 * 1024
+# A key stored before keys were checked can hold a line break, which no HTTP header may carry.
+UNSENDABLE = "the request could not be sent: the channel's key is not a valid header value"
 ErrorKind = Literal["connect", "timeout", "status", "protocol", "address", "inband"]
 Verdict = Literal["caller", "auth", "quota", "retryable"]
 
@@ -179,6 +181,8 @@ async def open_post(
         raise UpstreamError("timeout", "could not connect to upstream in time") from None
     except (aiohttp.ClientError, OSError) as exc:
         raise UpstreamError("connect", scrub(f"cannot reach upstream: {exc}", api_key)) from None
+    except ValueError:  # the request cannot be written: a header value with a line break
+        raise UpstreamError("connect", UNSENDABLE) from None
     if response.status != 200:
         raise await _status_error(response, api_key)
     return response
@@ -200,6 +204,8 @@ async def get_json(
         raise UpstreamError("timeout", "upstream did not answer in time") from None
     except (aiohttp.ClientError, OSError) as exc:
         raise UpstreamError("connect", scrub(f"cannot reach upstream: {exc}", api_key)) from None
+    except ValueError:
+        raise UpstreamError("connect", UNSENDABLE) from None
     try:
         return orjson.loads(raw)
     except orjson.JSONDecodeError:

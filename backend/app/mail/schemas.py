@@ -1,11 +1,14 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr, field_validator
 
+from app.core.protocol_text import single_line
 from app.users.fields import Email
+
+OneLine = Annotated[str, AfterValidator(single_line)]
 
 Security = Literal["starttls", "tls", "none"]
 
@@ -34,11 +37,18 @@ class MailConfigUpdate(BaseModel):
     host: str = Field(default="", max_length=253, pattern=r"^[A-Za-z0-9.:\[\]-]*$")
     port: int = Field(default=587, ge=1, le=65535)
     security: Security = "starttls"
-    username: str = Field(default="", max_length=254)
+    username: OneLine = Field(default="", max_length=254)
     # Omitted: keep the stored password. "" or null: remove it.
     password: SecretStr | None = Field(default=None, max_length=1024)
     from_address: Email | Literal[""] = ""
-    from_name: str = Field(default="", max_length=64)
+    from_name: OneLine = Field(default="", max_length=64)
+
+    @field_validator("password")
+    @classmethod
+    def _one_line_password(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            single_line(value.get_secret_value())
+        return value
 
 
 class TestMailRequest(BaseModel):

@@ -6,6 +6,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.config import MailSettings
 from app.core.db import get_or_create
+from app.core.errors import UnprocessableError
 from app.core.security import SecretBox
 from app.mail import templates
 from app.mail.config import CONFIG_ROW_ID, SmtpConfig, from_row
@@ -63,6 +64,11 @@ async def send_test(
     config: SmtpConfig, settings: MailSettings, *, site: str, to: str, language: templates.Language
 ) -> TestMailResult:
     """Send one mail now (one attempt) and say how it went: the admin is waiting to know."""
+    if not config.configured:
+        raise UnprocessableError(
+            "Mail is not set up: save an SMTP host and a sender address first",
+            code="mail_not_configured",
+        )
     message = templates.compose(
         "test",
         language,

@@ -17,6 +17,8 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from app.core.protocol_text import single_line
+
 
 def _meta(group: str, *, public: bool = False) -> dict[str, Any]:
     return {"group": group, "public": public}
@@ -269,6 +271,12 @@ class RuntimeValues(BaseModel):
         description="Call-log rows older than this are deleted. 0: keep forever.",
         json_schema_extra=_meta("logs"),
     )
+
+    @field_validator("site_name", "public_url", "default_model", "chat_title_model")
+    @classmethod
+    def _one_line(cls, value: str) -> str:
+        """These reach mail headers, links and request bodies: one line each."""
+        return single_line(value)
 
     @field_validator("public_url")
     @classmethod
