@@ -31,6 +31,7 @@ from app.core.logging import configure_logging
 from app.core.middleware import RequestContextMiddleware
 from app.core.nul_guard import NulGuard
 from app.core.spa import mount_spa
+from app.core.unexpected_errors import UnexpectedErrors
 from app.gateway import openapi as gateway_openapi
 from app.gateway.endpoints import OpenAIEndpoints
 from app.health.router import router as health_router
@@ -75,7 +76,7 @@ class GatewayApp(FastAPI):
         inner = super().build_middleware_stack()
         settings = self._ctx.settings
         return RequestContextMiddleware(
-            OpenAIEndpoints(NulGuard(inner), self._ctx),
+            OpenAIEndpoints(UnexpectedErrors(NulGuard(inner)), self._ctx),
             resolver=self._ctx.client_ip,
             guard=self._ctx.guard,
             max_body_bytes=settings.server.max_body_bytes,
