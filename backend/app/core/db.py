@@ -8,7 +8,11 @@ asyncpg. Engines are built in the lifespan; nothing connects at import time.
 
 from __future__ import annotations
 
+import contextlib
+import logging
+import os
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, TypeVar
 
 from sqlalchemy import event
@@ -56,6 +60,20 @@ def database_url(settings: Settings) -> URL:
     return url.set(drivername=driver)
 
 
+def private_database_file(path: Path) -> None:
+    """The SQLite file readable by this user only: created 0600 (in a new 0700 directory) before
+    SQLite opens it — its -wal and -shm files take the database file's mode — and tightened if an
+    earlier version left it readable by everyone. An existing directory is left as it is (it may
+    be shared); the files in it are what hold the data."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    os.close(fd)
+    for own in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
+        with contextlib.suppress(FileNotFoundError, PermissionError):
+            if own.stat().st_uid == os.getuid():
+                own.chmod(0o600)
+
+
 def is_sqlite(url: URL) -> bool:
     return url.get_backend_name() == "sqlite"
 
@@ -63,10 +81,19 @@ def is_sqlite(url: URL) -> bool:
 def create_engine(settings: Settings) -> AsyncEngine:
     url = database_url(settings)
     db = settings.database
-    kwargs: dict[str, Any] = {"echo": db.echo, "pool_pre_ping": not is_sqlite(url)}
+    kwargs: dict[str, Any] = {
+        "echo": db.echo,
+        "pool_pre_ping": not is_sqlite(url),
+        # Statement parameters hold user data (messages, e-mail addresses, hashes): errors and
+        # echo show the statement only, so a logged exception never carries them.
+        "hide_parameters": True,
+    }
     if is_sqlite(url):
+        # aiosqlite logs every statement with its parameters at DEBUG: never, whatever the
+        # configured level.
+        logging.getLogger("aiosqlite").setLevel(logging.INFO)
         if url.database and url.database != ":memory:":
-            settings.server.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+            private_database_file(Path(url.database))
         engine = create_async_engine(url, **kwargs)
         _install_sqlite_pragmas(engine, db.sqlite_busy_timeout_ms)
         install_write_gate(engine, db.sqlite_busy_timeout_ms / 1000)

@@ -40,7 +40,7 @@ def _upgrade(connection: Connection, revision: str) -> None:
 
 @contextlib.asynccontextmanager
 async def _file_lock(path: Path) -> AsyncIterator[None]:
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
     try:
         await anyio.to_thread.run_sync(fcntl.flock, fd, fcntl.LOCK_EX)

@@ -139,7 +139,7 @@ def run_workers(settings: Settings) -> None:
         os.environ.setdefault(METRICS_DIR_ENV, str(settings.server.data_dir / "metrics"))
     )
     shutil.rmtree(metrics_dir, ignore_errors=True)  # values of earlier runs' processes
-    metrics_dir.mkdir(parents=True, exist_ok=True)
+    metrics_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     config = uvicorn_config(settings.server, "app.main:create_app", factory=True, workers=workers)
     sock = config.bind_socket()
     print(
