@@ -70,16 +70,22 @@ async def _with_context(settings: Settings, bootstrap_admin: bool) -> None:
                 print("An admin account already exists; nothing to create.")
 
 
-async def _reset_password(settings: Settings, username: str, from_stdin: bool) -> int:
+async def _reset_password(
+    settings: Settings, username: str, from_stdin: bool, revoke_keys: bool
+) -> int:
     password = sys.stdin.readline().rstrip("\n") if from_stdin else None
     async with _database(settings, prepare=False) as ctx, ctx.sessionmaker() as db:
         user = await user_service.find_for_login(db, username)
         if user is None:
             print(f"No account named '{username}'.", file=sys.stderr)
             return 1
-        generated = await user_service.admin_reset_password(db, ctx.hasher, user, password)
+        generated, revoked = await user_service.admin_reset_password(
+            db, ctx.hasher, user, password, revoke_api_keys=revoke_keys
+        )
         await db.commit()
     print(f"Password for '{user.username}' changed; their sessions were signed out.")
+    if revoke_keys:
+        print(f"{revoked} API key(s) revoked.")
     if generated:
         print(f"New password (shown once): {generated}")
     return 0
@@ -134,6 +140,9 @@ def main(argv: list[str] | None = None) -> int:
     reset = commands.add_parser("reset-password", help="set a new password for an account")
     reset.add_argument("username")
     reset.add_argument(
+        "--revoke-keys", action="store_true", help="also revoke every API key of the account"
+    )
+    reset.add_argument(
         "--stdin", action="store_true", help="read the new password from standard input"
     )
     args = parser.parse_args(argv)
@@ -154,7 +163,9 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "rotate-keys":
             return asyncio.run(_rotate_keys(settings))
         elif args.command == "reset-password":
-            return asyncio.run(_reset_password(settings, args.username, args.stdin))
+            return asyncio.run(
+                _reset_password(settings, args.username, args.stdin, args.revoke_keys)
+            )
     except ConfigError as exc:
         print(f"Configuration error: {exc}", file=sys.stderr)
         return 2

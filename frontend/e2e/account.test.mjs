@@ -53,6 +53,17 @@ const linkIn = (mail) => /https?:\/\/\S+token=[A-Za-z0-9_\-%]+/.exec(mail.text)[
 
 test('a forgotten password is reset through the mailed link (in Chinese)', async () => {
   await register('wang', 'wang@example.com')
+  // A key of wang's, to see the reset page's "also revoke my API keys" do what it says.
+  const signedIn = await (await fetch(`${h.base}/api/auth/login`, {
+    method: 'POST',
+    headers: { 'Content-Type': 'application/json' },
+    body: JSON.stringify({ username: 'wang', password: 'correct horse battery' }),
+  })).json()
+  const created = await api(h.base, signedIn.access_token, 'POST', '/api/keys', { name: 'script' })
+  assert.equal(created.status, 201)
+  const keyWorks = async () =>
+    (await fetch(`${h.base}/v1/models`, { headers: { Authorization: `Bearer ${created.body.key}` } })).status
+  assert.equal(await keyWorks(), 200)
   const { page, context, problems } = await newPage({ locale: 'zh-CN' })
   await page.goto(`${h.base}/login`)
   await page.click('[data-test=to-forgot]')
@@ -70,9 +81,11 @@ test('a forgotten password is reset through the mailed link (in Chinese)', async
   await page.goto(link)
   await page.fill('input[name=password]', 'a brand new passphrase')
   await page.fill('input[name=repeat]', 'a brand new passphrase')
+  await page.check('[data-test=revoke-keys] input')
   await shot(page, '21-reset-password-zh')
   await page.click('[data-test=reset-submit]')
   await page.waitForSelector('[data-test=reset-done]')
+  assert.equal(await keyWorks(), 401, 'the key was revoked with the reset')
 
   // The link worked once.
   await page.goto(link)

@@ -213,6 +213,25 @@ test('an admin adds and tests a channel, reads logs and the dashboard, exports C
   const allowed = await fetch(`${h.base}/healthz`, { headers: { 'X-Forwarded-For': '203.0.113.9' } })
   assert.equal(allowed.status, 200)
 
+  // Sign a user out everywhere, revoking their API keys too: their key stops at once.
+  const someone = await api(h.base, token, 'POST', '/api/admin/users', { username: 'leaving', password: 'correct horse battery' })
+  assert.equal(someone.status, 201)
+  const theirs = await fetch(`${h.base}/api/auth/login`, {
+    method: 'POST',
+    headers: { 'Content-Type': 'application/json' },
+    body: JSON.stringify({ username: 'leaving', password: 'correct horse battery' }),
+  })
+  const key = await api(h.base, (await theirs.json()).access_token, 'POST', '/api/keys', { name: 'k' })
+  await page.click('[data-test=admin-nav] >> text=Users')
+  const leavingRow = page.locator('tr', { hasText: 'leaving' })
+  await leavingRow.locator('[data-test=sign-out-everywhere]').click()
+  await page.check('[data-test=confirm-option] input')
+  await shot(page, '12-sign-out-everywhere')
+  await page.click('[data-test=confirm]')
+  await page.waitForSelector('text=/API keys revoked: 1/')
+  const revoked = await fetch(`${h.base}/v1/models`, { headers: { Authorization: `Bearer ${key.body.key}` } })
+  assert.equal(revoked.status, 401)
+
   // Settings are generated from the registry and show the server's validation message.
   await page.click('[data-test=admin-nav] >> text=Settings')
   const field = page.locator('input[name=llm_concurrency]')

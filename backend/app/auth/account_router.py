@@ -73,8 +73,17 @@ async def request_password_reset(
 async def confirm_password_reset(
     body: PasswordResetConfirm, ctx: ContextDep, db: SessionDep
 ) -> None:
-    """Choose a new password with a reset link; every session of the account is signed out."""
-    await password_reset.confirm(db, ctx.hasher, body.token, body.new_password.get_secret_value())
+    """Choose a new password with a reset link; every session of the account is signed out (and,
+    with `revoke_api_keys`, every API key revoked)."""
+    revoked = await password_reset.confirm(
+        db,
+        ctx.hasher,
+        body.token,
+        body.new_password.get_secret_value(),
+        revoke_api_keys=body.revoke_api_keys,
+    )
+    if revoked:
+        after_commit(db, ctx.credentials_changed)
 
 
 @router.get("/2fa")

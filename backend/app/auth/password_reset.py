@@ -4,15 +4,23 @@ from __future__ import annotations
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.auth import links, sessions
+from app.auth import links
 from app.core.security import PasswordHasher
-from app.models import TokenPurpose, User
+from app.models import TokenPurpose
 from app.models.base import utcnow
 from app.users import service as user_service
 
 
-async def confirm(db: AsyncSession, hasher: PasswordHasher, token: str, new_password: str) -> User:
-    """Set the password, sign out every session, and make other reset links stop working.
+async def confirm(
+    db: AsyncSession,
+    hasher: PasswordHasher,
+    token: str,
+    new_password: str,
+    *,
+    revoke_api_keys: bool = False,
+) -> int:
+    """Set the password, sign out every session (and revoke the API keys if asked), and make
+    other reset links stop working. Returns how many keys were revoked.
 
     The link must still belong to an active account with the address it was sent to. Having
     received it there confirms that address.
@@ -22,9 +30,9 @@ async def confirm(db: AsyncSession, hasher: PasswordHasher, token: str, new_pass
     if not user.is_active or user.email != row.email:
         raise links.invalid_link()
     await user_service.set_password(db, hasher, user, new_password)
-    await sessions.revoke_all_for_user(db, user.id)
+    revoked = await user_service.sign_out_everywhere(db, user, revoke_api_keys=revoke_api_keys)
     await links.withdraw(db, user.id, TokenPurpose.RESET_PASSWORD)
     if user.email_verified_at is None:
         user.email_verified_at = utcnow()
     await db.flush()
-    return user
+    return revoked

@@ -233,7 +233,7 @@ async def change_password(
     throttle: LoginThrottleDep,
     client_ip: ClientIP,
 ) -> None:
-    await auth_service.change_password(
+    revoked = await auth_service.change_password(
         db,
         ctx.hasher,
         throttle,
@@ -241,7 +241,10 @@ async def change_password(
         current_password=body.current_password.get_secret_value(),
         new_password=body.new_password.get_secret_value(),
         client_ip=client_ip,
+        revoke_api_keys=body.revoke_api_keys,
     )
+    if revoked:
+        after_commit(db, ctx.credentials_changed)
 
 
 @router.get("/sessions")

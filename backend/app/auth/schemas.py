@@ -53,6 +53,9 @@ class PasswordChange(BaseModel):
 
     current_password: GivenPassword
     new_password: NewPassword
+    revoke_api_keys: bool = Field(
+        default=False, description="Also revoke every API key of the account"
+    )
 
 
 class SessionRead(BaseModel):
@@ -149,6 +152,10 @@ class PasswordResetConfirm(BaseModel):
 
     token: str = Field(min_length=1, max_length=128)
     new_password: NewPassword
+    revoke_api_keys: bool = Field(
+        default=False,
+        description="Also revoke every API key of the account (they keep working otherwise)",
+    )
 
 
 class Accepted(BaseModel):

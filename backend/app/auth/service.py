@@ -267,8 +267,10 @@ async def change_password(
     current_password: str,
     new_password: str,
     client_ip: str,
-) -> None:
-    """Change the password and sign out every other session (this one stays)."""
+    revoke_api_keys: bool = False,
+) -> int:
+    """Change the password and sign out every other session (this one stays); with
+    `revoke_api_keys`, revoke the API keys too. Returns how many keys were revoked."""
     user = principal.user
     await confirm_password(
         hasher, throttle, user, current_password, client_ip, param="current_password"
@@ -280,7 +282,9 @@ async def change_password(
             param="new_password",
         )
     await user_service.set_password(db, hasher, user, new_password)
-    await sessions.revoke_all_for_user(db, user.id, except_session_id=principal.session_id)
+    return await user_service.sign_out_everywhere(
+        db, user, revoke_api_keys=revoke_api_keys, except_session_id=principal.session_id
+    )
 
 
 async def confirm_password(

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from sqlalchemy import func, or_, select
+from sqlalchemy import update as sql_update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.db import get_or_404
@@ -146,6 +147,18 @@ async def revoke(db: AsyncSession, key: ApiKey) -> ApiKey:
         key.revoked_at = utcnow()
         await db.flush()
     return key
+
+
+async def revoke_all_for_user(db: AsyncSession, user_id: int) -> int:
+    """Revoke every key of an account (after a password reset, or a sign-out everywhere that
+    asks for it). Returns how many were still working."""
+    result = await db.execute(
+        sql_update(ApiKey)
+        .where(ApiKey.user_id == user_id, ApiKey.revoked_at.is_(None))
+        .values(revoked_at=utcnow())
+        .execution_options(synchronize_session=False)
+    )
+    return int(getattr(result, "rowcount", 0) or 0)
 
 
 async def admin_list(

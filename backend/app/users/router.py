@@ -16,6 +16,8 @@ from app.users import service as user_service
 from app.users.schemas import (
     PasswordResetByAdmin,
     PasswordResetResult,
+    SignedOut,
+    SignOutEverywhere,
     UserCreate,
     UserRead,
     UserUpdate,
@@ -75,10 +77,30 @@ async def reset_password(
     user_id: RowId, body: PasswordResetByAdmin, ctx: ContextDep, db: SessionDep
 ) -> PasswordResetResult:
     target = await user_service.get(db, user_id)
-    generated = await user_service.admin_reset_password(
-        db, ctx.hasher, target, body.password.get_secret_value() if body.password else None
+    generated, revoked = await user_service.admin_reset_password(
+        db,
+        ctx.hasher,
+        target,
+        body.password.get_secret_value() if body.password else None,
+        revoke_api_keys=body.revoke_api_keys,
     )
-    return PasswordResetResult(password=generated)
+    if revoked:
+        after_commit(db, ctx.credentials_changed)
+    return PasswordResetResult(password=generated, api_keys_revoked=revoked)
+
+
+@router.post("/{user_id}/sign-out")
+async def sign_out_everywhere(
+    user_id: RowId, body: SignOutEverywhere, ctx: ContextDep, db: SessionDep
+) -> SignedOut:
+    """End every session of the user at once (and, if asked, revoke their API keys)."""
+    target = await user_service.get(db, user_id)
+    revoked = await user_service.sign_out_everywhere(
+        db, target, revoke_api_keys=body.revoke_api_keys
+    )
+    if revoked:
+        after_commit(db, ctx.credentials_changed)
+    return SignedOut(api_keys_revoked=revoked)
 
 
 @router.delete("/{user_id}/2fa", status_code=status.HTTP_204_NO_CONTENT)

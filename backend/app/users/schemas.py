@@ -68,9 +68,21 @@ class PasswordResetByAdmin(BaseModel):
 
     # Omit to have a strong password generated and returned once.
     password: NewPassword | None = None
+    revoke_api_keys: bool = Field(default=False, description="Also revoke the user's API keys")
 
 
 class PasswordResetResult(BaseModel):
     password: str | None = Field(
         default=None, description="The generated password, shown only in this response."
     )
+    api_keys_revoked: int = 0
+
+
+class SignOutEverywhere(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    revoke_api_keys: bool = Field(default=False, description="Also revoke the user's API keys")
+
+
+class SignedOut(BaseModel):
+    api_keys_revoked: int

@@ -14,6 +14,7 @@ from app.core.db import get_or_404
 from app.core.errors import ConflictError
 from app.core.pagination import PageParams, like_pattern, paginate
 from app.core.security import PasswordHasher
+from app.keys import service as key_service
 from app.models import User, UserRole, UserStatus
 from app.models.base import utcnow
 from app.users.fields import username_key
@@ -184,13 +185,34 @@ async def admin_update(
 
 
 async def admin_reset_password(
-    db: AsyncSession, hasher: PasswordHasher, target: User, password: str | None
-) -> str | None:
-    """Set a new password and sign the user out everywhere. Returns the password if generated."""
+    db: AsyncSession,
+    hasher: PasswordHasher,
+    target: User,
+    password: str | None,
+    *,
+    revoke_api_keys: bool = False,
+) -> tuple[str | None, int]:
+    """Set a new password and sign the user out everywhere (and revoke their API keys if asked).
+    Returns the password if generated, and how many keys were revoked."""
     new_password = password if password is not None else generate_password()
     await set_password(db, hasher, target, new_password)
-    await sessions.revoke_all_for_user(db, target.id)
-    return None if password is not None else new_password
+    revoked = await sign_out_everywhere(db, target, revoke_api_keys=revoke_api_keys)
+    return (None if password is not None else new_password), revoked
+
+
+async def sign_out_everywhere(
+    db: AsyncSession,
+    user: User,
+    *,
+    revoke_api_keys: bool,
+    except_session_id: str | None = None,
+) -> int:
+    """End every session of `user` (but `except_session_id`); with `revoke_api_keys`, revoke
+    every API key too — a password reset alone leaves keys working. Returns keys revoked."""
+    await sessions.revoke_all_for_user(db, user.id, except_session_id=except_session_id)
+    if not revoke_api_keys:
+        return 0
+    return await key_service.revoke_all_for_user(db, user.id)
 
 
 async def admin_delete(db: AsyncSession, actor: User, target: User) -> None:

@@ -39,12 +39,15 @@ async def test_a_new_sqlite_database_and_its_directory_are_private(tmp_path: Pat
         assert _mode(path) == 0o600, path.name
 
 
+def _world_readable(*paths: Path) -> None:
+    for path in paths:
+        path.write_bytes(b"")
+        path.chmod(0o644)
+
+
 async def test_an_existing_database_readable_by_everyone_is_tightened(tmp_path: Path) -> None:
     path = tmp_path / "old.db"
-    path.write_bytes(b"")
-    path.chmod(0o644)
-    Path(f"{path}-wal").write_bytes(b"")
-    Path(f"{path}-wal").chmod(0o644)
+    _world_readable(path, Path(f"{path}-wal"))
     settings = make_settings(tmp_path, DatabaseTarget(f"sqlite+aiosqlite:///{path}"))
     engine = create_engine(settings)
     await engine.dispose()

@@ -148,7 +148,7 @@ async def test_reset_password_generated_or_given(
         json={"password": "chosen by admin"},
         headers=admin,
     )
-    assert given.json() == {"password": None}
+    assert given.json() == {"password": None, "api_keys_revoked": 0}
     await harness.login(account.username, "chosen by admin")
     short = await harness.client.post(
         f"/api/admin/users/{account.id}/password", json={"password": "x"}, headers=admin

@@ -19,9 +19,11 @@ export const usersApi = {
   create: (body: Schemas['UserCreate']) => post<User>('/api/admin/users', body),
   update: (id: number, body: Schemas['UserUpdate']) => patch<User>(`/api/admin/users/${id}`, body),
   remove: (id: number) => del(`/api/admin/users/${id}`),
-  resetPassword: (id: number, body: Schemas['PasswordResetByAdmin'] = {}) =>
+  resetPassword: (id: number, body: Schemas['PasswordResetByAdmin'] = { revoke_api_keys: false }) =>
     post<Schemas['PasswordResetResult']>(`/api/admin/users/${id}/password`, body),
   resetTwoFactor: (id: number) => del(`/api/admin/users/${id}/2fa`),
+  signOut: (id: number, body: Schemas['SignOutEverywhere']) =>
+    post<Schemas['SignedOut']>(`/api/admin/users/${id}/sign-out`, body),
 }
 
 export const mailApi = {

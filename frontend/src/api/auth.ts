@@ -26,8 +26,8 @@ export const authApi = {
   sendVerification: () => post<Schemas['Accepted']>('/api/auth/send-verification'),
   verifyEmail: (token: string) => post<User>('/api/auth/verify-email', { token }, noRefresh),
   requestPasswordReset: (email: string) => post<Schemas['Accepted']>('/api/auth/password/reset', { email }, noRefresh),
-  confirmPasswordReset: (token: string, newPassword: string) =>
-    post<void>('/api/auth/password/reset/confirm', { token, new_password: newPassword }, noRefresh),
+  confirmPasswordReset: (token: string, newPassword: string, revokeApiKeys = false) =>
+    post<void>('/api/auth/password/reset/confirm', { token, new_password: newPassword, revoke_api_keys: revokeApiKeys }, noRefresh),
 }
 
 export const twoFactorApi = {

@@ -348,7 +348,8 @@ export interface paths {
         put?: never;
         /**
          * Confirm Password Reset
-         * @description Choose a new password with a reset link; every session of the account is signed out.
+         * @description Choose a new password with a reset link; every session of the account is signed out (and,
+         *     with `revoke_api_keys`, every API key revoked).
          */
         post: operations["auth-confirm_password_reset"];
         delete?: never;
@@ -580,6 +581,26 @@ export interface paths {
         put?: never;
         /** Reset Password */
         post: operations["admin-users-reset_password"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/admin/users/{user_id}/sign-out": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Sign Out Everywhere
+         * @description End every session of the user at once (and, if asked, revoke their API keys).
+         */
+        post: operations["admin-users-sign_out_everywhere"];
         delete?: never;
         options?: never;
         head?: never;
@@ -2029,7 +2050,7 @@ export interface components {
         "Body_auth-upload_avatar": {
             /**
              * File
-             * @description PNG, JPEG, WebP or GIF, up to 5 MB
+             * @description PNG, WebP or GIF up to 16 megapixels, or JPEG up to 50; at most 5 MB
              */
             file: string;
         };
@@ -3112,11 +3133,23 @@ export interface components {
              * Format: password
              */
             new_password: string;
+            /**
+             * Revoke Api Keys
+             * @description Also revoke every API key of the account
+             * @default false
+             */
+            revoke_api_keys: boolean;
         };
         /** PasswordResetByAdmin */
         PasswordResetByAdmin: {
             /** Password */
             password?: string | null;
+            /**
+             * Revoke Api Keys
+             * @description Also revoke the user's API keys
+             * @default false
+             */
+            revoke_api_keys: boolean;
         };
         /** PasswordResetConfirm */
         PasswordResetConfirm: {
@@ -3127,6 +3160,12 @@ export interface components {
              * Format: password
              */
             new_password: string;
+            /**
+             * Revoke Api Keys
+             * @description Also revoke every API key of the account (they keep working otherwise)
+             * @default false
+             */
+            revoke_api_keys: boolean;
         };
         /** PasswordResetRequest */
         PasswordResetRequest: {
@@ -3143,6 +3182,11 @@ export interface components {
              * @description The generated password, shown only in this response.
              */
             password?: string | null;
+            /**
+             * Api Keys Revoked
+             * @default 0
+             */
+            api_keys_revoked: number;
         };
         /** Period */
         Period: {
@@ -3341,6 +3385,20 @@ export interface components {
         SettingsSchema: {
             /** Items */
             items: components["schemas"]["SettingInfo"][];
+        };
+        /** SignOutEverywhere */
+        SignOutEverywhere: {
+            /**
+             * Revoke Api Keys
+             * @description Also revoke the user's API keys
+             * @default false
+             */
+            revoke_api_keys: boolean;
+        };
+        /** SignedOut */
+        SignedOut: {
+            /** Api Keys Revoked */
+            api_keys_revoked: number;
         };
         /** Span */
         Span: {
@@ -5222,6 +5280,41 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["PasswordResetResult"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    "admin-users-sign_out_everywhere": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                user_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["SignOutEverywhere"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SignedOut"];
                 };
             };
             /** @description Validation Error */

@@ -27,6 +27,7 @@ export default {
   },
   account: {
     profile: 'Profile', displayName: 'Display name', changePassword: 'Change password', currentPassword: 'Current password',
+    revokeKeys: 'Also revoke all my API keys', revokeKeysHint: 'They keep working otherwise. Revoke them if someone else may have had your password.',
     newPassword: 'New password', passwordChanged: 'Password changed; other sessions were signed out.',
     wrongPassword: 'The current password is not right.',
     avatarUpload: 'Upload a picture', avatarRemove: 'Remove', avatarHint: 'PNG, JPEG, WebP or GIF, up to 5 MB; shown as a 256 px square.',
@@ -95,7 +96,10 @@ export default {
   users: {
     add: 'Add user', edit: 'Edit {name}', role: 'Role', limits: 'Limits', lastLogin: 'Last sign-in', default: 'default',
     streams: 'Concurrent', limitHint: 'Empty: the default; 0: no limit', reset: 'Reset password',
-    resetTitle: 'Reset the password?', resetMessage: '{name} gets a new password and is signed out everywhere.',
+    resetTitle: 'Reset the password?', resetMessage: '{name} gets a new password and is signed out everywhere. Their API keys keep working unless you revoke them too.',
+    alsoRevokeKeys: 'Also revoke their API keys', keysRevoked: 'API keys revoked: {n}',
+    signOut: 'Sign out everywhere', signOutTitle: 'Sign out everywhere?', signOutMessage: 'Every session of {name} ends at once; they sign in again with their password.',
+    signedOut: 'Signed out everywhere', signedOutAndRevoked: 'Signed out everywhere; API keys revoked: {n}',
     newPassword: 'New password', newPasswordHint: 'Give it to the user; it is shown only this once.',
     deleteTitle: 'Delete this user?', deleteMessage: '{name} and their keys and chats will be deleted.',
     roles: { user: 'User', admin: 'Admin' }, statuses: { active: 'Active', disabled: 'Disabled' },

@@ -29,6 +29,7 @@ const zhCN: typeof en = {
   },
   account: {
     profile: '个人资料', displayName: '显示名称', changePassword: '修改密码', currentPassword: '当前密码',
+    revokeKeys: '同时吊销我的全部 API 密钥', revokeKeysHint: '否则密钥继续有效。如果别人可能知道了你的密码，请吊销它们。',
     newPassword: '新密码', passwordChanged: '密码已修改，其他会话已退出。',
     wrongPassword: '当前密码不正确。',
     avatarUpload: '上传头像', avatarRemove: '移除', avatarHint: '支持 PNG、JPEG、WebP 或 GIF，最大 5 MB，显示为 256 像素的正方形。',
@@ -97,7 +98,10 @@ const zhCN: typeof en = {
   users: {
     add: '添加用户', edit: '编辑 {name}', role: '角色', limits: '限额', lastLogin: '最后登录', default: '默认',
     streams: '并发', limitHint: '留空使用默认值；0 表示不限制', reset: '重置密码',
-    resetTitle: '重置密码？', resetMessage: '{name} 将获得新密码，并在所有设备上退出登录。',
+    resetTitle: '重置密码？', resetMessage: '{name} 将获得新密码，并在所有设备上退出登录。其 API 密钥继续有效，除非同时吊销。',
+    alsoRevokeKeys: '同时吊销其 API 密钥', keysRevoked: '已吊销 API 密钥：{n} 个',
+    signOut: '全部退出登录', signOutTitle: '在所有设备上退出登录？', signOutMessage: '{name} 的所有会话将立即结束，需要用密码重新登录。',
+    signedOut: '已在所有设备上退出登录', signedOutAndRevoked: '已全部退出登录，并吊销 API 密钥 {n} 个',
     newPassword: '新密码', newPasswordHint: '请转交给用户，只显示这一次。',
     deleteTitle: '删除这个用户？', deleteMessage: '{name} 及其密钥和对话将被删除。',
     roles: { user: '普通用户', admin: '管理员' }, statuses: { active: '正常', disabled: '已停用' },
