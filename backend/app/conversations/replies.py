@@ -358,7 +358,10 @@ class ReplyManager:
                 self._gateway.report_stream_failure(attempt)
             timeout = error.kind == "timeout"
             call.end("timeout" if timeout else "upstream_error", 200, error.message)
-            outcome.fail(error.message, "upstream_timeout" if timeout else "upstream_error")
+            outcome.fail(
+                error.public_message(call.upstream_model, call.requested_model),
+                "upstream_timeout" if timeout else "upstream_error",
+            )
         except Exception:
             logger.exception("Reply %s failed", reply.id)
             call.end("upstream_error", 500, "internal error")

@@ -20,7 +20,8 @@ Options:
   think=1           content starts with inline <think>…</think>
   usage=last|every|never|cached   usage in the last chunk (when asked) / in every chunk (cumulative) /
                     never / last, with cached prompt tokens
-  status=CODE       answer with this HTTP error; retry_after=S, error_code=…, error_type=…
+  status=CODE       answer with this HTTP error; retry_after=S, error_code=…, error_type=…,
+                    error_message=… (its text; {model} becomes the requested model)
   drop_after=N      drop the connection after N content chunks
   inband_error_after=N   after N chunks send `data: {"error": …}` inside the 200 stream
   malformed=split|crlf|comments|invalid_json|repeat   SSE framing faults (repeat: one chunk forever)
@@ -92,6 +93,7 @@ class Behaviour:
     tool_call: bool = False
     require_key: str | None = None
     echo_key: bool = False  # error messages repeat the presented key (as some providers do)
+    error_message: str | None = None  # the error's text; "{model}" becomes the requested model
     redirect: str | None = None
 
     def with_options(self, options: Mapping[str, str]) -> Behaviour:
@@ -326,7 +328,10 @@ class MockUpstream:
             if behaviour.latency:
                 await asyncio.sleep(behaviour.latency)
             if behaviour.status != 200:
-                return self._error(behaviour.status, behaviour)
+                message = behaviour.error_message
+                if message is not None:
+                    message = message.replace("{model}", str(model))
+                return self._error(behaviour.status, behaviour, message)
             if body.get("stream"):
                 return await self._stream(request, body, behaviour, record)
             if behaviour.stall_before:

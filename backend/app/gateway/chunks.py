@@ -71,9 +71,16 @@ def record_parts(call: CallRecord, part: dict[str, Any], content: Any) -> bool:
 
 class StreamProcessor:
     def __init__(
-        self, call: CallRecord, *, split_think: bool, include_usage: bool, secret: str
+        self,
+        call: CallRecord,
+        *,
+        split_think: bool,
+        include_usage: bool,
+        secret: str,
+        public_model: str | None = None,
     ) -> None:
         self._call = call
+        self._public_model = public_model  # set: every chunk's `model` becomes this
         self._split = split_think
         self._include_usage = include_usage
         self._secret = secret
@@ -107,13 +114,18 @@ class StreamProcessor:
             provider_usage = from_provider(usage)
             if provider_usage is not None:
                 call.provider_usage = provider_usage  # cumulative: the last one wins
+        renamed = self._public_model is not None and "model" in parsed
+        if renamed:
+            parsed["model"] = self._public_model
         choices = parsed.get("choices")
         if not choices:
             # The usage-only chunk: passed on only if the client asked for usage.
-            return ChunkResult(relay=payload if self._include_usage else None)
+            if not self._include_usage:
+                return ChunkResult(relay=None)
+            return ChunkResult(relay=orjson.dumps(parsed) if renamed else payload)
         if not self._template:
             self._template = {k: parsed[k] for k in TEMPLATE_FIELDS if k in parsed}
-        changed = False
+        changed = renamed
         for choice in choices:
             delta = choice.get("delta") if isinstance(choice, dict) else None
             if not isinstance(delta, dict):
@@ -152,13 +164,22 @@ class StreamProcessor:
 
 
 def process_complete(
-    call: CallRecord, raw: bytes, parsed: dict[str, Any], *, split_think: bool
+    call: CallRecord,
+    raw: bytes,
+    parsed: dict[str, Any],
+    *,
+    split_think: bool,
+    public_model: str | None = None,
 ) -> bytes:
-    """A whole non-stream answer: record usage and text; split `<think>` if the channel asks."""
+    """A whole non-stream answer: record usage and text; split `<think>` if the channel asks;
+    show `public_model` as the answer's model if the channel renamed it."""
     provider_usage = from_provider(parsed.get("usage"))
     if provider_usage is not None:
         call.provider_usage = provider_usage
     changed = False
+    if public_model is not None and "model" in parsed:
+        parsed["model"] = public_model
+        changed = True
     for choice in parsed.get("choices") or []:
         message = choice.get("message") if isinstance(choice, dict) else None
         if not isinstance(message, dict):

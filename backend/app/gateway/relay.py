@@ -76,6 +76,15 @@ async def run_until_disconnect(receive: Receive, awaitable: Awaitable[T]) -> T:
             watcher.cancel()
 
 
+def public_model(call: CallRecord) -> str | None:
+    """The model name to show in the answer when the channel renamed it (`model_mapping`): the
+    caller sees the name it asked for. None when nothing was renamed (the provider's own `model`,
+    often a dated version, is passed on as it came)."""
+    if call.upstream_model and call.upstream_model != call.requested_model:
+        return call.requested_model
+    return None
+
+
 def error_frame(message: str, code: str, error_type: str = "upstream_error") -> bytes:
     payload = {"error": {"message": message, "type": error_type, "param": None, "code": code}}
     return b"data: " + orjson.dumps(payload) + b"\n\n"
@@ -138,6 +147,7 @@ class StreamRelay:
             split_think=attempt.channel.split_think,
             include_usage=self.request.include_usage,
             secret=attempt.channel.api_key,
+            public_model=public_model(call),
         )
         try:
             async for batch, finished in payload_batches(attempt, processor):
@@ -156,7 +166,8 @@ class StreamRelay:
             reason: EndReason = "timeout" if error.kind == "timeout" else "upstream_error"
             call.end(reason, 200, error.message)
             yield error_frame(
-                error.message, "upstream_timeout" if reason == "timeout" else "upstream_error"
+                error.public_message(call.upstream_model, call.requested_model),
+                "upstream_timeout" if reason == "timeout" else "upstream_error",
             )
         except (asyncio.CancelledError, GeneratorExit):
             call.end("client_gone", CLIENT_CLOSED)
@@ -251,7 +262,11 @@ async def chat_completions(
     if isinstance(attempt, CompleteAttempt):
         try:
             body = process_complete(
-                call, attempt.raw, attempt.parsed, split_think=attempt.channel.split_think
+                call,
+                attempt.raw,
+                attempt.parsed,
+                split_think=attempt.channel.split_think,
+                public_model=public_model(call),
             )
             call.mark_first_token()  # for a non-stream client, the whole answer is the first byte
             call.end("done", 200)

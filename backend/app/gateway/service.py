@@ -254,6 +254,7 @@ class Gateway:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + values.failover_deadline_seconds
         last_error: UpstreamError | None = None
+        last_model = request.model  # the upstream name the last error was about
         skipped_for_rpm = 0
         attempts = 0
         for channel in ordered:
@@ -273,14 +274,15 @@ class Gateway:
             try:
                 attempt = await self._attempt(channel, upstream_model, request, deadline, release)
             except UpstreamError as error:
-                last_error = error
+                last_error, last_model = error, upstream_model
                 verdict = error.verdict
                 if verdict == "caller":
                     self.breaker.release_probe(key)
                     call.channel_id, call.upstream_model = channel.id, upstream_model
                     status = error.status or 400
                     call.end("upstream_error", status, error.message)
-                    raise UpstreamRejectedError(status, error.message, error.code) from None
+                    public = error.public_message(upstream_model, request.model)
+                    raise UpstreamRejectedError(status, public, error.code) from None
                 if verdict in ("auth", "quota"):
                     self.breaker.release_probe(key)
                     reason = "auth_failed" if verdict == "auth" else "quota_exceeded"
@@ -302,11 +304,17 @@ class Gateway:
             self.breaker.record_success(key)
             call.channel_id, call.upstream_model = channel.id, upstream_model
             return attempt
-        raise self._exhausted(call, last_error, skipped_for_rpm)
+        raise self._exhausted(call, last_error, last_model, skipped_for_rpm)
 
     def _exhausted(
-        self, call: CallRecord, last_error: UpstreamError | None, skipped_for_rpm: int
+        self,
+        call: CallRecord,
+        last_error: UpstreamError | None,
+        last_model: str,
+        skipped_for_rpm: int,
     ) -> AppError:
+        """The caller's error once no channel answered. Its message says what happened in plain
+        words (the provider's own, where it gave some); the call log keeps every detail."""
         if last_error is None:
             if skipped_for_rpm:
                 error: AppError = RateLimitedError(
@@ -322,7 +330,8 @@ class Gateway:
                 )
             call.end("rejected", error.status_code, error.message)
             return error
-        message = f"All upstream attempts failed; last error: {last_error.message}"
+        public = last_error.public_message(last_model, call.requested_model)
+        message = f"No channel could answer; the last said: {public}"
         if last_error.status == 429:
             retry = last_error.retry_after
             error = RateLimitedError(

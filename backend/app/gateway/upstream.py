@@ -41,6 +41,17 @@ class Timeouts:
     total: float
 
 
+# What a caller is told when the failure is the gateway's business, not theirs: transport details
+# (addresses, connection errors, the HTTP client's own messages) stay in the call log and the
+# server log, for admins.
+PUBLIC_MESSAGES: dict[ErrorKind, str] = {
+    "connect": "The model provider could not be reached",
+    "timeout": "The model provider did not answer in time",
+    "protocol": "The model provider's answer broke off or could not be read",
+    "address": "The model provider is not reachable from this gateway",
+}
+
+
 class UpstreamError(Exception):
     def __init__(
         self,
@@ -51,14 +62,33 @@ class UpstreamError(Exception):
         retry_after: float | None = None,
         code: str | None = None,
         error_type: str | None = None,
+        provider_message: str | None = None,
     ) -> None:
         super().__init__(message)
         self.kind = kind
-        self.message = message
+        self.message = message  # everything known (key scrubbed): for the call log and admins
         self.status = status
         self.retry_after = retry_after
         self.code = code
         self.error_type = error_type
+        # The provider's own explanation, when it sent a structured one (e.g. "maximum context
+        # length is 8192 tokens"): worth passing on to the caller.
+        self.provider_message = provider_message
+
+    def public_message(self, upstream_model: str | None = None, model: str | None = None) -> str:
+        """What the caller is told: the provider's own words where it gave some (with the name the
+        caller used for the model, not the channel's mapped one), else a plain sentence."""
+        if self.kind == "inband":
+            text = self.message
+        elif self.kind == "status":
+            text = f"The model provider answered {self.status}"
+            if self.provider_message:
+                text += f": {self.provider_message}"
+        else:
+            text = PUBLIC_MESSAGES[self.kind]
+        if upstream_model and model and upstream_model != model:
+            text = text.replace(upstream_model, model)
+        return text
 
     @property
     def verdict(self) -> Verdict:
@@ -222,9 +252,10 @@ async def _status_error(response: aiohttp.ClientResponse, api_key: str) -> Upstr
     finally:
         response.close()
     message, code, error_type = error_details(raw)
+    structured = message is not None and _is_json(raw)
     status = response.status
     if 300 <= status < 400:
-        message = "upstream answered with a redirect, which is not followed"
+        message, structured = "upstream answered with a redirect, which is not followed", False
     return UpstreamError(
         "status",
         scrub(f"upstream returned {status}" + (f": {message}" if message else ""), api_key),
@@ -232,7 +263,16 @@ async def _status_error(response: aiohttp.ClientResponse, api_key: str) -> Upstr
         retry_after=parse_retry_after(response.headers.get("Retry-After")),
         code=code,
         error_type=error_type,
+        provider_message=scrub(message, api_key) if structured and message else None,
     )
+
+
+def _is_json(raw: bytes) -> bool:
+    try:
+        orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return False
+    return True
 
 
 async def read_body(response: aiohttp.ClientResponse, limit: int) -> bytes:

@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from app.logs.public_errors import public_error
 from app.logs.query import ERROR_ENDS, EXPORT_COLUMNS, LogFilters, batches
 from app.models.base import utcnow
 
@@ -23,12 +24,26 @@ _FORMULA_START = frozenset("=+-@\t\r")
 FREE_TEXT = ("request_id", "client_ip", "requested_model", "upstream_model", "error_message")
 _INDEX = {name: index for index, name in enumerate(EXPORT_COLUMNS)}
 HEADER = ["time", *EXPORT_COLUMNS[2:]]  # id is internal; time replaces created_at
+# A caller's own export leaves out how the call was routed (the channel, its name for the model)
+# and whose it was; a provider's failure is in plain words (logs.public_errors).
+CHANNEL_INTERNALS = frozenset({"user_id", "upstream_model", "channel_id", "channels_tried"})
+CALLER_HEADER = [name for name in HEADER if name not in CHANNEL_INTERNALS]
 
 
 async def csv_stream(
-    engine: AsyncEngine, filters: LogFilters, tz: ZoneInfo, batch_rows: int = BATCH_ROWS
+    engine: AsyncEngine,
+    filters: LogFilters,
+    tz: ZoneInfo,
+    batch_rows: int = BATCH_ROWS,
+    *,
+    for_caller: bool = False,
 ) -> AsyncIterator[bytes]:
-    """The filtered rows as of now (later rows are not included), newest first."""
+    """The filtered rows as of now (later rows are not included), newest first. `for_caller`:
+    the caller's own view (CALLER_HEADER)."""
+    header = CALLER_HEADER if for_caller else HEADER
+    keep = [HEADER.index(name) for name in header]
+    error_at = HEADER.index("error_message")
+    status_at, reason_at = HEADER.index("status_code"), HEADER.index("end_reason")
     now = utcnow()
     if filters.until is None or filters.until > now:
         filters = replace(filters, until=now)
@@ -40,7 +55,7 @@ async def csv_stream(
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n")
     out.write(BOM)
-    writer.writerow(HEADER)
+    writer.writerow(header)
     yield out.getvalue().encode()
     async for rows in batches(engine, filters, batch_rows):
         out.seek(0)
@@ -53,6 +68,9 @@ async def csv_stream(
                 if value and value[0] in _FORMULA_START:
                     cells[index] = "'" + value
             del cells[0]
+            if for_caller:
+                cells[error_at] = public_error(cells[reason_at], cells[status_at], cells[error_at])
+                cells = [cells[index] for index in keep]
             writer.writerow(cells)
             requests += 1
             if row[end_reason] in ERROR_ENDS:
@@ -60,12 +78,12 @@ async def csv_stream(
             for name, index in positions.items():
                 sums[name] += row[index] or 0
         yield out.getvalue().encode()
-    total = [""] * len(HEADER)
+    total = [""] * len(header)
     total[0] = "TOTAL"
     total[1] = f"{requests} requests"
-    total[HEADER.index("end_reason")] = f"{errors} errors"
+    total[header.index("end_reason")] = f"{errors} errors"
     for name, value in sums.items():
-        total[HEADER.index(name)] = str(value)
+        total[header.index(name)] = str(value)
     out.seek(0)
     out.truncate()
     writer.writerow(total)

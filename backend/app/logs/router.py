@@ -65,11 +65,13 @@ AllFilters = Annotated[LogFilters, Depends(all_filters)]
 OwnFilters = Annotated[LogFilters, Depends(own_filters)]
 
 
-def _csv(ctx: ContextDep, filters: LogFilters, prefix: str) -> StreamingResponse:
+def _csv(
+    ctx: ContextDep, filters: LogFilters, prefix: str, *, for_caller: bool
+) -> StreamingResponse:
     tz = ctx.settings.server.timezone
     name = export.filename(prefix, tz)
     return StreamingResponse(
-        export.csv_stream(ctx.engine, filters, tz),
+        export.csv_stream(ctx.engine, filters, tz, for_caller=for_caller),
         media_type=CSV_MEDIA,
         headers={"Content-Disposition": f'attachment; filename="{name}"'},
     )
@@ -94,7 +96,7 @@ async def log_totals(filters: AllFilters, db: SessionDep) -> LogTotals:
 
 @router.get("/export", responses={200: {"content": {"text/csv": {}}}})
 async def export_logs(filters: AllFilters, ctx: ContextDep) -> StreamingResponse:
-    return _csv(ctx, filters, "call-logs")
+    return _csv(ctx, filters, "call-logs", for_caller=False)
 
 
 @router.get("/{log_id}")
@@ -111,7 +113,7 @@ async def list_usage(
 ) -> UsagePage:
     mine = _mine(filters, user.id)
     rows, following = await query.page(await db.connection(), mine, cursor=cursor, limit=limit)
-    return UsagePage(items=[UsageRecord.model_validate(r) for r in rows], next_cursor=following)
+    return UsagePage(items=[UsageRecord.for_caller(r) for r in rows], next_cursor=following)
 
 
 @usage_router.get("/totals")
@@ -123,7 +125,7 @@ async def usage_totals(filters: OwnFilters, user: CurrentUser, db: SessionDep) -
 async def export_usage(
     filters: OwnFilters, user: CurrentUser, ctx: ContextDep
 ) -> StreamingResponse:
-    return _csv(ctx, _mine(filters, user.id), "usage")
+    return _csv(ctx, _mine(filters, user.id), "usage", for_caller=True)
 
 
 @usage_router.get("/{log_id}")
@@ -131,4 +133,4 @@ async def get_usage(log_id: BigRowId, user: CurrentUser, db: SessionDep) -> Usag
     row = await query.one(await db.connection(), log_id, user_id=user.id)
     if row is None:
         raise NotFoundError("Log entry not found", code="log_not_found")
-    return UsageRecord.model_validate(row)
+    return UsageRecord.for_caller(row)

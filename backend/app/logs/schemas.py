@@ -1,14 +1,26 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from app.logs.public_errors import public_error
+
 
 class UsageRecord(BaseModel):
-    """One call as its caller sees it (no channel internals)."""
+    """One call as its caller sees it: no channel internals, and a provider's failure in plain
+    words (`for_caller`); admins get `CallLogRecord`, with everything."""
 
     model_config = ConfigDict(from_attributes=True)
+
+    @classmethod
+    def for_caller(cls, row: Any) -> UsageRecord:
+        record = cls.model_validate(row)
+        record.error_message = public_error(
+            record.end_reason, record.status_code, record.error_message
+        )
+        return record
 
     id: int
     created_at: datetime

@@ -128,7 +128,9 @@ def test_private_refusal_also_applies_when_connecting(
         headers={"Authorization": f"Bearer {key}"},
     )
     assert response.status_code == 502
-    assert "private" in response.json()["error"]["message"]
+    assert "not reachable from this gateway" in response.json()["error"]["message"]
+    (row,) = gateway.wait_for_logs(1)
+    assert "private" in str(row.error_message)  # the detail, for admins
     assert mock_upstream.state.total == 0
 
 

@@ -122,8 +122,12 @@ def test_a_refused_address_already_stored_is_refused_when_connecting(
     assert response.status_code == 502, response.text
     # Refused before any connection: by the address guard, or (a number that is no IP syntax)
     # by the HTTP client's URL parser; never a timeout while trying to connect.
+    # The caller gets a plain sentence; the call log says exactly why, for admins.
     message = response.json()["error"]["message"]
-    assert "never allowed" in message or "not a canonical IPv4 address" in message, message
+    assert "could not be reached" in message or "not reachable" in message, message
+    (row,) = gateway.wait_for_logs(1)
+    detail = str(row.error_message)
+    assert "never allowed" in detail or "not a canonical IPv4 address" in detail, detail
     assert UPSTREAM_KEY not in response.text
 
 
