@@ -1,12 +1,31 @@
+import { copyFileSync, mkdirSync } from 'node:fs'
+import { join } from 'node:path'
 import { fileURLToPath, URL } from 'node:url'
 import tailwindcss from '@tailwindcss/vite'
 import vue from '@vitejs/plugin-vue'
+import type { Plugin } from 'vite'
 import { defineConfig } from 'vitest/config'
+
+// The API docs (/docs) load Swagger UI from the server itself, not a CDN: its files are copied
+// from the locked npm package into the build (served at /docs-assets/).
+const SWAGGER_FILES = ['swagger-ui-bundle.js', 'swagger-ui.css', 'favicon-32x32.png']
+function swaggerAssets(): Plugin {
+  return {
+    name: 'swagger-ui-assets',
+    apply: 'build',
+    writeBundle(options) {
+      const target = join(options.dir ?? '../backend/app/frontend', 'docs-assets')
+      mkdirSync(target, { recursive: true })
+      const source = fileURLToPath(new URL('./node_modules/swagger-ui-dist/', import.meta.url))
+      for (const file of SWAGGER_FILES) copyFileSync(join(source, file), join(target, file))
+    },
+  }
+}
 
 const backend = process.env.BACKEND_URL ?? 'http://127.0.0.1:8000'
 
 export default defineConfig({
-  plugins: [vue(), tailwindcss()],
+  plugins: [vue(), tailwindcss(), swaggerAssets()],
   resolve: { alias: { '@': fileURLToPath(new URL('./src', import.meta.url)) } },
   build: {
     outDir: '../backend/app/frontend',

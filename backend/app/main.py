@@ -30,7 +30,7 @@ from app.core.errors import install_error_handlers
 from app.core.logging import configure_logging
 from app.core.middleware import RequestContextMiddleware
 from app.core.nul_guard import NulGuard
-from app.core.spa import mount_spa
+from app.core.spa import install_docs, mount_spa
 from app.core.unexpected_errors import UnexpectedErrors
 from app.gateway import openapi as gateway_openapi
 from app.gateway.endpoints import OpenAIEndpoints
@@ -81,6 +81,7 @@ class GatewayApp(FastAPI):
             guard=self._ctx.guard,
             max_body_bytes=settings.server.max_body_bytes,
             watchdog=self._ctx.send_watchdog,
+            security_headers=self._ctx.security_headers,
         )
 
 
@@ -119,6 +120,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
         generate_unique_id_function=_operation_id,
         redoc_url=None,
+        docs_url=None,  # served by install_docs, with Swagger UI from this server
         # FastAPI's native OpenTelemetry asks the global providers on every request (a measurable
         # share of a /v1 call); the gateway reports through its own call log and metrics instead.
         telemetry={"tracing": False, "metrics": False, "logs": False},
@@ -151,5 +153,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     ):
         app.include_router(router)
     gateway_openapi.install(app)
-    mount_spa(app)
+    install_docs(app, ctx.security_headers)
+    mount_spa(app, ctx.security_headers)
     return app

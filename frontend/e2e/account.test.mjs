@@ -79,6 +79,7 @@ test('a forgotten password is reset through the mailed link (in Chinese)', async
   assert.ok(link.startsWith(`${h.base}/reset-password?token=`), link)
 
   await page.goto(link)
+  await shot(page, '21a-reset-page-debug')
   await page.fill('input[name=password]', 'a brand new passphrase')
   await page.fill('input[name=repeat]', 'a brand new passphrase')
   await page.check('[data-test=revoke-keys] input')

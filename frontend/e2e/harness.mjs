@@ -160,6 +160,10 @@ export async function openPage(browser, options = {}) {
   const page = await context.newPage()
   const problems = []
   page.on('pageerror', (error) => problems.push(error.message))
+  // Anything the Content-Security-Policy blocked is a problem too: the pages must not need it.
+  page.on('console', (message) => {
+    if (message.type() === 'error' && /Content Security Policy|Refused to (load|execute|apply|connect)/.test(message.text())) problems.push(message.text())
+  })
   return { page, context, problems }
 }
 

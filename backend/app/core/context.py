@@ -31,6 +31,7 @@ from app.core.events import ChangeBus
 from app.core.images import ImageDecoding
 from app.core.redis import create_redis
 from app.core.security import PasswordHasher, SecretBox, TokenCodec
+from app.core.security_headers import SecurityHeaders
 from app.core.send_watchdog import SWEEP_SECONDS, SendWatchdog
 from app.core.tasks import Periodic, TaskSet
 from app.gateway.auth import ApiKeyCache
@@ -86,6 +87,7 @@ class AppContext:
     mail_config: MailConfigStore
     # Decoding uploaded images: a few at a time, memory given back after each.
     images: ImageDecoding = field(default_factory=ImageDecoding)
+    security_headers: SecurityHeaders = field(default_factory=SecurityHeaders)
     streams: ActiveStreams = field(default_factory=ActiveStreams)
     # Short background jobs started by requests (e.g. preparing a password-reset mail).
     jobs: TaskSet = field(default_factory=TaskSet)

@@ -19,6 +19,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.core.client_ip import ClientIPResolver
 from app.core.errors import AppError, is_openai_path, openai_error_body
+from app.core.security_headers import SecurityHeaders
 from app.core.send_watchdog import SendWatchdog
 from app.ipfilter.guard import ClientGuard
 
@@ -58,8 +59,10 @@ class RequestContextMiddleware:
         guard: ClientGuard,
         max_body_bytes: int,
         watchdog: SendWatchdog | None = None,
+        security_headers: SecurityHeaders | None = None,
     ) -> None:
         self.app = app
+        self.security_headers = security_headers or SecurityHeaders()
         self.resolver = resolver
         self.guard = guard
         self.watchdog = watchdog
@@ -101,9 +104,12 @@ class RequestContextMiddleware:
         if self.watchdog is not None:
             send = self.watchdog.guard(send, request_id)
 
+        security = self.security_headers
+
         async def send_with_id(message: Message) -> None:
             if message["type"] == "http.response.start":
-                message["headers"] = [*message.get("headers", ()), id_header]
+                headers = list(message.get("headers", ()))
+                message["headers"] = [*headers, id_header, *security.for_response(headers)]
             await send(message)
 
         refusal = await self.guard.check(client_ip, scope["path"], user_agent)

@@ -9,10 +9,13 @@ from __future__ import annotations
 from pathlib import Path
 
 from fastapi import FastAPI
+from fastapi.openapi.docs import get_swagger_ui_html
 from starlette.exceptions import HTTPException
 from starlette.responses import HTMLResponse, Response
 from starlette.staticfiles import StaticFiles
 from starlette.types import Scope
+
+from app.core.security_headers import SecurityHeaders
 
 FRONTEND_DIR = Path(__file__).resolve().parents[1] / "frontend"
 API_PREFIXES = ("/api/", "/v1/", "/docs", "/openapi.json", "/healthz", "/readyz", "/metrics")
@@ -26,6 +29,27 @@ the SPA) or <code>make frontend</code>.</p>
 <p>API documentation: <a href="/docs">/docs</a></p>
 </body></html>
 """
+
+
+DOCS_ASSETS = "/docs-assets"  # Swagger UI's files, copied into the SPA build from npm
+
+
+def install_docs(app: FastAPI, headers: SecurityHeaders) -> None:
+    """Swagger UI at /docs, its script and styles from this server (no CDN)."""
+    page = get_swagger_ui_html(
+        openapi_url=app.openapi_url or "/openapi.json",
+        title=f"{app.title} API",
+        swagger_js_url=f"{DOCS_ASSETS}/swagger-ui-bundle.js",
+        swagger_css_url=f"{DOCS_ASSETS}/swagger-ui.css",
+        swagger_favicon_url=f"{DOCS_ASSETS}/favicon-32x32.png",
+        swagger_ui_parameters=app.swagger_ui_parameters,
+    )
+    html = bytes(page.body)
+    headers.allow_inline_scripts(html)
+
+    @app.get("/docs", include_in_schema=False)
+    async def swagger_ui() -> HTMLResponse:
+        return HTMLResponse(html)
 
 
 def _wants_html(scope: Scope) -> bool:
@@ -66,8 +90,10 @@ class SPAStaticFiles(StaticFiles):
         return response
 
 
-def mount_spa(app: FastAPI, directory: Path = FRONTEND_DIR) -> None:
-    if (directory / "index.html").is_file():
+def mount_spa(app: FastAPI, headers: SecurityHeaders, directory: Path = FRONTEND_DIR) -> None:
+    index = directory / "index.html"
+    if index.is_file():
+        headers.allow_inline_scripts(index.read_bytes())  # the theme set before first paint
         app.mount("/", SPAStaticFiles(directory=directory, html=True), name="spa")
         return
 

