@@ -40,8 +40,7 @@ def _csp(response: httpx.Response) -> dict[str, str]:
 def _inline_hashes(html: str) -> set[str]:
     bodies = re.findall(r"<script(?![^>]*\bsrc=)[^>]*>(.*?)</script>", html, re.S)
     return {
-        f"'sha256-{base64.b64encode(hashlib.sha256(b.encode()).digest()).decode()}'"
-        for b in bodies
+        f"'sha256-{base64.b64encode(hashlib.sha256(b.encode()).digest()).decode()}'" for b in bodies
     }
 
 
