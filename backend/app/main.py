@@ -107,6 +107,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await rollup.ensure_timezone(engine, settings.server.timezone)
             await ctx.load_shared_state()
             ctx.start_services()
+            await ctx.begin_instance()
             yield
         finally:
             ctx.shutting_down = True

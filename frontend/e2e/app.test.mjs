@@ -279,7 +279,10 @@ test("an answer's images are not fetched, and the API docs load under the page p
   const leak = `http://127.0.0.1:${collector.address().port}/collect?secret=4711`
   const { page, context, problems } = await newPage()
   try {
-    await mockProfile('e2e', { chunks: 6, interval: 0.01, text: `Here it is: ![the chart](${leak}) done.` })
+    // Both channels serving mock-gpt (the seeded one and the one the admin test added) answer alike.
+    const answer = { chunks: 6, interval: 0.01, text: `Here it is: ![the chart](${leak}) done.` }
+    await mockProfile('e2e', answer)
+    await mockProfile('second', answer)
     const signUp = await fetch(`${h.base}/api/auth/register`, {
       method: 'POST',
       headers: { 'Content-Type': 'application/json' },
@@ -294,9 +297,9 @@ test("an answer's images are not fetched, and the API docs load under the page p
     await page.fill('[data-test=composer]', 'Show me the chart')
     await page.keyboard.press('Enter')
     await page.waitForSelector('[data-test=assistant-message] a[data-image]')
-    const answer = lastAnswer(page)
-    assert.equal(await answer.locator('img').count(), 0)
-    assert.equal(await answer.locator('a[data-image]').getAttribute('href'), leak)
+    const reply = lastAnswer(page)
+    assert.equal(await reply.locator('img').count(), 0)
+    assert.equal(await reply.locator('a[data-image]').getAttribute('href'), leak)
     await shot(page, '13-remote-image-as-link')
     await page.waitForTimeout(300)
     assert.deepEqual(hits, [], 'the browser fetched nothing from the answer')
@@ -310,5 +313,6 @@ test("an answer's images are not fetched, and the API docs load under the page p
     await context.close()
     collector.close()
     await mockProfile('e2e', { chunks: 60, interval: 0.01, reasoning: 2, text: REPLY_WORDS })
+    await mockProfile('second', {})
   }
 })

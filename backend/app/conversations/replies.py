@@ -63,6 +63,7 @@ STOP_SIGNAL = "chat_stop"
 STOP_WAIT_SECONDS = 10.0
 STORE_RETRIES = (0.2, 0.5, 1.0, 2.0)
 Submit = Callable[[dict[str, Any]], None]
+Begin = Callable[[CallRecord, Callable[[], dict[str, Any]]], None]
 Status = Literal["complete", "stopped", "error"]
 
 
@@ -135,10 +136,12 @@ class ReplyManager:
         settings: ChatSettings,
         redis: Redis | None,
         prefix: str,
+        begin: Begin | None = None,
     ) -> None:
         self._gateway = gateway
         self._sessionmaker = sessionmaker
         self._submit = submit
+        self._begin = begin
         self._runtime = runtime
         self._claims = claims
         self._bus = bus
@@ -316,6 +319,8 @@ class ReplyManager:
             request = ChatRequest(
                 body=body, model=spec.model, stream=True, include_usage=True, messages=spec.messages
             )
+            if self._begin is not None:  # a crash keeps the text so far (logs.journal)
+                self._begin(call, lambda: _checkpoint(spec, call))
             caller = Caller(user_id=spec.user_id, limits=spec.limits)
             started = await self._gateway.start_call(call, request, caller)
             assert isinstance(started, StreamAttempt)
@@ -521,6 +526,17 @@ class ReplyManager:
         for task in list(self._titles):
             task.cancel()
         await asyncio.gather(*self._titles, return_exceptions=True)
+
+
+def _checkpoint(spec: ReplySpec, call: CallRecord) -> dict[str, Any]:
+    """The reply as far as it has come, for finishing it if this server dies mid-way."""
+    return {
+        "conversation_id": spec.conversation_id,
+        "model": spec.model,
+        "request_id": spec.request_id,
+        "content": "".join(call.completion_parts),
+        "reasoning": "".join(call.reasoning_parts),
+    }
 
 
 def _usage_payload(usage: Usage) -> dict[str, Any]:

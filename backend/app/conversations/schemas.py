@@ -15,7 +15,8 @@ Title = Annotated[str, StringConstraints(strip_whitespace=True, max_length=200)]
 Content = Annotated[
     str, StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_CONTENT_CHARS)
 ]
-MessageStatus = Literal["complete", "stopped", "error"]
+# interrupted: the server stopped while the reply was generated (the text it had is kept).
+MessageStatus = Literal["complete", "stopped", "error", "interrupted"]
 
 
 class ConversationCreate(BaseModel):

@@ -29,6 +29,7 @@ from app.core.config import Settings
 from app.core.db import create_engine, create_sessionmaker
 from app.core.events import ChangeBus
 from app.core.images import ImageDecoding
+from app.core.instances import HEARTBEAT_SECONDS, InstanceRegistry
 from app.core.redis import create_redis
 from app.core.security import PasswordHasher, SecretBox, TokenCodec
 from app.core.security_headers import SecurityHeaders
@@ -45,6 +46,8 @@ from app.ipfilter import service as ip_rule_service
 from app.ipfilter.attempts import AttemptRecorder
 from app.ipfilter.guard import ClientGuard
 from app.ipfilter.matcher import BlockList
+from app.logs.journal import Journal
+from app.logs.recovery import recover
 from app.logs.retention import Retention
 from app.logs.writer import CallLogWriter
 from app.mail.config import MailConfigStore
@@ -107,6 +110,8 @@ class AppContext:
     replies: ReplyManager = field(init=False, repr=False)
     chat: ChatTurns = field(init=False, repr=False)
     outbox: Outbox = field(init=False, repr=False)
+    instance: InstanceRegistry = field(init=False, repr=False)
+    instances: Periodic = field(init=False, repr=False)
     account_mail: AccountMail = field(init=False, repr=False)
     _open: bool = field(default=False, repr=False)
 
@@ -219,13 +224,16 @@ class AppContext:
             session=lambda: self.http,
             auto_disable=self._auto_disable,
         )
+        self.instance = InstanceRegistry(self.engine, self.settings.server.data_dir)
         self.call_logs = CallLogWriter(
             self.engine,
             self.settings.call_log,
             self.settings.server.timezone,
             on_written=self.metrics.observe_batch,
+            journal=Journal(self.instance.id),
         )
         self.call_logs.start()
+        self.instances = Periodic("server-instances", HEARTBEAT_SECONDS, self._instance_tick)
         self.attempts = AttemptRecorder(self.engine)
         self.attempts.start()
         self.guard.recorder = self.attempts
@@ -252,6 +260,7 @@ class AppContext:
             gateway=self.gateway,
             sessionmaker=self.sessionmaker,
             submit=self.call_logs.submit,
+            begin=self.call_logs.begin,
             runtime=self.runtime,
             claims=self._claims(),
             bus=self.bus,
@@ -281,6 +290,16 @@ class AppContext:
             settings=self.settings.chat,
         )
         self._open = True
+
+    async def begin_instance(self) -> None:
+        """Register this process, finish what dead ones left running, then keep checking."""
+        await self.instance.register()
+        await recover(self.engine, self.call_logs, self.instance)
+        self.instances.start()
+
+    async def _instance_tick(self) -> None:
+        await self.instance.heartbeat()
+        await recover(self.engine, self.call_logs, self.instance)
 
     async def _update_gauges(self) -> None:
         self.metrics.set_gauges(self.gauge_values)
@@ -362,7 +381,9 @@ class AppContext:
             await self.retention.stop()
             await self.gauges.stop()
             await self.stalled_sends.stop()
+            await self.instances.stop()
             await self.call_logs.stop()
+            await self.instance.close()
             self.guard.recorder = None
             await self.attempts.stop()
             await self.http.close()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -12,7 +13,8 @@ from app.core.ids import INT32_MAX
 from app.gateway.usage import Usage, estimated
 from app.models.base import utcnow
 
-EndReason = Literal["done", "client_gone", "upstream_error", "timeout", "rejected"]
+# interrupted: the server stopped (a crash, kill -9) while the call ran; written by the next one.
+EndReason = Literal["done", "client_gone", "upstream_error", "timeout", "rejected", "interrupted"]
 
 
 @dataclass
@@ -40,6 +42,8 @@ class CallRecord:
     reasoning_parts: list[str] = field(default_factory=list)
     tool_parts: list[str] = field(default_factory=list)
     finished: bool = False
+    # Names the call in `calls_in_flight` while it runs (request ids can come from clients).
+    journal_id: str = field(default_factory=lambda: uuid.uuid4().hex)
 
     def mark_first_token(self) -> None:
         if self.ttft_ms is None:
@@ -97,6 +101,7 @@ class CallRecord:
             "usage_source": usage.source,
             "ttft_ms": self.ttft_ms,
             "duration_ms": int((time.perf_counter() - self.started) * 1000),
+            "journal_id": self.journal_id,  # not a column: ends the call's journal entry
         }
 
 

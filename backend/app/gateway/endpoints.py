@@ -54,6 +54,7 @@ async def chat_completions(ctx: AppContext, request: Request, receive: Receive) 
         receive=receive,
         max_choices=ctx.settings.gateway.max_choices,
         active=ctx.streams,
+        begin=ctx.call_logs.begin,
     )
 
 

@@ -27,6 +27,7 @@ from app.gateway.upstream import UpstreamError
 
 T = TypeVar("T")
 Submit = Callable[[dict[str, Any]], None]
+Begin = Callable[[CallRecord], None]
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 CLIENT_CLOSED = 499  # nginx's "client closed request"
 DONE_FRAME = b"data: [DONE]\n\n"
@@ -235,6 +236,7 @@ async def chat_completions(
     receive: Receive,
     max_choices: int,
     active: ActiveStreams | None = None,
+    begin: Begin | None = None,
 ) -> Response:
     call = _api_call(caller, request_id, client_ip)
     try:
@@ -246,6 +248,8 @@ async def chat_completions(
     call.requested_model = request.model
     call.stream = request.stream
     call.messages = request.messages
+    if begin is not None:  # a crash leaves a trace of the call (logs.journal)
+        begin(call)
     try:
         attempt = await run_until_disconnect(receive, gateway.start_call(call, request, caller))
     except ClientGoneError:

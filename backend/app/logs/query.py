@@ -21,9 +21,9 @@ from app.core.errors import BadRequestError
 from app.models import ApiKey, CallLog, Channel, User
 
 LOGS = cast(Table, CallLog.__table__)
-EndReason = Literal["done", "client_gone", "upstream_error", "timeout", "rejected"]
+EndReason = Literal["done", "client_gone", "upstream_error", "timeout", "rejected", "interrupted"]
 Source = Literal["api", "chat"]
-ERROR_ENDS = ("upstream_error", "timeout", "rejected")
+ERROR_ENDS = ("upstream_error", "timeout", "rejected", "interrupted")
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,8 @@
 `flush_interval_seconds` (or sooner when a batch fills). If the database is unavailable the rows stay
 queued and are retried; `stop()` (on shutdown) writes everything that is left. Each flush also
 adds the batch to the daily statistics (`app.stats.rollup`) and records when the API keys in the
-batch were last used, in the same transaction.
+batch were last used, in the same transaction — and records the calls still running that have
+run for a while (`logs.journal`), removing those whose rows it writes, so a crash leaves a trace.
 """
 
 from __future__ import annotations
@@ -15,23 +16,26 @@ import contextlib
 import logging
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any, cast
 from zoneinfo import ZoneInfo
 
 import orjson
-from sqlalchemy import JSON, Boolean, Table
+from sqlalchemy import JSON, Boolean, Table, bindparam
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, StatementError
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from app.core.config import CallLogSettings
-from app.models import ApiKey, CallLog
-from app.models.base import UTCDateTime
+from app.logs.journal import Journal, JournaledCall, JournalWork, ReplyState
+from app.models import ApiKey, CallInFlight, CallLog
+from app.models.base import UTCDateTime, utcnow
 from app.stats import rollup
 
 CALL_LOGS = cast(Table, CallLog.__table__)
 API_KEYS = cast(Table, ApiKey.__table__)
+IN_FLIGHT = cast(Table, CallInFlight.__table__)
+Extra = Callable[[AsyncConnection], Awaitable[None]]
 Encoder = Callable[[list[dict[str, Any]]], list[tuple[Any, ...]]]
 
 
@@ -111,8 +115,10 @@ class CallLogWriter:
         settings: CallLogSettings,
         tz: ZoneInfo,
         on_written: Callable[[list[dict[str, Any]]], None] | None = None,
+        journal: Journal | None = None,
     ) -> None:
         self._engine = engine
+        self.journal = journal
         self._tz = tz
         self._on_written = on_written
         self._statement, self._encode = driver_insert(engine.dialect.name)
@@ -129,6 +135,12 @@ class CallLogWriter:
     @property
     def pending(self) -> int:
         return len(self._queue)
+
+    def begin(self, call: JournaledCall, reply: ReplyState | None = None) -> None:
+        """A call has started: recorded in `calls_in_flight` if it is still running a little
+        later (`reply`: a chat reply's partial message, written again every few seconds)."""
+        if self.journal is not None:
+            self.journal.begin(call, reply)
 
     def submit(self, row: dict[str, Any]) -> None:
         if len(self._queue) >= self._settings.max_pending:
@@ -170,6 +182,8 @@ class CallLogWriter:
                 async with asyncio.timeout(interval):
                     await self._wakeup.wait()
             self._wakeup.clear()
+            if not self._queue and self.journal is not None and self.journal.due():
+                await self._write_batch()  # no rows, but running calls to record
             # Drain what is queued now; rows arriving meanwhile wait for the next tick, so a
             # steady trickle is written in batches rather than one row per transaction.
             remaining = len(self._queue)
@@ -192,13 +206,25 @@ class CallLogWriter:
     async def _write_locked(self, limit: int | None) -> bool:
         size = min(len(self._queue), limit or self._settings.batch_size, self._settings.batch_size)
         batch = [self._queue.popleft() for _ in range(size)]
-        if not batch:
+        work = self._journal_work(batch)
+        if not batch and not work:
             return True
         try:
-            await self._insert(batch)
+            await self._insert(batch, work)
         except Exception as exc:
+            if self.journal is not None:
+                self.journal.give_back(work)
             if not _row_refused(exc):
                 return self._requeue(batch)
+            # The journal's part on its own (its entries must not outlive their rows).
+            work = self._journal_work(batch)
+            if work:
+                try:
+                    await self._insert([], work)
+                except Exception:
+                    if self.journal is not None:
+                        self.journal.give_back(work)
+                    return self._requeue(batch)
             # A row the database refuses: write the others one by one, set the bad one aside.
             logger.error(
                 "A call-log batch was refused (%s); writing rows one by one", type(exc).__name__
@@ -233,7 +259,25 @@ class CallLogWriter:
         self._queue.extendleft(reversed(batch))
         return False
 
-    async def _insert(self, batch: list[dict[str, Any]]) -> None:
+    def _journal_work(self, batch: list[dict[str, Any]]) -> JournalWork:
+        if self.journal is None:
+            return JournalWork()
+        ended = [row["journal_id"] for row in batch if row.get("journal_id")]
+        return self.journal.take(ended)
+
+    async def write_recovered(self, rows: list[dict[str, Any]], extra: Extra) -> None:
+        """Log rows of calls a dead server left, with `extra` (removing what they were
+        recovered from, storing their replies) in the same transaction."""
+        await self._insert(rows, JournalWork(), extra)
+        self.written += len(rows)
+        self._written(rows)
+
+    async def _insert(
+        self,
+        batch: list[dict[str, Any]],
+        work: JournalWork | None = None,
+        extra: Extra | None = None,
+    ) -> None:
         last_used: dict[int, Any] = {}
         for row in batch:
             key_id = row.get("api_key_id")
@@ -245,13 +289,36 @@ class CallLogWriter:
         rows = self._encode(batch)
         started = time.monotonic()
         async with self._engine.begin() as conn:
-            await conn.exec_driver_sql(self._statement, rows)
-            await rollup.add(conn, aggregates)
+            if rows:
+                await conn.exec_driver_sql(self._statement, rows)
+                await rollup.add(conn, aggregates)
             for key_id, when in last_used.items():
                 await conn.execute(
                     API_KEYS.update().where(API_KEYS.c.id == key_id).values(last_used_at=when)
                 )
+            if work:
+                await _write_journal(conn, work)
+            if extra is not None:
+                await extra(conn)
         took = time.monotonic() - started
         if took > SLOW_WRITE_SECONDS:
             # Other writers wait this long (SQLite has one writer at a time).
             logger.warning("Writing %d call-log rows took %.1f s", len(batch), took)
+
+
+async def _write_journal(conn: AsyncConnection, work: JournalWork) -> None:
+    now = utcnow()
+    if work.deletes:
+        await conn.execute(IN_FLIGHT.delete().where(IN_FLIGHT.c.id.in_(work.deletes)))
+    if work.inserts:
+        await conn.execute(
+            IN_FLIGHT.insert(),
+            [{**record, "started_at": now, "updated_at": now} for record in work.inserts],
+        )
+    if work.updates:
+        await conn.execute(
+            IN_FLIGHT.update()
+            .where(IN_FLIGHT.c.id == bindparam("journal_id"))
+            .values(row=bindparam("row"), reply=bindparam("reply"), updated_at=now),
+            [{"journal_id": r["id"], "row": r["row"], "reply": r["reply"]} for r in work.updates],
+        )

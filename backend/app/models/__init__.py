@@ -6,6 +6,7 @@ from app.models.api_key import ApiKey
 from app.models.app_meta import AppMeta
 from app.models.auth_session import AuthSession
 from app.models.base import Base
+from app.models.call_in_flight import CallInFlight
 from app.models.call_log import CallLog
 from app.models.channel import Channel, ChannelStatus
 from app.models.conversation import Conversation
@@ -15,6 +16,7 @@ from app.models.mail_outbox import MailOutboxEntry
 from app.models.message import Message
 from app.models.recovery_code import RecoveryCode
 from app.models.runtime_setting import RuntimeSetting, RuntimeSettingChange
+from app.models.server_instance import ServerInstance
 from app.models.spent_challenge import SpentChallenge
 from app.models.usage_rollup import LatencyDaily, UsageDaily
 from app.models.user import User, UserRole, UserStatus
@@ -46,6 +48,7 @@ __all__ = [
     "AuthSession",
     "Base",
     "BlockedAttempt",
+    "CallInFlight",
     "CallLog",
     "Channel",
     "ChannelStatus",
@@ -58,6 +61,7 @@ __all__ = [
     "RecoveryCode",
     "RuntimeSetting",
     "RuntimeSettingChange",
+    "ServerInstance",
     "SpentChallenge",
     "TokenPurpose",
     "UsageDaily",

@@ -32,7 +32,7 @@ from prometheus_client import (
 
 SECONDS_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2, 3, 5, 7.5, 10, 15, 20, 30, 60, 120, 300)
 TOKEN_KINDS = ("prompt", "completion", "reasoning", "cached")
-ERROR_ENDS = frozenset({"upstream_error", "timeout", "rejected"})
+ERROR_ENDS = frozenset({"upstream_error", "timeout", "rejected", "interrupted"})
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 

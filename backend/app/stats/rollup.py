@@ -33,7 +33,7 @@ LATENCY_BOUNDS_MS = (
     10_000, 15_000, 20_000, 30_000, 45_000, 60_000, 120_000, 300_000,
 )  # fmt: skip
 # Ends that are failures for the dashboard (a caller who left is not one).
-ERROR_ENDS = frozenset({"upstream_error", "timeout", "rejected"})
+ERROR_ENDS = frozenset({"upstream_error", "timeout", "rejected", "interrupted"})
 COUNTERS = (
     "calls",
     "errors",

@@ -2645,7 +2645,7 @@ export interface components {
              * @default complete
              * @enum {string}
              */
-            status: "complete" | "stopped" | "error";
+            status: "complete" | "stopped" | "error" | "interrupted";
             /** Model */
             model?: string | null;
             /**
@@ -3620,7 +3620,8 @@ export interface components {
         };
         /**
          * UsageRecord
-         * @description One call as its caller sees it (no channel internals).
+         * @description One call as its caller sees it: no channel internals, and a provider's failure in plain
+         *     words (`for_caller`); admins get `CallLogRecord`, with everything.
          */
         UsageRecord: {
             /** Id */
@@ -7312,7 +7313,7 @@ export interface operations {
                 until?: string | null;
                 api_key_id?: number | null;
                 model?: string | null;
-                end_reason?: ("done" | "client_gone" | "upstream_error" | "timeout" | "rejected") | null;
+                end_reason?: ("done" | "client_gone" | "upstream_error" | "timeout" | "rejected" | "interrupted") | null;
                 success?: boolean | null;
                 stream?: boolean | null;
                 source?: ("api" | "chat") | null;
@@ -7356,7 +7357,7 @@ export interface operations {
                 until?: string | null;
                 api_key_id?: number | null;
                 model?: string | null;
-                end_reason?: ("done" | "client_gone" | "upstream_error" | "timeout" | "rejected") | null;
+                end_reason?: ("done" | "client_gone" | "upstream_error" | "timeout" | "rejected" | "interrupted") | null;
                 success?: boolean | null;
                 stream?: boolean | null;
                 source?: ("api" | "chat") | null;
@@ -7400,7 +7401,7 @@ export interface operations {
                 until?: string | null;
                 api_key_id?: number | null;
                 model?: string | null;
-                end_reason?: ("done" | "client_gone" | "upstream_error" | "timeout" | "rejected") | null;
+                end_reason?: ("done" | "client_gone" | "upstream_error" | "timeout" | "rejected" | "interrupted") | null;
                 success?: boolean | null;
                 stream?: boolean | null;
                 source?: ("api" | "chat") | null;
@@ -7476,7 +7477,7 @@ export interface operations {
                 until?: string | null;
                 api_key_id?: number | null;
                 model?: string | null;
-                end_reason?: ("done" | "client_gone" | "upstream_error" | "timeout" | "rejected") | null;
+                end_reason?: ("done" | "client_gone" | "upstream_error" | "timeout" | "rejected" | "interrupted") | null;
                 success?: boolean | null;
                 stream?: boolean | null;
                 source?: ("api" | "chat") | null;
@@ -7517,7 +7518,7 @@ export interface operations {
                 until?: string | null;
                 api_key_id?: number | null;
                 model?: string | null;
-                end_reason?: ("done" | "client_gone" | "upstream_error" | "timeout" | "rejected") | null;
+                end_reason?: ("done" | "client_gone" | "upstream_error" | "timeout" | "rejected" | "interrupted") | null;
                 success?: boolean | null;
                 stream?: boolean | null;
                 source?: ("api" | "chat") | null;
@@ -7558,7 +7559,7 @@ export interface operations {
                 until?: string | null;
                 api_key_id?: number | null;
                 model?: string | null;
-                end_reason?: ("done" | "client_gone" | "upstream_error" | "timeout" | "rejected") | null;
+                end_reason?: ("done" | "client_gone" | "upstream_error" | "timeout" | "rejected" | "interrupted") | null;
                 success?: boolean | null;
                 stream?: boolean | null;
                 source?: ("api" | "chat") | null;

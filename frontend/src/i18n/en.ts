@@ -49,7 +49,7 @@ export default {
     keyboardHint: 'Enter to send · Shift+Enter for a new line · Esc to stop', copy: 'Copy', copied: 'Copied',
     edit: 'Edit', regenerate: 'Regenerate', saveAndRun: 'Save and ask again', tokens: '{n} tokens',
     tokenDetail: 'prompt {p} · completion {c}', thinking: 'Thinking…', thought: 'Thought process', seconds: '{s} s',
-    generating: 'Generating', stopping: 'Stopping…', stoppedNote: 'Stopped', notFound: 'This chat does not exist (or is not yours).',
+    generating: 'Generating', stopping: 'Stopping…', stoppedNote: 'Stopped', interruptedNote: 'Cut short: the server stopped while this answer was written. Regenerate to get a whole one.', notFound: 'This chat does not exist (or is not yours).',
     systemPrompt: 'System prompt', defaultModel: 'Server default', temperature: 'Temperature', temperatureHint: '0–2; empty: the model\'s default',
     maxTokens: 'Max tokens', maxTokensHint: 'Longest answer; empty: no limit',
     errors: {

@@ -51,7 +51,7 @@ const zhCN: typeof en = {
     keyboardHint: 'Enter 发送 · Shift+Enter 换行 · Esc 停止', copy: '复制', copied: '已复制',
     edit: '编辑', regenerate: '重新生成', saveAndRun: '保存并重新提问', tokens: '{n} tokens',
     tokenDetail: '输入 {p} · 输出 {c}', thinking: '思考中…', thought: '思考过程', seconds: '{s} 秒',
-    generating: '生成中', stopping: '正在停止…', stoppedNote: '已停止', notFound: '对话不存在（或不属于你）。',
+    generating: '生成中', stopping: '正在停止…', stoppedNote: '已停止', interruptedNote: '回答未完成：生成时服务器停止了。可以点击“重新生成”。', notFound: '对话不存在（或不属于你）。',
     systemPrompt: '系统提示词', defaultModel: '服务器默认', temperature: '温度', temperatureHint: '0–2；留空使用模型默认值',
     maxTokens: '最大 tokens', maxTokensHint: '回答的最大长度；留空不限制',
     errors: {
