@@ -124,7 +124,7 @@ reset-password: $(VENV)/.runtime-installed
 	$(PY) -m app reset-password "$(ACCOUNT)"
 
 lint: $(VENV)/.dev-installed
-	cd backend && $(BIN)/ruff check . && $(BIN)/ruff format --check . && $(BIN)/mypy
+	cd backend && $(BIN)/ruff check . && $(BIN)/ruff format --check . && $(BIN)/mypy && $(BIN)/lint-imports --no-cache
 
 format: $(VENV)/.dev-installed
 	cd backend && $(BIN)/ruff check --fix . && $(BIN)/ruff format .

@@ -19,10 +19,10 @@ from collections.abc import AsyncIterator
 from pydantic import ValidationError
 
 from app.channels import encryption
+from app.composition import AppContext
 from app.core import migrate
 from app.core.app_secrets import ConfigError, load_app_secrets
 from app.core.config import Settings
-from app.core.context import AppContext
 from app.devtools import demo
 from app.devtools.mock_upstream import MockServer
 from app.serving import server

@@ -19,13 +19,13 @@ from app.auth.account_router import router as account_router
 from app.auth.router import router as auth_router
 from app.channels import encryption
 from app.channels.router import router as channels_router
+from app.composition import AppContext
 from app.conversations.router import admin_router as admin_conversations_router
 from app.conversations.router import models_router as chat_models_router
 from app.conversations.router import router as conversations_router
 from app.core import migrate
 from app.core.app_secrets import load_app_secrets
 from app.core.config import Settings
-from app.core.context import AppContext
 from app.core.errors import install_error_handlers
 from app.core.logging import configure_logging
 from app.core.middleware import RequestContextMiddleware

@@ -39,8 +39,8 @@ from app.core.config import (
     ServerSettings,
     Settings,
 )
+from app.core.runtime_values import RuntimeDefaults
 from app.main import create_app
-from app.runtime_settings.values import RuntimeDefaults
 from tests.database import (
     TEST_DATABASE_URL,
     DatabaseTarget,

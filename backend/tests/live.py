@@ -32,8 +32,8 @@ from fastapi import FastAPI
 from sqlalchemy import select
 from starlette.types import Receive, Scope, Send
 
+from app.composition import AppContext
 from app.core.config import ServerSettings
-from app.core.context import AppContext
 from app.devtools.loop_thread import finish_loop
 from app.devtools.mock_upstream import MockServer
 from app.main import create_app

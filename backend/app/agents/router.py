@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Depends, status
 
+from app.access.dependencies import CurrentUser, require_admin
 from app.agents import service as agent_service
 from app.agents.schemas import AgentCreate, AgentRead, AgentUpdate
-from app.auth.dependencies import CurrentUser, require_admin
 from app.core.deps import SessionDep
 from app.core.ids import RowId
 from app.core.pagination import Page

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 from fastapi import APIRouter, status
 
+from app.access.dependencies import CurrentPrincipal, CurrentUser
 from app.auth import password_reset, two_factor, verification
-from app.auth.dependencies import CurrentPrincipal, CurrentUser, LoginThrottleDep
+from app.auth.context import AuthContextDep
+from app.auth.dependencies import LoginThrottleDep
 from app.auth.schemas import (
     Accepted,
     LinkToken,
@@ -20,7 +22,7 @@ from app.auth.schemas import (
     TwoFactorStatus,
 )
 from app.auth.service import confirm_password
-from app.core.deps import ClientIP, ContextDep, SessionDep, after_commit
+from app.core.deps import ClientIP, SessionDep, after_commit
 from app.mail.dependencies import MailLanguage
 from app.users.schemas import UserRead
 
@@ -35,7 +37,7 @@ RESET_ACCEPTED = (
 @router.post("/send-verification", status_code=status.HTTP_202_ACCEPTED)
 async def send_verification(
     user: CurrentUser,
-    ctx: ContextDep,
+    ctx: AuthContextDep,
     db: SessionDep,
     client_ip: ClientIP,
     language: MailLanguage,
@@ -51,7 +53,7 @@ async def send_verification(
 
 
 @router.post("/verify-email")
-async def verify_email(body: LinkToken, ctx: ContextDep, db: SessionDep) -> UserRead:
+async def verify_email(body: LinkToken, ctx: AuthContextDep, db: SessionDep) -> UserRead:
     """Use a confirmation link (no sign-in needed: the link may be opened anywhere)."""
     user = await verification.verify_email(db, body.token)
     after_commit(db, ctx.credentials_changed)
@@ -60,7 +62,7 @@ async def verify_email(body: LinkToken, ctx: ContextDep, db: SessionDep) -> User
 
 @router.post("/password/reset", status_code=status.HTTP_202_ACCEPTED)
 async def request_password_reset(
-    body: PasswordResetRequest, ctx: ContextDep, client_ip: ClientIP, language: MailLanguage
+    body: PasswordResetRequest, ctx: AuthContextDep, client_ip: ClientIP, language: MailLanguage
 ) -> Accepted:
     """Ask for a reset link. The answer is the same whether or not the address has an account."""
     ctx.account_mail.ensure_available()
@@ -71,7 +73,7 @@ async def request_password_reset(
 
 @router.post("/password/reset/confirm", status_code=status.HTTP_204_NO_CONTENT)
 async def confirm_password_reset(
-    body: PasswordResetConfirm, ctx: ContextDep, db: SessionDep
+    body: PasswordResetConfirm, ctx: AuthContextDep, db: SessionDep
 ) -> None:
     """Choose a new password with a reset link; every session of the account is signed out (and,
     with `revoke_api_keys`, every API key revoked)."""
@@ -100,7 +102,7 @@ async def two_factor_status(user: CurrentUser, db: SessionDep) -> TwoFactorStatu
 async def begin_two_factor(
     body: TwoFactorBegin,
     principal: CurrentPrincipal,
-    ctx: ContextDep,
+    ctx: AuthContextDep,
     db: SessionDep,
     throttle: LoginThrottleDep,
     client_ip: ClientIP,
@@ -123,7 +125,7 @@ async def begin_two_factor(
 async def enable_two_factor(
     body: TwoFactorCode,
     user: CurrentUser,
-    ctx: ContextDep,
+    ctx: AuthContextDep,
     db: SessionDep,
     throttle: LoginThrottleDep,
     client_ip: ClientIP,
@@ -137,7 +139,7 @@ async def enable_two_factor(
 async def new_recovery_codes(
     body: TwoFactorCode,
     user: CurrentUser,
-    ctx: ContextDep,
+    ctx: AuthContextDep,
     db: SessionDep,
     throttle: LoginThrottleDep,
     client_ip: ClientIP,
@@ -153,7 +155,7 @@ async def new_recovery_codes(
 async def disable_two_factor(
     body: TwoFactorDisable,
     principal: CurrentPrincipal,
-    ctx: ContextDep,
+    ctx: AuthContextDep,
     db: SessionDep,
     throttle: LoginThrottleDep,
     client_ip: ClientIP,

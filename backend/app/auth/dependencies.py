@@ -1,52 +1,16 @@
-"""Who is calling: `CurrentPrincipal`, `CurrentUser` and `AdminUser` for `/api` routes."""
+"""The sign-in routes' own dependencies (who is calling: `app.access.dependencies`)."""
 
 from __future__ import annotations
 
 from typing import Annotated
 
 from fastapi import Depends
-from fastapi.security import OAuth2PasswordBearer
 
-from app.auth import service as auth_service
-from app.auth.service import Principal
+from app.auth.context import AuthContextDep
 from app.auth.throttle import LoginThrottle
-from app.core.deps import ContextDep, SessionDep
-from app.core.errors import ForbiddenError
-from app.models import User
-
-# Declares the bearer scheme in OpenAPI, so Swagger's "Authorize" button signs in through the
-# OAuth2 password form at /api/auth/token. auto_error=False: we answer 401 ourselves, uniformly.
-oauth2_scheme = OAuth2PasswordBearer(tokenUrl="/api/auth/token", auto_error=False)
 
 
-async def get_principal(
-    ctx: ContextDep,
-    db: SessionDep,
-    token: Annotated[str | None, Depends(oauth2_scheme)],
-) -> Principal:
-    return await auth_service.authenticate(db, ctx.tokens, token)
-
-
-CurrentPrincipal = Annotated[Principal, Depends(get_principal)]
-
-
-async def get_current_user(principal: CurrentPrincipal) -> User:
-    return principal.user
-
-
-CurrentUser = Annotated[User, Depends(get_current_user)]
-
-
-async def require_admin(user: CurrentUser) -> User:
-    if not user.is_admin:
-        raise ForbiddenError("Admin access required", code="admin_required")
-    return user
-
-
-AdminUser = Annotated[User, Depends(require_admin)]
-
-
-async def get_login_throttle(ctx: ContextDep) -> LoginThrottle:
+async def get_login_throttle(ctx: AuthContextDep) -> LoginThrottle:
     return LoginThrottle(ctx.limiter, ctx.runtime.current)
 
 

@@ -7,8 +7,10 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.security import OAuth2PasswordRequestForm
 from pydantic import ValidationError
 
+from app.access.dependencies import CurrentPrincipal, CurrentUser
 from app.auth import service as auth_service
-from app.auth.dependencies import CurrentPrincipal, CurrentUser, LoginThrottleDep
+from app.auth.context import AuthContextDep
+from app.auth.dependencies import LoginThrottleDep
 from app.auth.schemas import (
     LoginRequest,
     MeUpdate,
@@ -22,7 +24,7 @@ from app.auth.schemas import (
 )
 from app.auth.service import IssuedTokens, TwoFactorChallenge
 from app.auth.throttle import check_registration
-from app.core.deps import ClientIP, ContextDep, SessionDep, UserAgent, after_commit
+from app.core.deps import ClientIP, SessionDep, UserAgent, after_commit
 from app.core.errors import ForbiddenError, UnauthorizedError
 from app.mail.dependencies import MailLanguage
 from app.users import service as user_service
@@ -53,7 +55,7 @@ def _token_response(issued: IssuedTokens) -> TokenResponse:
 @router.post("/register", status_code=status.HTTP_201_CREATED)
 async def register(
     body: RegisterRequest,
-    ctx: ContextDep,
+    ctx: AuthContextDep,
     db: SessionDep,
     client_ip: ClientIP,
     language: MailLanguage,
@@ -81,7 +83,7 @@ async def register(
 
 
 async def _login(
-    ctx: ContextDep,
+    ctx: AuthContextDep,
     db: SessionDep,
     throttle: LoginThrottleDep,
     client_ip: str,
@@ -108,7 +110,7 @@ async def _login(
 @router.post("/login")
 async def login(
     body: LoginRequest,
-    ctx: ContextDep,
+    ctx: AuthContextDep,
     db: SessionDep,
     throttle: LoginThrottleDep,
     client_ip: ClientIP,
@@ -123,7 +125,7 @@ async def login(
 @router.post("/admin/login")
 async def admin_login(
     body: LoginRequest,
-    ctx: ContextDep,
+    ctx: AuthContextDep,
     db: SessionDep,
     throttle: LoginThrottleDep,
     client_ip: ClientIP,
@@ -144,7 +146,7 @@ async def admin_login(
 @router.post("/login/2fa")
 async def login_second_factor(
     body: TwoFactorLogin,
-    ctx: ContextDep,
+    ctx: AuthContextDep,
     db: SessionDep,
     throttle: LoginThrottleDep,
     client_ip: ClientIP,
@@ -168,7 +170,7 @@ async def login_second_factor(
 @router.post("/token", summary="Login (OAuth2 password form, used by Swagger's Authorize)")
 async def login_form(
     form: Annotated[OAuth2PasswordRequestForm, Depends()],
-    ctx: ContextDep,
+    ctx: AuthContextDep,
     db: SessionDep,
     throttle: LoginThrottleDep,
     client_ip: ClientIP,
@@ -190,7 +192,7 @@ async def login_form(
 
 
 @router.post("/refresh")
-async def refresh(body: RefreshRequest, ctx: ContextDep, db: SessionDep) -> TokenResponse:
+async def refresh(body: RefreshRequest, ctx: AuthContextDep, db: SessionDep) -> TokenResponse:
     return _token_response(await auth_service.refresh(db, ctx.tokens, body.refresh_token))
 
 
@@ -208,7 +210,7 @@ async def read_me(user: CurrentUser) -> UserRead:
 async def update_me(
     body: MeUpdate,
     user: CurrentUser,
-    ctx: ContextDep,
+    ctx: AuthContextDep,
     db: SessionDep,
     client_ip: ClientIP,
     language: MailLanguage,
@@ -228,7 +230,7 @@ async def update_me(
 async def change_password(
     body: PasswordChange,
     principal: CurrentPrincipal,
-    ctx: ContextDep,
+    ctx: AuthContextDep,
     db: SessionDep,
     throttle: LoginThrottleDep,
     client_ip: ClientIP,

@@ -16,7 +16,9 @@ from sqlalchemy import delete
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.auth import sessions, two_factor
+from app.access import sessions
+from app.access.principal import Principal, invalid_token
+from app.auth import two_factor
 from app.auth.throttle import LoginThrottle
 from app.core.errors import (
     ForbiddenError,
@@ -29,13 +31,6 @@ from app.models import AuthSession, SpentChallenge, User
 from app.models.base import utcnow
 from app.users import service as user_service
 from app.users.fields import username_key
-
-INVALID_TOKEN_MESSAGE = "Invalid or expired token"  # noqa: S105
-
-
-def invalid_token(*, commit: bool = False) -> UnauthorizedError:
-    """The one answer for every token problem, so none can be told apart from outside."""
-    return UnauthorizedError(INVALID_TOKEN_MESSAGE, code="invalid_token", commit=commit)
 
 
 @dataclass(frozen=True)
@@ -52,12 +47,6 @@ class TwoFactorChallenge:
 
     token: str
     expires_in: int
-
-
-@dataclass(frozen=True)
-class Principal:
-    user: User
-    session_id: str
 
 
 async def _start_session(
@@ -198,19 +187,6 @@ async def _spend_challenge(db: AsyncSession, user: User, jti: str, expires_at: d
     except IntegrityError:
         return False
     return True
-
-
-async def authenticate(db: AsyncSession, tokens: TokenCodec, access_token: str | None) -> Principal:
-    if not access_token:
-        raise invalid_token()
-    try:
-        claims = tokens.decode(access_token, "access")
-    except InvalidTokenError:
-        raise invalid_token() from None
-    found = await sessions.get_live_with_user(db, claims.session_id, claims.user_id)
-    if found is None or not found[1].is_active:
-        raise invalid_token()
-    return Principal(user=found[1], session_id=claims.session_id)
 
 
 async def refresh(db: AsyncSession, tokens: TokenCodec, refresh_token: str) -> IssuedTokens:

@@ -18,9 +18,9 @@ from __future__ import annotations
 
 from typing import Literal
 
+from app.core.runtime_values import RuntimeValues
 from app.ratelimit.limiter import RateLimiter
 from app.ratelimit.responses import rate_limited
-from app.runtime_settings.values import RuntimeValues
 
 SecretKind = Literal["password", "second_factor"]
 

@@ -26,6 +26,7 @@ from app.core.errors import ConflictError, UnprocessableError
 from app.core.security import SecretBox, UndecryptableError
 from app.models import RecoveryCode, User
 from app.models.base import utcnow
+from app.users import service as user_service
 
 RECOVERY_CODES = 10
 RECOVERY_ALPHABET = "abcdefghjkmnpqrstuvwxyz23456789"  # no 0/o, 1/l/i
@@ -227,13 +228,4 @@ async def turn_off_with_proof(
         return
     if not await verify(db, box, throttle, user, client_ip, code=code, recovery_code=recovery_code):
         raise invalid_code("recovery_code" if recovery_code else "code")
-    await turn_off(db, user)
-
-
-async def turn_off(db: AsyncSession, user: User) -> None:
-    """Two-factor sign-in off: secret and recovery codes gone (the user's choice, or an admin's)."""
-    user.totp_secret_encrypted = None
-    user.totp_enabled_at = None
-    user.totp_last_step = None
-    await db.execute(delete(RecoveryCode).where(RecoveryCode.user_id == user.id))
-    await db.flush()
+    await user_service.turn_off_two_factor(db, user)

@@ -6,9 +6,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth import links
 from app.core.errors import ConflictError, ForbiddenError, UnprocessableError
+from app.core.runtime_values import RuntimeValues
 from app.models import TokenPurpose, User
 from app.models.base import utcnow
-from app.runtime_settings.values import RuntimeValues
 from app.users import service as user_service
 
 UNVERIFIED_MESSAGE = (

@@ -6,8 +6,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, status
 
-from app.auth.dependencies import require_admin
+from app.access.dependencies import require_admin
 from app.channels import service as channel_service
+from app.channels.context import ChannelsContextDep
 from app.channels.schemas import (
     ChannelCreate,
     ChannelRead,
@@ -17,7 +18,7 @@ from app.channels.schemas import (
     FetchModelsRequest,
     FetchModelsResult,
 )
-from app.core.deps import ContextDep, SessionDep, after_commit
+from app.core.deps import SessionDep, after_commit
 from app.core.errors import UnprocessableError
 from app.core.ids import RowId
 from app.core.pagination import Page, PageDep
@@ -29,7 +30,7 @@ router = APIRouter(
 )
 
 
-def _read(ctx: ContextDep, channel: Channel) -> ChannelRead:
+def _read(ctx: ChannelsContextDep, channel: Channel) -> ChannelRead:
     read = ChannelRead.model_validate(channel)
     read.breaker_open = ctx.breaker.open_models(channel.id)
     return read
@@ -37,7 +38,7 @@ def _read(ctx: ContextDep, channel: Channel) -> ChannelRead:
 
 @router.get("")
 async def list_channels(
-    ctx: ContextDep,
+    ctx: ChannelsContextDep,
     db: SessionDep,
     page: PageDep,
     q: Annotated[str | None, Query(max_length=100)] = None,
@@ -51,7 +52,9 @@ async def list_channels(
 
 
 @router.post("", status_code=status.HTTP_201_CREATED)
-async def create_channel(body: ChannelCreate, ctx: ContextDep, db: SessionDep) -> ChannelRead:
+async def create_channel(
+    body: ChannelCreate, ctx: ChannelsContextDep, db: SessionDep
+) -> ChannelRead:
     channel = await channel_service.create(
         db, ctx.secret_box, ctx.settings.gateway, body, allow_private=ctx.allow_private_upstreams()
     )
@@ -61,7 +64,7 @@ async def create_channel(body: ChannelCreate, ctx: ContextDep, db: SessionDep) -
 
 @router.post("/fetch-models")
 async def fetch_models_for_new_channel(
-    body: FetchModelsRequest, ctx: ContextDep
+    body: FetchModelsRequest, ctx: ChannelsContextDep
 ) -> FetchModelsResult:
     """List an upstream's models before the channel is saved."""
     gw = ctx.settings.gateway
@@ -79,13 +82,13 @@ async def fetch_models_for_new_channel(
 
 
 @router.get("/{channel_id}")
-async def get_channel(channel_id: RowId, ctx: ContextDep, db: SessionDep) -> ChannelRead:
+async def get_channel(channel_id: RowId, ctx: ChannelsContextDep, db: SessionDep) -> ChannelRead:
     return _read(ctx, await channel_service.get(db, channel_id))
 
 
 @router.patch("/{channel_id}")
 async def update_channel(
-    channel_id: RowId, body: ChannelUpdate, ctx: ContextDep, db: SessionDep
+    channel_id: RowId, body: ChannelUpdate, ctx: ChannelsContextDep, db: SessionDep
 ) -> ChannelRead:
     channel = await channel_service.get(db, channel_id)
     updated = await channel_service.update(
@@ -101,14 +104,16 @@ async def update_channel(
 
 
 @router.post("/{channel_id}/enable")
-async def enable_channel(channel_id: RowId, ctx: ContextDep, db: SessionDep) -> ChannelRead:
+async def enable_channel(channel_id: RowId, ctx: ChannelsContextDep, db: SessionDep) -> ChannelRead:
     channel = await channel_service.set_enabled(db, await channel_service.get(db, channel_id), True)
     after_commit(db, ctx.channels_changed)
     return ChannelRead.model_validate(channel)
 
 
 @router.post("/{channel_id}/disable")
-async def disable_channel(channel_id: RowId, ctx: ContextDep, db: SessionDep) -> ChannelRead:
+async def disable_channel(
+    channel_id: RowId, ctx: ChannelsContextDep, db: SessionDep
+) -> ChannelRead:
     channel = await channel_service.set_enabled(
         db, await channel_service.get(db, channel_id), False
     )
@@ -117,14 +122,14 @@ async def disable_channel(channel_id: RowId, ctx: ContextDep, db: SessionDep) ->
 
 
 @router.delete("/{channel_id}", status_code=status.HTTP_204_NO_CONTENT)
-async def delete_channel(channel_id: RowId, ctx: ContextDep, db: SessionDep) -> None:
+async def delete_channel(channel_id: RowId, ctx: ChannelsContextDep, db: SessionDep) -> None:
     await channel_service.delete(db, await channel_service.get(db, channel_id))
     after_commit(db, ctx.channels_changed)
 
 
 @router.post("/{channel_id}/test")
 async def test_channel(
-    channel_id: RowId, body: ChannelTestRequest, ctx: ContextDep, db: SessionDep
+    channel_id: RowId, body: ChannelTestRequest, ctx: ChannelsContextDep, db: SessionDep
 ) -> ChannelTestResult:
     """Send one small real request through this channel (even if it is disabled)."""
     channel = await channel_service.get(db, channel_id)
@@ -144,7 +149,7 @@ async def test_channel(
 @router.post("/{channel_id}/fetch-models")
 async def fetch_models(
     channel_id: RowId,
-    ctx: ContextDep,
+    ctx: ChannelsContextDep,
     db: SessionDep,
     apply: Annotated[
         bool, Query(description="Replace the channel's model list with the result")

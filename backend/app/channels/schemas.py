@@ -5,8 +5,8 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr, StringConstraints
 
-from app.channels.url_guard import normalise_base_url
 from app.core.protocol_text import header_token
+from app.gateway.url_guard import normalise_base_url
 from app.models import ChannelStatus
 
 ModelName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=128)]

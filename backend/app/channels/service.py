@@ -12,12 +12,6 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.channels.schemas import ChannelCreate, ChannelTestResult, ChannelUpdate
-from app.channels.url_guard import (
-    UpstreamAddressError,
-    check_base_url,
-    literal_ip,
-    upstream_host,
-)
 from app.core.config import GatewaySettings
 from app.core.db import get_or_404
 from app.core.errors import UnprocessableError
@@ -25,6 +19,12 @@ from app.core.pagination import PageParams, like_pattern
 from app.core.security import SecretBox, UndecryptableError, mask_secret
 from app.gateway import upstream
 from app.gateway.upstream import Timeouts, UpstreamError
+from app.gateway.url_guard import (
+    UpstreamAddressError,
+    check_base_url,
+    literal_ip,
+    upstream_host,
+)
 from app.models import Channel, ChannelStatus
 from app.models.base import utcnow
 

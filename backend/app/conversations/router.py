@@ -13,8 +13,9 @@ from fastapi import APIRouter, Depends, Header, Query, Response, status
 from starlette.responses import StreamingResponse
 from starlette.types import Receive, Scope, Send
 
-from app.auth.dependencies import CurrentUser, require_admin
+from app.access.dependencies import CurrentUser, require_admin
 from app.conversations import export, service
+from app.conversations.context import ChatContextDep
 from app.conversations.replay import parse_event_id
 from app.conversations.schemas import (
     AdminConversationRead,
@@ -32,7 +33,7 @@ from app.conversations.schemas import (
     SendMessage,
     StopResult,
 )
-from app.core.deps import ClientIP, ContextDep, RequestId, SessionDep
+from app.core.deps import ClientIP, RequestId, SessionDep
 from app.core.ids import INT64_MAX, BigRowId, RowId, RowIdFilter
 from app.core.pagination import Page, PageDep
 
@@ -84,13 +85,13 @@ class EventStream(StreamingResponse):
 
 
 @models_router.get("/models")
-async def chat_models(_user: CurrentUser, ctx: ContextDep) -> ChatModels:
+async def chat_models(_user: CurrentUser, ctx: ChatContextDep) -> ChatModels:
     return await ctx.chat.models()
 
 
 @router.post("", status_code=status.HTTP_201_CREATED)
 async def create_conversation(
-    body: ConversationCreate, user: CurrentUser, ctx: ContextDep, db: SessionDep
+    body: ConversationCreate, user: CurrentUser, ctx: ChatContextDep, db: SessionDep
 ) -> ConversationRead:
     conversation = await service.create(db, user, body, ctx.runtime.current.default_model)
     return ConversationRead.model_validate(conversation)
@@ -117,7 +118,7 @@ async def import_conversation(
 
 @router.get("/{conversation_id}")
 async def get_conversation(
-    conversation_id: RowId, user: CurrentUser, ctx: ContextDep, db: SessionDep
+    conversation_id: RowId, user: CurrentUser, ctx: ChatContextDep, db: SessionDep
 ) -> ConversationDetail:
     conversation = await service.get_for_user(db, user.id, conversation_id)
     return await service.detail(db, conversation, await ctx.replies.running(conversation.id))
@@ -142,7 +143,9 @@ async def update_context(
 
 
 @router.delete("/{conversation_id}", status_code=status.HTTP_204_NO_CONTENT)
-async def delete_conversation(conversation_id: RowId, user: CurrentUser, ctx: ContextDep) -> None:
+async def delete_conversation(
+    conversation_id: RowId, user: CurrentUser, ctx: ChatContextDep
+) -> None:
     await ctx.chat.delete(user.id, conversation_id)
 
 
@@ -163,7 +166,7 @@ async def send_message(
     conversation_id: RowId,
     body: SendMessage,
     user: CurrentUser,
-    ctx: ContextDep,
+    ctx: ChatContextDep,
     request_id: RequestId,
     client_ip: ClientIP,
 ) -> EventStream:
@@ -188,7 +191,7 @@ async def edit_message(
     message_id: BigRowId,
     body: EditMessage,
     user: CurrentUser,
-    ctx: ContextDep,
+    ctx: ChatContextDep,
     request_id: RequestId,
     client_ip: ClientIP,
 ) -> EventStream:
@@ -208,7 +211,7 @@ async def edit_message(
 async def regenerate(
     conversation_id: RowId,
     user: CurrentUser,
-    ctx: ContextDep,
+    ctx: ChatContextDep,
     request_id: RequestId,
     client_ip: ClientIP,
     body: Regenerate | None = None,
@@ -231,7 +234,7 @@ async def regenerate(
 async def resume_stream(
     conversation_id: RowId,
     user: CurrentUser,
-    ctx: ContextDep,
+    ctx: ChatContextDep,
     db: SessionDep,
     last_event_id: Annotated[str | None, Header(max_length=100)] = None,
     after: Annotated[
@@ -247,7 +250,7 @@ async def resume_stream(
 
 @router.post("/{conversation_id}/stop")
 async def stop_reply(
-    conversation_id: RowId, user: CurrentUser, ctx: ContextDep, db: SessionDep
+    conversation_id: RowId, user: CurrentUser, ctx: ChatContextDep, db: SessionDep
 ) -> StopResult:
     conversation = await service.get_for_user(db, user.id, conversation_id)
     reply_id, ended = await ctx.replies.stop(conversation.id)
@@ -291,7 +294,7 @@ async def admin_list_conversations(
 
 @admin_router.get("/{conversation_id}")
 async def admin_get_conversation(
-    conversation_id: RowId, ctx: ContextDep, db: SessionDep
+    conversation_id: RowId, ctx: ChatContextDep, db: SessionDep
 ) -> ConversationDetail:
     conversation = await service.get_any(db, conversation_id)
     return await service.detail(db, conversation, await ctx.replies.running(conversation.id))
@@ -309,5 +312,5 @@ async def admin_list_messages(
 
 
 @admin_router.delete("/{conversation_id}", status_code=status.HTTP_204_NO_CONTENT)
-async def admin_delete_conversation(conversation_id: RowId, ctx: ContextDep) -> None:
+async def admin_delete_conversation(conversation_id: RowId, ctx: ChatContextDep) -> None:
     await ctx.chat.delete(None, conversation_id)

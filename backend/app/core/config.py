@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from app.runtime_settings.values import RuntimeDefaults
+from app.core.runtime_values import RuntimeDefaults
 
 ENV_FILE = ".env"
 

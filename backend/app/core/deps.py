@@ -1,23 +1,42 @@
-"""Annotated dependency aliases shared by every router."""
+"""Annotated dependency aliases shared by every router.
+
+The app's context (built by the composition root, `app.composition`) is reached through protocols:
+`CoreContext` here for what every route may need, and one per domain (`<domain>/context.py`) for
+what that domain's routes use — so a router imports its own domain and `core`, never the whole app.
+The composition root checks statically that its context satisfies every one of them.
+"""
 
 from __future__ import annotations
 
 import inspect
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Annotated, cast
+from typing import Annotated, Any, Protocol, cast
 
 from fastapi import Depends, Request
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from app.core.context import AppContext
+from app.core.config import Settings
 from app.core.errors import AppError
+from app.core.security import PasswordHasher, SecretBox, TokenCodec
 
 
-async def get_context(request: Request) -> AppContext:
-    return cast(AppContext, request.app.state.ctx)
+class CoreContext(Protocol):
+    """What any route may use, whatever its domain."""
+
+    settings: Settings
+    engine: AsyncEngine
+    sessionmaker: async_sessionmaker[AsyncSession]
+    tokens: TokenCodec
+    hasher: PasswordHasher
+    secret_box: SecretBox
 
 
-ContextDep = Annotated[AppContext, Depends(get_context)]
+async def get_context(request: Request) -> Any:
+    """The app's context, typed by the protocol the route's alias names (`CoreContextDep`, …)."""
+    return request.app.state.ctx
+
+
+CoreContextDep = Annotated[CoreContext, Depends(get_context)]
 
 
 AFTER_COMMIT = "after_commit"
@@ -36,7 +55,7 @@ async def _commit(session: AsyncSession) -> None:
             await result
 
 
-async def get_session(ctx: ContextDep) -> AsyncIterator[AsyncSession]:
+async def get_session(ctx: CoreContextDep) -> AsyncIterator[AsyncSession]:
     """One session per request; commits when the route returns, before the response is sent.
 
     Any exception rolls back, except an `AppError` raised with `commit=True`: that error is the
@@ -61,6 +80,13 @@ async def get_session(ctx: ContextDep) -> AsyncIterator[AsyncSession]:
 
 # scope="function": the commit happens when the route returns, not after the response is sent.
 SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
+
+
+async def get_tokens(ctx: CoreContextDep) -> TokenCodec:
+    return ctx.tokens
+
+
+TokensDep = Annotated[TokenCodec, Depends(get_tokens)]
 
 
 async def get_client_ip(request: Request) -> str:

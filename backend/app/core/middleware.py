@@ -12,6 +12,7 @@ import itertools
 import os
 import re
 import secrets
+from typing import Protocol
 
 import orjson
 from starlette.exceptions import HTTPException
@@ -21,11 +22,17 @@ from app.core.client_ip import ClientIPResolver
 from app.core.errors import AppError, is_openai_path, openai_error_body
 from app.core.security_headers import SecurityHeaders
 from app.core.send_watchdog import SendWatchdog
-from app.ipfilter.guard import ClientGuard
 
 REQUEST_ID_HEADER = "x-request-id"
 REQUEST_ID_HEADER_BYTES = REQUEST_ID_HEADER.encode()
 _VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+
+
+class ClientCheck(Protocol):
+    """Who may send a request at all (the IP blacklist and per-address rate: `app.ipfilter`)."""
+
+    async def check(self, client_ip: str, path: str, user_agent: bytes) -> AppError | None:
+        """The error to answer with, or None to let the request through."""
 
 
 class RequestIds:
@@ -56,7 +63,7 @@ class RequestContextMiddleware:
         app: ASGIApp,
         *,
         resolver: ClientIPResolver,
-        guard: ClientGuard,
+        guard: ClientCheck,
         max_body_bytes: int,
         watchdog: SendWatchdog | None = None,
         security_headers: SecurityHeaders | None = None,

@@ -240,3 +240,13 @@ def mask_secret(secret: str) -> str:
         return "…"
     head = secret[:3] if secret.startswith(("sk-", "pk-")) else ""
     return f"{head}…{secret[-4:]}"
+
+
+def bearer_token(authorization: str | None) -> str | None:
+    """The token of an `Authorization: Bearer …` header, or None."""
+    if not authorization:
+        return None
+    scheme, _, token = authorization.partition(" ")
+    if scheme.lower() != "bearer":
+        return None
+    return token.strip() or None

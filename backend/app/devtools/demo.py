@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
+from app.composition import AppContext
 from app.core import migrate
 from app.core.app_secrets import load_app_secrets
 from app.core.config import Settings
-from app.core.context import AppContext
 from app.keys import service as key_service
 from app.models import Channel, User, UserRole
 from app.users import bootstrap

@@ -12,9 +12,9 @@ from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.auth import service as auth_service
+from app.access import principal as access
 from app.core.errors import UnauthorizedError
-from app.core.security import TokenCodec, hash_api_key, looks_like_api_key
+from app.core.security import TokenCodec, bearer_token, hash_api_key, looks_like_api_key
 from app.gateway.service import Caller
 from app.keys import service as key_service
 from app.models.base import utcnow
@@ -50,15 +50,6 @@ class ApiKeyCache:
     def clear(self) -> None:
         """Forget everything (a key was revoked or a user disabled)."""
         self._entries.clear()
-
-
-def bearer_token(authorization: str | None) -> str | None:
-    if not authorization:
-        return None
-    scheme, _, token = authorization.partition(" ")
-    if scheme.lower() != "bearer":
-        return None
-    return token.strip() or None
 
 
 MISSING_KEY = "Missing API key: send 'Authorization: Bearer sk-…' (create a key under API keys in the web app)"
@@ -98,7 +89,7 @@ async def authenticate(
         cache.put(key_hash, caller, key.expires_at)
         return caller
     async with sessionmaker() as db:
-        principal = await auth_service.authenticate(db, tokens, token)
+        principal = await access.authenticate(db, tokens, token)
     user = principal.user
     return Caller(
         user_id=user.id,

@@ -12,7 +12,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from app.runtime_settings.values import RuntimeValues
+from app.core.runtime_values import RuntimeValues
 
 BreakerKey = tuple[int, str]
 

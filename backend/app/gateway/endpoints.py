@@ -18,19 +18,19 @@ from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.auth.verification import UNVERIFIED_MESSAGE, may_chat
-from app.core.context import AppContext
 from app.core.errors import AppError, ForbiddenError, openai_error_body
 from app.gateway import relay
 from app.gateway.auth import authenticate
+from app.gateway.context import GatewayContext
 from app.gateway.service import Caller
 
 logger = logging.getLogger(__name__)
 CHAT_PATH = "/v1/chat/completions"
 MODELS_PATH = "/v1/models"
-Handler = Callable[[AppContext, Request, Receive], Awaitable[Response]]
+Handler = Callable[[GatewayContext, Request, Receive], Awaitable[Response]]
 
 
-async def chat_completions(ctx: AppContext, request: Request, receive: Receive) -> Response:
+async def chat_completions(ctx: GatewayContext, request: Request, receive: Receive) -> Response:
     caller = await _caller(ctx, request)
     if not may_chat(ctx.runtime.current, is_admin=False, email_verified=caller.confirmed):
         raise ForbiddenError(UNVERIFIED_MESSAGE, code="email_unverified")
@@ -58,7 +58,7 @@ async def chat_completions(ctx: AppContext, request: Request, receive: Receive) 
     )
 
 
-async def list_models(ctx: AppContext, request: Request, _receive: Receive) -> Response:
+async def list_models(ctx: GatewayContext, request: Request, _receive: Receive) -> Response:
     models = await ctx.gateway.models_for(await _caller(ctx, request))
     return JSONResponse(
         {
@@ -71,7 +71,7 @@ async def list_models(ctx: AppContext, request: Request, _receive: Receive) -> R
     )
 
 
-async def _caller(ctx: AppContext, request: Request) -> Caller:
+async def _caller(ctx: GatewayContext, request: Request) -> Caller:
     return await authenticate(
         request.headers.get("authorization"),
         cache=ctx.api_key_cache,
@@ -94,7 +94,7 @@ def error_response(error: AppError) -> Response:
 class OpenAIEndpoints:
     """Serves the `/v1` routes itself (errors included); everything else goes on to `app`."""
 
-    def __init__(self, app: ASGIApp, ctx: AppContext) -> None:
+    def __init__(self, app: ASGIApp, ctx: GatewayContext) -> None:
         self.app = app
         self.ctx = ctx
 

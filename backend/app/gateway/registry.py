@@ -18,9 +18,9 @@ import aiohttp
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.channels.url_guard import IPAddress, literal_ip, upstream_host
 from app.core.security import SecretBox, UndecryptableError
 from app.gateway.upstream import Timeouts, auth_headers, client_timeout
+from app.gateway.url_guard import IPAddress, literal_ip, upstream_host
 from app.models import Channel, ChannelStatus
 from app.models.base import utcnow
 

@@ -16,15 +16,15 @@ from typing import Any, Literal
 import aiohttp
 import orjson
 
-from app.channels.url_guard import (
+from app.core.security import mask_secret
+from app.core.timers import Deadline
+from app.gateway.url_guard import (
     GuardedResolver,
     IPAddress,
     UpstreamAddressError,
     check_address,
     guarded_socket_factory,
 )
-from app.core.security import mask_secret
-from app.core.timers import Deadline
 
 ERROR_BODY_LIMIT = 64 * 1024
 # A key stored before keys were checked can hold a line break, which no HTTP header may carry.

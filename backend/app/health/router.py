@@ -3,8 +3,8 @@ from __future__ import annotations
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
-from app.core.deps import ContextDep
 from app.health import service as health_service
+from app.health.context import HealthContextDep
 
 router = APIRouter(tags=["health"])
 
@@ -16,7 +16,7 @@ async def healthz() -> dict[str, str]:
 
 
 @router.get("/readyz")
-async def readyz(ctx: ContextDep) -> JSONResponse:
+async def readyz(ctx: HealthContextDep) -> JSONResponse:
     """Ready for traffic: the database answers and the process is not shutting down."""
     report = await health_service.readiness(ctx)
     return JSONResponse(report.body, status_code=200 if report.ready else 503)

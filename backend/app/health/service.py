@@ -5,7 +5,7 @@ from dataclasses import dataclass
 import anyio
 from sqlalchemy import text
 
-from app.core.context import AppContext
+from app.health.context import HealthContext
 
 CHECK_TIMEOUT_SECONDS = 2.0
 
@@ -16,7 +16,7 @@ class Readiness:
     body: dict[str, object]
 
 
-async def _database_ok(ctx: AppContext) -> bool:
+async def _database_ok(ctx: HealthContext) -> bool:
     try:
         with anyio.fail_after(CHECK_TIMEOUT_SECONDS):
             async with ctx.engine.connect() as conn:
@@ -26,7 +26,7 @@ async def _database_ok(ctx: AppContext) -> bool:
         return False
 
 
-async def readiness(ctx: AppContext) -> Readiness:
+async def readiness(ctx: HealthContext) -> Readiness:
     if ctx.shutting_down:
         return Readiness(False, {"status": "shutting_down"})
     checks: dict[str, str] = {"database": "ok" if await _database_ok(ctx) else "unavailable"}

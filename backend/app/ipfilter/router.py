@@ -6,11 +6,12 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, status
 
-from app.auth.dependencies import AdminUser, require_admin
-from app.core.deps import ClientIP, ContextDep, SessionDep, after_commit
+from app.access.dependencies import AdminUser, require_admin
+from app.core.deps import ClientIP, SessionDep, after_commit
 from app.core.ids import RowId, RowIdFilter
 from app.core.pagination import Page, PageDep
 from app.ipfilter import service
+from app.ipfilter.context import IPFilterContextDep
 from app.ipfilter.schemas import BlockedAttemptRead, IPRuleCreate, IPRuleRead, IPRuleUpdate
 from app.models.ip_rule import IPRule
 
@@ -38,7 +39,11 @@ async def list_rules(
 
 @router.post("", status_code=status.HTTP_201_CREATED)
 async def create_rule(
-    body: IPRuleCreate, ctx: ContextDep, db: SessionDep, admin: AdminUser, client_ip: ClientIP
+    body: IPRuleCreate,
+    ctx: IPFilterContextDep,
+    db: SessionDep,
+    admin: AdminUser,
+    client_ip: ClientIP,
 ) -> IPRuleRead:
     rule = await service.create(db, admin, client_ip, body.model_dump())
     after_commit(db, ctx.ip_rules_changed)
@@ -64,7 +69,7 @@ async def get_rule(rule_id: RowId, db: SessionDep) -> IPRuleRead:
 
 @router.patch("/{rule_id}")
 async def update_rule(
-    rule_id: RowId, body: IPRuleUpdate, ctx: ContextDep, db: SessionDep, client_ip: ClientIP
+    rule_id: RowId, body: IPRuleUpdate, ctx: IPFilterContextDep, db: SessionDep, client_ip: ClientIP
 ) -> IPRuleRead:
     rule = await service.update(
         db, await service.get(db, rule_id), client_ip, body.model_dump(exclude_unset=True)
@@ -74,6 +79,6 @@ async def update_rule(
 
 
 @router.delete("/{rule_id}", status_code=status.HTTP_204_NO_CONTENT)
-async def delete_rule(rule_id: RowId, ctx: ContextDep, db: SessionDep) -> None:
+async def delete_rule(rule_id: RowId, ctx: IPFilterContextDep, db: SessionDep) -> None:
     await service.delete(db, await service.get(db, rule_id))
     after_commit(db, ctx.ip_rules_changed)

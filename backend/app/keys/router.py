@@ -4,11 +4,12 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, status
 
-from app.auth.dependencies import CurrentUser, require_admin
-from app.core.deps import ContextDep, SessionDep, after_commit
+from app.access.dependencies import CurrentUser, require_admin
+from app.core.deps import SessionDep, after_commit
 from app.core.ids import RowId, RowIdFilter
 from app.core.pagination import Page, PageDep
 from app.keys import service as key_service
+from app.keys.context import KeysContextDep
 from app.keys.schemas import (
     AdminApiKeyRead,
     ApiKeyCreate,
@@ -58,7 +59,7 @@ async def get_key(key_id: RowId, user: CurrentUser, db: SessionDep) -> ApiKeyRea
 
 @router.patch("/{key_id}")
 async def update_key(
-    key_id: RowId, body: ApiKeyUpdate, user: CurrentUser, ctx: ContextDep, db: SessionDep
+    key_id: RowId, body: ApiKeyUpdate, user: CurrentUser, ctx: KeysContextDep, db: SessionDep
 ) -> ApiKeyRead:
     key = await key_service.get_for_user(db, user.id, key_id)
     updated = await key_service.update(db, key, body.model_dump(exclude_unset=True))
@@ -67,7 +68,7 @@ async def update_key(
 
 
 @router.delete("/{key_id}", status_code=status.HTTP_204_NO_CONTENT)
-async def revoke_key(key_id: RowId, user: CurrentUser, ctx: ContextDep, db: SessionDep) -> None:
+async def revoke_key(key_id: RowId, user: CurrentUser, ctx: KeysContextDep, db: SessionDep) -> None:
     await key_service.revoke(db, await key_service.get_for_user(db, user.id, key_id))
     after_commit(db, ctx.credentials_changed)
 
@@ -87,6 +88,6 @@ async def admin_list_keys(
 
 
 @admin_router.delete("/{key_id}", status_code=status.HTTP_204_NO_CONTENT)
-async def admin_revoke_key(key_id: RowId, ctx: ContextDep, db: SessionDep) -> None:
+async def admin_revoke_key(key_id: RowId, ctx: KeysContextDep, db: SessionDep) -> None:
     await key_service.revoke(db, await key_service.get_any(db, key_id))
     after_commit(db, ctx.credentials_changed)

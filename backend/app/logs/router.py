@@ -8,8 +8,8 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query
 from starlette.responses import StreamingResponse
 
-from app.auth.dependencies import CurrentUser, require_admin
-from app.core.deps import ContextDep, SessionDep
+from app.access.dependencies import CurrentUser, require_admin
+from app.core.deps import CoreContextDep, SessionDep
 from app.core.errors import NotFoundError
 from app.core.ids import BigRowId, RowIdFilter
 from app.core.instants import Instant
@@ -66,7 +66,7 @@ OwnFilters = Annotated[LogFilters, Depends(own_filters)]
 
 
 def _csv(
-    ctx: ContextDep, filters: LogFilters, prefix: str, *, for_caller: bool
+    ctx: CoreContextDep, filters: LogFilters, prefix: str, *, for_caller: bool
 ) -> StreamingResponse:
     tz = ctx.settings.server.timezone
     name = export.filename(prefix, tz)
@@ -95,7 +95,7 @@ async def log_totals(filters: AllFilters, db: SessionDep) -> LogTotals:
 
 
 @router.get("/export", responses={200: {"content": {"text/csv": {}}}})
-async def export_logs(filters: AllFilters, ctx: ContextDep) -> StreamingResponse:
+async def export_logs(filters: AllFilters, ctx: CoreContextDep) -> StreamingResponse:
     return _csv(ctx, filters, "call-logs", for_caller=False)
 
 
@@ -123,7 +123,7 @@ async def usage_totals(filters: OwnFilters, user: CurrentUser, db: SessionDep) -
 
 @usage_router.get("/export", responses={200: {"content": {"text/csv": {}}}})
 async def export_usage(
-    filters: OwnFilters, user: CurrentUser, ctx: ContextDep
+    filters: OwnFilters, user: CurrentUser, ctx: CoreContextDep
 ) -> StreamingResponse:
     return _csv(ctx, _mine(filters, user.id), "usage", for_caller=True)
 

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Depends
 
-from app.auth.dependencies import AdminUser, require_admin
-from app.core.deps import ContextDep, SessionDep, after_commit
+from app.access.dependencies import AdminUser, require_admin
+from app.core.deps import SessionDep, after_commit
 from app.mail import service
 from app.mail.config import load_row
+from app.mail.context import MailContextDep
 from app.mail.dependencies import MailLanguage
 from app.mail.schemas import MailConfigRead, MailConfigUpdate, TestMailRequest, TestMailResult
 
@@ -17,13 +18,13 @@ router = APIRouter(
 
 
 @router.get("")
-async def get_mail_config(ctx: ContextDep, db: SessionDep) -> MailConfigRead:
+async def get_mail_config(ctx: MailContextDep, db: SessionDep) -> MailConfigRead:
     return service.describe(ctx.mail_config.current, await load_row(db))
 
 
 @router.put("")
 async def save_mail_config(
-    body: MailConfigUpdate, admin: AdminUser, ctx: ContextDep, db: SessionDep
+    body: MailConfigUpdate, admin: AdminUser, ctx: MailContextDep, db: SessionDep
 ) -> MailConfigRead:
     """Save the SMTP settings. `password` omitted keeps the stored one; "" or null removes it."""
     config, row = await service.save(db, ctx.secret_box, ctx.mail_config.current, body, admin)
@@ -33,7 +34,7 @@ async def save_mail_config(
 
 @router.post("/test")
 async def send_test_mail(
-    body: TestMailRequest, ctx: ContextDep, language: MailLanguage
+    body: TestMailRequest, ctx: MailContextDep, language: MailLanguage
 ) -> TestMailResult:
     """Send a test mail with the saved settings now, and report whether the server took it."""
     return await service.send_test(

@@ -6,12 +6,13 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Query
 
-from app.auth.dependencies import AdminUser, require_admin
-from app.core.deps import ContextDep, SessionDep, after_commit
+from app.access.dependencies import AdminUser, require_admin
+from app.core.deps import SessionDep, after_commit
 from app.core.pagination import Page, PageDep
+from app.core.runtime_values import PUBLIC_KEYS, field_info
 from app.runtime_settings import service
+from app.runtime_settings.context import RuntimeSettingsContextDep
 from app.runtime_settings.schemas import SettingChangeRead, SettingInfo, SettingsSchema
-from app.runtime_settings.values import PUBLIC_KEYS, field_info
 
 router = APIRouter(
     prefix="/api/admin/settings", tags=["admin-settings"], dependencies=[Depends(require_admin)]
@@ -22,14 +23,14 @@ SettingsMap = dict[str, Any]
 
 
 @router.get("")
-async def get_settings(ctx: ContextDep) -> SettingsMap:
+async def get_settings(ctx: RuntimeSettingsContextDep) -> SettingsMap:
     """Every option's value in force, as `{key: value}`."""
     return ctx.runtime.current.model_dump()
 
 
 @router.put("")
 async def update_settings(
-    ctx: ContextDep,
+    ctx: RuntimeSettingsContextDep,
     db: SessionDep,
     admin: AdminUser,
     changes: Annotated[
@@ -43,7 +44,9 @@ async def update_settings(
 
 
 @router.delete("/{key}")
-async def reset_setting(key: str, ctx: ContextDep, db: SessionDep, admin: AdminUser) -> SettingsMap:
+async def reset_setting(
+    key: str, ctx: RuntimeSettingsContextDep, db: SessionDep, admin: AdminUser
+) -> SettingsMap:
     """Make one option follow its default again."""
     new = await service.reset(db, ctx.runtime.current, ctx.runtime.defaults, key, admin)
     after_commit(db, lambda: ctx.settings_changed(new))
@@ -51,7 +54,7 @@ async def reset_setting(key: str, ctx: ContextDep, db: SessionDep, admin: AdminU
 
 
 @router.get("/schema")
-async def settings_schema(ctx: ContextDep, db: SessionDep) -> SettingsSchema:
+async def settings_schema(ctx: RuntimeSettingsContextDep, db: SessionDep) -> SettingsSchema:
     """Every option with its type, bounds, default, description and who last changed it."""
     rows = await service.rows(db)
     current, defaults = ctx.runtime.current.model_dump(), ctx.runtime.defaults.model_dump()
@@ -82,7 +85,7 @@ async def settings_history(
 
 
 @public_router.get("/public")
-async def public_settings(ctx: ContextDep) -> SettingsMap:
+async def public_settings(ctx: RuntimeSettingsContextDep) -> SettingsMap:
     """What the web app needs before sign-in: site name, announcement, registration open …, and
     `mail_enabled` (whether links can be mailed: password reset, address confirmation)."""
     current = ctx.runtime.current

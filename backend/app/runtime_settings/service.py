@@ -11,10 +11,10 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.core.errors import UnprocessableError
 from app.core.pagination import PageParams, paginate
+from app.core.runtime_values import RuntimeValues
 from app.models.base import utcnow
 from app.models.runtime_setting import RuntimeSetting, RuntimeSettingChange
 from app.models.user import User
-from app.runtime_settings.values import RuntimeValues
 
 KEYS = tuple(RuntimeValues.model_fields)
 

@@ -12,8 +12,8 @@ from collections.abc import Callable
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from app.core.runtime_values import RuntimeValues
 from app.runtime_settings import service
-from app.runtime_settings.values import RuntimeValues
 
 logger = logging.getLogger(__name__)
 

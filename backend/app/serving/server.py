@@ -18,10 +18,10 @@ from typing import Any, cast
 import uvicorn
 from uvicorn.supervisors.multiprocess import Multiprocess, Process
 
+from app.composition import AppContext
 from app.core import gc_policy
 from app.core.app_secrets import ConfigError
 from app.core.config import ServerSettings, Settings
-from app.core.context import AppContext
 from app.main import create_app
 from app.serving.protocol import GatewayConfig, HttpLimits
 

@@ -7,12 +7,11 @@ import ipaddress
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.auth import service as auth_service
+from app.access.principal import authenticate
 from app.core.client_ip import parse_ip, parse_networks
 from app.core.config import MetricsSettings
 from app.core.errors import AppError, ForbiddenError, UnauthorizedError
-from app.core.security import TokenCodec
-from app.gateway.auth import bearer_token
+from app.core.security import TokenCodec, bearer_token
 
 
 class MetricsAccess:
@@ -44,7 +43,7 @@ class MetricsAccess:
         if self._token is not None and hmac.compare_digest(token.encode(), self._token.encode()):
             return
         try:
-            principal = await auth_service.authenticate(db, tokens, token)
+            principal = await authenticate(db, tokens, token)
         except AppError:
             raise ForbiddenError("Not allowed to read metrics", code="metrics_forbidden") from None
         if not principal.user.is_admin:

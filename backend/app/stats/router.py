@@ -6,9 +6,10 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Query, Response
 
-from app.auth.dependencies import CurrentUser, require_admin
-from app.core.deps import ClientIP, ContextDep, SessionDep
+from app.access.dependencies import CurrentUser, require_admin
+from app.core.deps import ClientIP, SessionDep
 from app.stats import service
+from app.stats.context import StatsContextDep
 from app.stats.schemas import (
     ActiveUsers,
     BlockedList,
@@ -29,57 +30,63 @@ TopN = Annotated[int, Query(ge=1, le=100)]
 
 
 @router.get("/overview")
-async def overview(ctx: ContextDep, db: SessionDep) -> Overview:
+async def overview(ctx: StatsContextDep, db: SessionDep) -> Overview:
     return Overview.model_validate(
         await service.overview(await db.connection(), ctx.settings.server.timezone)
     )
 
 
 @router.get("/trend")
-async def trend(ctx: ContextDep, db: SessionDep, days: Days = 7) -> Trend:
+async def trend(ctx: StatsContextDep, db: SessionDep, days: Days = 7) -> Trend:
     tz = ctx.settings.server.timezone
     return Trend.model_validate(await service.trend(await db.connection(), tz, days))
 
 
 @router.get("/models")
-async def model_share(ctx: ContextDep, db: SessionDep, days: Days = 30) -> ModelShares:
+async def model_share(ctx: StatsContextDep, db: SessionDep, days: Days = 30) -> ModelShares:
     tz = ctx.settings.server.timezone
     return ModelShares.model_validate(await service.models(await db.connection(), tz, days))
 
 
 @router.get("/active-users")
-async def active_users(ctx: ContextDep, db: SessionDep) -> ActiveUsers:
+async def active_users(ctx: StatsContextDep, db: SessionDep) -> ActiveUsers:
     tz = ctx.settings.server.timezone
     return ActiveUsers.model_validate(await service.active_users(await db.connection(), tz))
 
 
 @router.get("/top-users")
-async def top_users(ctx: ContextDep, db: SessionDep, days: Days = 30, limit: TopN = 10) -> TopList:
+async def top_users(
+    ctx: StatsContextDep, db: SessionDep, days: Days = 30, limit: TopN = 10
+) -> TopList:
     tz = ctx.settings.server.timezone
     return TopList.model_validate(await service.top(await db.connection(), tz, "user", days, limit))
 
 
 @router.get("/top-keys")
-async def top_keys(ctx: ContextDep, db: SessionDep, days: Days = 30, limit: TopN = 10) -> TopList:
+async def top_keys(
+    ctx: StatsContextDep, db: SessionDep, days: Days = 30, limit: TopN = 10
+) -> TopList:
     tz = ctx.settings.server.timezone
     return TopList.model_validate(await service.top(await db.connection(), tz, "key", days, limit))
 
 
 @router.get("/channels")
-async def channel_health(ctx: ContextDep, db: SessionDep, days: Days = 7) -> ChannelHealthList:
+async def channel_health(ctx: StatsContextDep, db: SessionDep, days: Days = 7) -> ChannelHealthList:
     tz = ctx.settings.server.timezone
     return ChannelHealthList.model_validate(await service.channels(await db.connection(), tz, days))
 
 
 @router.get("/blocked")
-async def blocked(ctx: ContextDep, db: SessionDep, days: Days = 7, limit: TopN = 20) -> BlockedList:
+async def blocked(
+    ctx: StatsContextDep, db: SessionDep, days: Days = 7, limit: TopN = 20
+) -> BlockedList:
     tz = ctx.settings.server.timezone
     return BlockedList.model_validate(await service.blocked(await db.connection(), tz, days, limit))
 
 
 @usage_router.get("/daily")
 async def my_daily_usage(
-    user: CurrentUser, ctx: ContextDep, db: SessionDep, days: Days = 30
+    user: CurrentUser, ctx: StatsContextDep, db: SessionDep, days: Days = 30
 ) -> Trend:
     tz = ctx.settings.server.timezone
     result = await service.trend(await db.connection(), tz, days, dim="user", value=str(user.id))
@@ -92,7 +99,7 @@ async def my_daily_usage(
     responses={200: {"content": {"text/plain": {}}, "description": "Prometheus text format"}},
 )
 async def metrics(
-    ctx: ContextDep,
+    ctx: StatsContextDep,
     db: SessionDep,
     client_ip: ClientIP,
     authorization: Annotated[str | None, Header()] = None,

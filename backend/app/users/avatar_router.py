@@ -7,9 +7,10 @@ from typing import Annotated
 from fastapi import APIRouter, File, Path, UploadFile
 from fastapi.responses import Response
 
-from app.auth.dependencies import CurrentUser
-from app.core.deps import ContextDep, SessionDep
+from app.access.dependencies import CurrentUser
+from app.core.deps import SessionDep
 from app.users import avatar
+from app.users.context import UsersContextDep
 from app.users.schemas import UserRead
 
 router = APIRouter(tags=["auth"])
@@ -24,7 +25,7 @@ async def upload_avatar(
     ],
     user: CurrentUser,
     db: SessionDep,
-    ctx: ContextDep,
+    ctx: UsersContextDep,
 ) -> UserRead:
     """Set the signed-in user's avatar (re-encoded as a 256 px square)."""
     data = await file.read(avatar.MAX_UPLOAD_BYTES + 1)

@@ -6,13 +6,13 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, status
 
-from app.auth import two_factor
-from app.auth.dependencies import AdminUser, require_admin
-from app.core.deps import ContextDep, SessionDep, after_commit
+from app.access.dependencies import AdminUser, require_admin
+from app.core.deps import SessionDep, after_commit
 from app.core.ids import RowId
 from app.core.pagination import Page, PageDep
 from app.models import UserRole, UserStatus
 from app.users import service as user_service
+from app.users.context import UsersContextDep
 from app.users.schemas import (
     PasswordResetByAdmin,
     PasswordResetResult,
@@ -41,7 +41,7 @@ async def list_users(
 
 
 @router.post("", status_code=status.HTTP_201_CREATED)
-async def create_user(body: UserCreate, ctx: ContextDep, db: SessionDep) -> UserRead:
+async def create_user(body: UserCreate, ctx: UsersContextDep, db: SessionDep) -> UserRead:
     user = await user_service.create(
         db,
         ctx.hasher,
@@ -62,7 +62,7 @@ async def get_user(user_id: RowId, db: SessionDep) -> UserRead:
 
 @router.patch("/{user_id}")
 async def update_user(
-    user_id: RowId, body: UserUpdate, admin: AdminUser, ctx: ContextDep, db: SessionDep
+    user_id: RowId, body: UserUpdate, admin: AdminUser, ctx: UsersContextDep, db: SessionDep
 ) -> UserRead:
     target = await user_service.get(db, user_id)
     updated = await user_service.admin_update(
@@ -74,7 +74,7 @@ async def update_user(
 
 @router.post("/{user_id}/password")
 async def reset_password(
-    user_id: RowId, body: PasswordResetByAdmin, ctx: ContextDep, db: SessionDep
+    user_id: RowId, body: PasswordResetByAdmin, ctx: UsersContextDep, db: SessionDep
 ) -> PasswordResetResult:
     target = await user_service.get(db, user_id)
     generated, revoked = await user_service.admin_reset_password(
@@ -91,7 +91,7 @@ async def reset_password(
 
 @router.post("/{user_id}/sign-out")
 async def sign_out_everywhere(
-    user_id: RowId, body: SignOutEverywhere, ctx: ContextDep, db: SessionDep
+    user_id: RowId, body: SignOutEverywhere, ctx: UsersContextDep, db: SessionDep
 ) -> SignedOut:
     """End every session of the user at once (and, if asked, revoke their API keys)."""
     target = await user_service.get(db, user_id)
@@ -106,10 +106,12 @@ async def sign_out_everywhere(
 @router.delete("/{user_id}/2fa", status_code=status.HTTP_204_NO_CONTENT)
 async def reset_two_factor(user_id: RowId, db: SessionDep) -> None:
     """Switch a user's two-factor sign-in off (they lost their device and recovery codes)."""
-    await two_factor.turn_off(db, await user_service.get(db, user_id))
+    await user_service.turn_off_two_factor(db, await user_service.get(db, user_id))
 
 
 @router.delete("/{user_id}", status_code=status.HTTP_204_NO_CONTENT)
-async def delete_user(user_id: RowId, admin: AdminUser, ctx: ContextDep, db: SessionDep) -> None:
+async def delete_user(
+    user_id: RowId, admin: AdminUser, ctx: UsersContextDep, db: SessionDep
+) -> None:
     await user_service.admin_delete(db, admin, await user_service.get(db, user_id))
     after_commit(db, ctx.credentials_changed)

@@ -5,17 +5,17 @@ from __future__ import annotations
 import secrets
 from collections.abc import Sequence
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import delete, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.auth import sessions
+from app.access import sessions
 from app.core.db import get_or_404
 from app.core.errors import ConflictError
 from app.core.pagination import PageParams, like_pattern, paginate
 from app.core.security import PasswordHasher
 from app.keys import service as key_service
-from app.models import User, UserRole, UserStatus
+from app.models import RecoveryCode, User, UserRole, UserStatus
 from app.models.base import utcnow
 from app.users.fields import username_key
 
@@ -223,3 +223,12 @@ async def admin_delete(db: AsyncSession, actor: User, target: User) -> None:
 
 def generate_password() -> str:
     return secrets.token_urlsafe(15)
+
+
+async def turn_off_two_factor(db: AsyncSession, user: User) -> None:
+    """Two-factor sign-in off: secret and recovery codes gone (the user's choice, or an admin's)."""
+    user.totp_secret_encrypted = None
+    user.totp_enabled_at = None
+    user.totp_last_step = None
+    await db.execute(delete(RecoveryCode).where(RecoveryCode.user_id == user.id))
+    await db.flush()

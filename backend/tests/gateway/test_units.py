@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import orjson
 import pytest
 
+from app.core.runtime_values import RuntimeValues
 from app.gateway.accounting import CallRecord
 from app.gateway.breaker import CircuitBreaker
 from app.gateway.chunks import StreamProcessor
@@ -19,7 +20,6 @@ from app.gateway.sse import SSEDecoder
 from app.gateway.think import ThinkSplitter, split_complete
 from app.gateway.upstream import UpstreamError, error_details, parse_retry_after, scrub
 from app.gateway.usage import estimate_prompt_tokens, estimate_text_tokens, from_provider
-from app.runtime_settings.values import RuntimeValues
 
 
 # ── SSE ──────────────────────────────────────────────────────────────────────────────────────

@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 from sqlalchemy import func, select
 
-from app.core.context import AppContext
+from app.composition import AppContext
 from app.models import BlockedAttempt
 from tests.conftest import Harness, HarnessFactory
 

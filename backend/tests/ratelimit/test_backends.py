@@ -11,12 +11,12 @@ import pytest
 from redis.asyncio import Redis
 
 from app.core.errors import RateLimitedError
+from app.core.runtime_values import RuntimeValues
 from app.ratelimit.admission import Admission, CallerLimits
 from app.ratelimit.limiter import RateLimiter
 from app.ratelimit.memory import SWEEP_SECONDS, MovingWindows
 from app.ratelimit.slots import ConcurrencySlots
 from app.runtime_settings.store import RuntimeSettingsStore
-from app.runtime_settings.values import RuntimeValues
 
 
 class FakeClock:

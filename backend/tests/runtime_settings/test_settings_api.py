@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from app.core.context import AppContext
+from app.composition import AppContext
 from tests.conftest import ADMIN_USERNAME, AccountFactory, Harness, HarnessFactory
 
 

@@ -1,4 +1,9 @@
-"""`AppContext`: everything one app instance owns, built by `create_app` and opened by the lifespan.
+"""The composition root. `AppContext`: everything one app instance owns, built by `create_app` and
+opened by the lifespan.
+
+The only module that knows every domain: it builds their services and wires them together. Routes
+reach it through per-domain protocols (`app.core.deps`, `<domain>/context.py`), which
+`_offers_what_every_domain_asks` below checks statically.
 
 Routes reach it through dependencies (`app.core.deps`); services receive the pieces they need as
 arguments and never see the context or the request. Things bound to the event loop (database engine,
@@ -18,10 +23,13 @@ from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from app.auth.account_mail import AccountMail
+from app.auth.context import AuthContext
 from app.channels import service as channel_service
+from app.channels.context import ChannelsContext
 from app.channels.health import probe_auto_disabled
 from app.conversations.chat import ChatTurns
 from app.conversations.claims import Claims, MemoryClaims, RedisClaims
+from app.conversations.context import ChatContext
 from app.conversations.replies import ReplyManager
 from app.core.app_secrets import AppSecrets, ConfigError
 from app.core.client_ip import ClientIPResolver
@@ -31,6 +39,7 @@ from app.core.events import ChangeBus
 from app.core.images import ImageDecoding
 from app.core.instances import HEARTBEAT_SECONDS, InstanceRegistry
 from app.core.redis import create_redis
+from app.core.runtime_values import RuntimeValues
 from app.core.security import PasswordHasher, SecretBox, TokenCodec
 from app.core.security_headers import SecurityHeaders
 from app.core.send_watchdog import SWEEP_SECONDS, SendWatchdog
@@ -38,28 +47,35 @@ from app.core.tasks import Periodic, TaskSet
 from app.gateway.auth import ApiKeyCache
 from app.gateway.breaker import CircuitBreaker
 from app.gateway.concurrency import ConcurrencyGate
+from app.gateway.context import GatewayContext
 from app.gateway.registry import ChannelRegistry
 from app.gateway.relay import ActiveStreams
 from app.gateway.service import Gateway
 from app.gateway.upstream import create_session
+from app.health.context import HealthContext
 from app.ipfilter import service as ip_rule_service
 from app.ipfilter.attempts import AttemptRecorder
+from app.ipfilter.context import IPFilterContext
 from app.ipfilter.guard import ClientGuard
 from app.ipfilter.matcher import BlockList
+from app.keys.context import KeysContext
 from app.logs.journal import Journal
 from app.logs.recovery import recover
 from app.logs.retention import Retention
 from app.logs.writer import CallLogWriter
 from app.mail.config import MailConfigStore
+from app.mail.context import MailContext
 from app.mail.outbox import Outbox
 from app.ratelimit.admission import Admission
 from app.ratelimit.limiter import RateLimiter
 from app.ratelimit.slots import ConcurrencySlots
 from app.runtime_settings import service as runtime_service
+from app.runtime_settings.context import RuntimeSettingsContext
 from app.runtime_settings.store import RuntimeSettingsStore
-from app.runtime_settings.values import RuntimeValues
+from app.stats.context import StatsContext
 from app.stats.metrics import Metrics
 from app.stats.metrics_access import MetricsAccess
+from app.users.context import UsersContext
 
 logger = logging.getLogger(__name__)
 GAUGE_SECONDS = 5.0
@@ -401,3 +417,22 @@ def _metrics_access(settings: Settings) -> MetricsAccess:
         return MetricsAccess(settings.metrics)
     except ValueError as exc:
         raise ConfigError(f"METRICS_ALLOW: {exc}") from None
+
+
+def _offers_what_every_domain_asks(
+    ctx: AppContext,
+) -> tuple[
+    AuthContext,
+    ChannelsContext,
+    ChatContext,
+    GatewayContext,
+    HealthContext,
+    IPFilterContext,
+    KeysContext,
+    MailContext,
+    RuntimeSettingsContext,
+    StatsContext,
+    UsersContext,
+]:
+    """Never called: mypy checks here that the context satisfies each domain's protocol."""
+    return (ctx, ctx, ctx, ctx, ctx, ctx, ctx, ctx, ctx, ctx, ctx)

@@ -1,0 +1,25 @@
+"""What the `/v1` endpoints use of the app's context (see `app.core.deps`)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Protocol
+
+from fastapi import Depends
+
+from app.core.deps import CoreContext, get_context
+from app.gateway.auth import ApiKeyCache
+from app.gateway.relay import ActiveStreams
+from app.gateway.service import Gateway
+from app.logs.writer import CallLogWriter
+from app.runtime_settings.store import RuntimeSettingsStore
+
+
+class GatewayContext(CoreContext, Protocol):
+    api_key_cache: ApiKeyCache
+    call_logs: CallLogWriter
+    gateway: Gateway
+    runtime: RuntimeSettingsStore
+    streams: ActiveStreams
+
+
+GatewayContextDep = Annotated[GatewayContext, Depends(get_context)]

@@ -1,0 +1,29 @@
+"""What the settings routes use of the app's context (see `app.core.deps`)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Protocol
+
+from fastapi import Depends
+
+from app.core.deps import CoreContext, get_context
+from app.core.runtime_values import RuntimeValues
+from app.runtime_settings.store import RuntimeSettingsStore
+
+
+class MailAvailability(Protocol):
+    @property
+    def available(self) -> bool:
+        """Whether links (password reset, address confirmation) can be mailed."""
+
+
+class RuntimeSettingsContext(CoreContext, Protocol):
+    runtime: RuntimeSettingsStore
+
+    @property
+    def account_mail(self) -> MailAvailability: ...
+
+    def settings_changed(self, values: RuntimeValues) -> None: ...
+
+
+RuntimeSettingsContextDep = Annotated[RuntimeSettingsContext, Depends(get_context)]
