@@ -12,7 +12,7 @@ TEST_REDIS_URL ?= redis://127.0.0.1:6379/15
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
 .PHONY: help lock upgrade run demo bench bench-limits bench-stats soak mock-upstream test lint format migrate bootstrap reset-password rebuild-stats frontend dev e2e-browser \
-        bytecode test-fast test-backend test-backend-sqlite test-backend-postgres test-frontend test-e2e clean
+        docs bytecode test-fast test-backend test-backend-sqlite test-backend-postgres test-frontend test-e2e clean
 
 help:
 	@echo "make run          install, build, migrate and start the server (http://127.0.0.1:8000)"
@@ -156,8 +156,13 @@ test-fast: bytecode $(FRONTEND_STAMP)
 	cd backend && TEST_REDIS_URL=$(TEST_REDIS_URL) $(PYTEST) -m "not live"
 	cd frontend && npm test
 
-test-frontend: $(FRONTEND_STAMP)
-	cd frontend && npm run typecheck && npm test
+test-frontend: $(FRONTEND_STAMP) $(VENV)/.dev-installed
+	cd frontend && npm run check:api && npm run typecheck && npm test
+
+# The API reference (docs/api.md) and the SPA's API types, from the backend's OpenAPI document.
+docs: $(VENV)/.dev-installed $(FRONTEND_STAMP)
+	cd backend && DATA_DIR=$${DATA_DIR:-/tmp/acgw-openapi} $(PY) -m app.devtools.api_reference ../docs/api.md
+	cd frontend && npm run gen:api
 
 # Debian's Chromium, and fonts for Chinese text and emoji in the screenshots (installed if missing).
 e2e-browser:

@@ -20,6 +20,7 @@ from typing import Any
 import aiohttp
 import orjson
 from redis.asyncio import Redis
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from app.auth.account_mail import AccountMail
@@ -46,10 +47,10 @@ from app.core.send_watchdog import SWEEP_SECONDS, SendWatchdog
 from app.core.tasks import Periodic, TaskSet
 from app.gateway.auth import ApiKeyCache
 from app.gateway.breaker import CircuitBreaker
+from app.gateway.calls import ActiveStreams, ModelCalls
 from app.gateway.concurrency import ConcurrencyGate
 from app.gateway.context import GatewayContext
 from app.gateway.registry import ChannelRegistry
-from app.gateway.relay import ActiveStreams
 from app.gateway.service import Gateway
 from app.gateway.upstream import create_session
 from app.health.context import HealthContext
@@ -117,6 +118,7 @@ class AppContext:
     http: aiohttp.ClientSession = field(init=False, repr=False)
     registry: ChannelRegistry = field(init=False, repr=False)
     gateway: Gateway = field(init=False, repr=False)
+    calls: ModelCalls = field(init=False, repr=False)
     call_logs: CallLogWriter = field(init=False, repr=False)
     attempts: AttemptRecorder = field(init=False, repr=False)
     health: Periodic = field(init=False, repr=False)
@@ -249,6 +251,9 @@ class AppContext:
             journal=Journal(self.instance.id),
         )
         self.call_logs.start()
+        self.calls = ModelCalls(
+            self.gateway, self.call_logs.submit, begin=self.call_logs.begin, active=self.streams
+        )
         self.instances = Periodic("server-instances", HEARTBEAT_SECONDS, self._instance_tick)
         self.attempts = AttemptRecorder(self.engine)
         self.attempts.start()
@@ -273,10 +278,8 @@ class AppContext:
         self.stalled_sends = Periodic("send-watchdog", SWEEP_SECONDS, self.send_watchdog.sweep)
         self.stalled_sends.start()
         self.replies = ReplyManager(
-            gateway=self.gateway,
+            calls=self.calls,
             sessionmaker=self.sessionmaker,
-            submit=self.call_logs.submit,
-            begin=self.call_logs.begin,
             runtime=self.runtime,
             claims=self._claims(),
             bus=self.bus,
@@ -310,7 +313,10 @@ class AppContext:
     async def begin_instance(self) -> None:
         """Register this process, finish what dead ones left running, then keep checking."""
         await self.instance.register()
-        await recover(self.engine, self.call_logs, self.instance)
+        try:
+            await recover(self.engine, self.call_logs, self.instance)
+        except (SQLAlchemyError, OSError) as exc:  # tried again on every heartbeat
+            logger.warning("Finishing what stopped servers left running failed: %s", exc)
         self.instances.start()
 
     async def _instance_tick(self) -> None:

@@ -21,7 +21,7 @@ import contextlib
 import logging
 import secrets
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -46,11 +46,10 @@ from app.core.config import ChatSettings
 from app.core.errors import AppError, ConflictError
 from app.core.events import ChangeBus
 from app.gateway.accounting import CallRecord
-from app.gateway.chunks import StreamProcessor
-from app.gateway.relay import CLIENT_CLOSED
+from app.gateway.call_events import CallError, ReasoningDelta, TextDelta
+from app.gateway.calls import ModelCall, ModelCalls
 from app.gateway.request import ChatRequest
-from app.gateway.service import Caller, Gateway, StreamAttempt
-from app.gateway.streaming import payload_batches
+from app.gateway.service import Caller
 from app.gateway.upstream import UpstreamError
 from app.gateway.usage import Usage
 from app.models import Conversation, Message
@@ -62,8 +61,6 @@ logger = logging.getLogger(__name__)
 STOP_SIGNAL = "chat_stop"
 STOP_WAIT_SECONDS = 10.0
 STORE_RETRIES = (0.2, 0.5, 1.0, 2.0)
-Submit = Callable[[dict[str, Any]], None]
-Begin = Callable[[CallRecord, Callable[[], dict[str, Any]]], None]
 Status = Literal["complete", "stopped", "error"]
 
 
@@ -127,21 +124,17 @@ class ReplyManager:
     def __init__(
         self,
         *,
-        gateway: Gateway,
+        calls: ModelCalls,
         sessionmaker: async_sessionmaker[AsyncSession],
-        submit: Submit,
         runtime: RuntimeSettingsStore,
         claims: Claims,
         bus: ChangeBus,
         settings: ChatSettings,
         redis: Redis | None,
         prefix: str,
-        begin: Begin | None = None,
     ) -> None:
-        self._gateway = gateway
+        self._calls = calls
         self._sessionmaker = sessionmaker
-        self._submit = submit
-        self._begin = begin
         self._runtime = runtime
         self._claims = claims
         self._bus = bus
@@ -264,15 +257,18 @@ class ReplyManager:
 
     async def _run(self, reply: Reply) -> None:
         spec = reply.spec
-        call = CallRecord(
-            request_id=spec.request_id,
-            source="chat",
-            user_id=spec.user_id,
-            api_key_id=None,
-            client_ip=spec.client_ip,
-            requested_model=spec.model,
-            stream=True,
-            messages=spec.messages,
+        call = self._calls.new(
+            CallRecord(
+                request_id=spec.request_id,
+                source="chat",
+                user_id=spec.user_id,
+                api_key_id=None,
+                client_ip=spec.client_ip,
+                requested_model=spec.model,
+                stream=True,
+                messages=spec.messages,
+            ),
+            cancel_note="stopped",
         )
         outcome = Outcome()
         if reply.stop_reason is None:
@@ -282,21 +278,18 @@ class ReplyManager:
             finally:
                 reply.generating = False
         else:  # stopped before it began
-            self._stopped(reply, call, outcome, cancelled=False)
-            call.finish(self._submit)
+            self._stopped(reply, outcome, cancelled=False)
+            call.close()
         try:
             await self._finish(reply, call, outcome)
         except Exception:
             logger.exception("Finishing reply %s failed", reply.id)
             self._release_here(reply)
 
-    def _stopped(
-        self, reply: Reply, call: CallRecord, outcome: Outcome, *, cancelled: bool = True
-    ) -> None:
+    def _stopped(self, reply: Reply, outcome: Outcome, *, cancelled: bool = True) -> None:
         task = asyncio.current_task()
         if cancelled and task is not None:
             task.uncancel()
-        call.end("client_gone", CLIENT_CLOSED, "stopped")
         outcome.status = "stopped"
         if reply.stop_reason == "shutdown":
             outcome.error = {
@@ -304,9 +297,8 @@ class ReplyManager:
                 "code": "server_restart",
             }
 
-    async def _generate(self, reply: Reply, call: CallRecord, outcome: Outcome) -> None:
+    async def _generate(self, reply: Reply, call: ModelCall, outcome: Outcome) -> None:
         spec = reply.spec
-        attempt: StreamAttempt | None = None
         try:
             if spec.user_message is not None:
                 self._emit(reply, "message", spec.user_message)
@@ -319,38 +311,23 @@ class ReplyManager:
             request = ChatRequest(
                 body=body, model=spec.model, stream=True, include_usage=True, messages=spec.messages
             )
-            if self._begin is not None:  # a crash keeps the text so far (logs.journal)
-                self._begin(call, lambda: _checkpoint(spec, call))
             caller = Caller(user_id=spec.user_id, limits=spec.limits)
-            started = await self._gateway.start_call(call, request, caller)
-            assert isinstance(started, StreamAttempt)
-            attempt = started
-            processor = StreamProcessor(
-                call,
-                split_think=attempt.channel.split_think,
-                include_usage=True,
-                secret=attempt.channel.api_key,
-            )
-            seen_text = seen_reasoning = 0
-            async for _payloads, finished in payload_batches(attempt, processor):
+            # A crash keeps the text so far (logs.journal).
+            await call.start(request, caller, checkpoint=lambda: _checkpoint(spec, call))
+            async for event in call.events():
                 now = time.perf_counter()
-                reasoning = call.reasoning_parts[seen_reasoning:]
-                if reasoning:
-                    seen_reasoning += len(reasoning)
+                if type(event) is ReasoningDelta:
                     outcome.first_reasoning = outcome.first_reasoning or now
                     outcome.last_reasoning = now
-                    self._emit(reply, "reasoning", {"content": "".join(reasoning)})
-                text = call.completion_parts[seen_text:]
-                if text:
-                    seen_text += len(text)
+                    self._emit(reply, "reasoning", {"content": event.text})
+                elif type(event) is TextDelta:
                     outcome.first_text = outcome.first_text or now
-                    self._emit(reply, "delta", {"content": "".join(text)})
-                if finished:
-                    call.end("done", 200)
+                    self._emit(reply, "delta", {"content": event.text})
+                elif type(event) is CallError:  # failed part-way
+                    outcome.fail(event.message, event.code)
         except asyncio.CancelledError:
-            self._stopped(reply, call, outcome)
+            self._stopped(reply, outcome)
         except AppError as error:  # refused before anything was generated (limits, no channel …)
-            call.end("rejected", error.status_code, error.message)
             retry_after = error.headers.get("Retry-After")
             outcome.fail(
                 error.message,
@@ -358,25 +335,14 @@ class ReplyManager:
                 status=error.status_code,
                 retry_after=int(retry_after) if retry_after and retry_after.isdigit() else None,
             )
-        except UpstreamError as error:  # failed part-way
-            if attempt is not None:
-                self._gateway.report_stream_failure(attempt)
-            timeout = error.kind == "timeout"
-            call.end("timeout" if timeout else "upstream_error", 200, error.message)
-            outcome.fail(
-                error.public_message(call.upstream_model, call.requested_model),
-                "upstream_timeout" if timeout else "upstream_error",
-            )
         except Exception:
             logger.exception("Reply %s failed", reply.id)
-            call.end("upstream_error", 500, "internal error")
+            call.fail_internally()
             outcome.fail("The reply failed because of an internal error", "internal_error")
         finally:
-            if attempt is not None:
-                attempt.close(keep_connection=call.end_reason == "done")
-            call.finish(self._submit)
+            call.close()
 
-    async def _finish(self, reply: Reply, call: CallRecord, outcome: Outcome) -> None:
+    async def _finish(self, reply: Reply, call: ModelCall, outcome: Outcome) -> None:
         spec = reply.spec
         usage = call.usage()
         try:
@@ -400,9 +366,7 @@ class ReplyManager:
             and outcome.status == "complete"
             and self._runtime.current.chat_auto_title
         ):
-            task = asyncio.get_running_loop().create_task(
-                self._name(spec, "".join(call.completion_parts))
-            )
+            task = asyncio.get_running_loop().create_task(self._name(spec, call.text))
             self._titles.add(task)
             task.add_done_callback(self._titles.discard)
 
@@ -425,31 +389,32 @@ class ReplyManager:
                 logger.warning("Could not renew the hold of reply %s: %s", reply.id, exc)
 
     async def _store(
-        self, spec: ReplySpec, call: CallRecord, outcome: Outcome, usage: Usage
+        self, spec: ReplySpec, call: ModelCall, outcome: Outcome, usage: Usage
     ) -> dict[str, Any] | None:
         """Write the assistant message and the conversation's counters, retrying a busy database."""
         error = outcome.error or {}
+        record = call.record
         for delay in (*STORE_RETRIES, None):
             now = utcnow()
             message = Message(
                 conversation_id=spec.conversation_id,
                 role="assistant",
-                content="".join(call.completion_parts),
-                reasoning="".join(call.reasoning_parts) or None,
+                content=call.text,
+                reasoning=call.reasoning or None,
                 status=outcome.status,
                 error=error.get("message"),
                 error_code=error.get("code"),
                 model=spec.model,
-                channel_id=call.channel_id,
+                channel_id=record.channel_id,
                 request_id=spec.request_id,
                 prompt_tokens=usage.prompt_tokens,
                 completion_tokens=usage.completion_tokens,
                 reasoning_tokens=usage.reasoning_tokens,
                 total_tokens=usage.total_tokens,
                 usage_source=usage.source,
-                ttft_ms=call.ttft_ms,
+                ttft_ms=record.ttft_ms,
                 reasoning_ms=outcome.reasoning_ms(),
-                duration_ms=int((time.perf_counter() - call.started) * 1000),
+                duration_ms=int((time.perf_counter() - record.started) * 1000),
                 created_at=now,
             )
             try:
@@ -487,8 +452,7 @@ class ReplyManager:
         try:
             async with asyncio.timeout(self._settings.title_timeout_seconds):
                 title = await titles.generate(
-                    self._gateway,
-                    self._submit,
+                    self._calls,
                     model=model,
                     question=question,
                     answer=answer,
@@ -528,14 +492,14 @@ class ReplyManager:
         await asyncio.gather(*self._titles, return_exceptions=True)
 
 
-def _checkpoint(spec: ReplySpec, call: CallRecord) -> dict[str, Any]:
+def _checkpoint(spec: ReplySpec, call: ModelCall) -> dict[str, Any]:
     """The reply as far as it has come, for finishing it if this server dies mid-way."""
     return {
         "conversation_id": spec.conversation_id,
         "model": spec.model,
         "request_id": spec.request_id,
-        "content": "".join(call.completion_parts),
-        "reasoning": "".join(call.reasoning_parts),
+        "content": call.text,
+        "reasoning": call.reasoning,
     }
 
 

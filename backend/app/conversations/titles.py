@@ -7,13 +7,11 @@ count against the user's own limits: the user did not ask for it.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
-from typing import Any
 
 from app.gateway.accounting import CallRecord
-from app.gateway.chunks import process_complete
+from app.gateway.calls import ModelCalls
 from app.gateway.request import ChatRequest
-from app.gateway.service import Caller, CompleteAttempt, Gateway
+from app.gateway.service import Caller
 from app.gateway.think import split_complete
 from app.ratelimit.admission import CallerLimits
 
@@ -50,8 +48,7 @@ def fallback(question: str) -> str:
 
 
 async def generate(
-    gateway: Gateway,
-    submit: Callable[[dict[str, Any]], None],
+    calls: ModelCalls,
     *,
     model: str,
     question: str,
@@ -69,28 +66,24 @@ async def generate(
     request = ChatRequest(
         body=body, model=model, stream=False, include_usage=False, messages=messages
     )
-    call = CallRecord(
-        request_id=f"{request_id}-title",
-        source="chat",
-        user_id=user_id,
-        api_key_id=None,
-        client_ip=client_ip,
-        requested_model=model,
-        messages=messages,
+    call = calls.new(
+        CallRecord(
+            request_id=f"{request_id}-title",
+            source="chat",
+            user_id=user_id,
+            api_key_id=None,
+            client_ip=client_ip,
+            requested_model=model,
+            messages=messages,
+        ),
+        cancel_note="title generation was cancelled",
     )
     try:
-        attempt = await gateway.start_call(call, request, Caller(user_id=user_id, limits=UNCOUNTED))
-        assert isinstance(attempt, CompleteAttempt)
-        try:
-            process_complete(call, attempt.raw, attempt.parsed, split_think=True)
-            call.end("done", 200)
-        finally:
-            attempt.close(keep_connection=True)
+        await call.start(request, Caller(user_id=user_id, limits=UNCOUNTED))
+        call.answer()
     finally:
-        if call.end_reason is None:
-            call.end("client_gone", 499, "title generation was cancelled")
-        call.finish(submit)
-    title = clean("".join(call.completion_parts))
+        call.close()
+    title = clean(call.text)
     if not title:
         raise ValueError("the model gave an empty title")
     return title

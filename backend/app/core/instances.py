@@ -101,7 +101,9 @@ class InstanceRegistry:
         """Remove dead processes' rows and (on this host) their lock files."""
         if not instance_ids:
             return
-        async with self._engine.begin() as conn:
+        # A read, then a transaction that starts by writing: on SQLite a transaction that reads
+        # and then writes fails at once ("database is locked") if another process wrote between.
+        async with self._engine.connect() as conn:
             paths = (
                 (
                     await conn.execute(
@@ -113,6 +115,7 @@ class InstanceRegistry:
                 .scalars()
                 .all()
             )
+        async with self._engine.begin() as conn:
             await conn.execute(delete(ServerInstance).where(ServerInstance.id.in_(instance_ids)))
         for path in paths:
             with contextlib.suppress(OSError):

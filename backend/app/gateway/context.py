@@ -8,18 +8,16 @@ from fastapi import Depends
 
 from app.core.deps import CoreContext, get_context
 from app.gateway.auth import ApiKeyCache
-from app.gateway.relay import ActiveStreams
+from app.gateway.calls import ModelCalls
 from app.gateway.service import Gateway
-from app.logs.writer import CallLogWriter
 from app.runtime_settings.store import RuntimeSettingsStore
 
 
 class GatewayContext(CoreContext, Protocol):
     api_key_cache: ApiKeyCache
-    call_logs: CallLogWriter
+    calls: ModelCalls
     gateway: Gateway
     runtime: RuntimeSettingsStore
-    streams: ActiveStreams
 
 
 GatewayContextDep = Annotated[GatewayContext, Depends(get_context)]

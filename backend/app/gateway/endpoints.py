@@ -39,22 +39,19 @@ async def chat_completions(ctx: GatewayContext, request: Request, receive: Recei
         raw = await request.body()
     except ClientDisconnect:
         return relay.abandoned(
-            submit=ctx.call_logs.submit,
+            calls=ctx.calls,
             caller=caller,
             request_id=state["request_id"],
             client_ip=state["client_ip"],
         )
     return await relay.chat_completions(
-        gateway=ctx.gateway,
-        submit=ctx.call_logs.submit,
+        calls=ctx.calls,
         caller=caller,
         raw=raw,
         request_id=state["request_id"],
         client_ip=state["client_ip"],
         receive=receive,
         max_choices=ctx.settings.gateway.max_choices,
-        active=ctx.streams,
-        begin=ctx.call_logs.begin,
     )
 
 

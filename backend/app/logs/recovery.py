@@ -3,7 +3,9 @@
 Each call it was running becomes a call-log row ended `interrupted` (what was known when it was
 last recorded: model, channel, tokens so far); each chat reply becomes its assistant message,
 marked `interrupted`, with the text and reasoning it had — all in one transaction with removing
-those entries, so nothing is finished twice. Runs at start and then every few seconds.
+those entries, so nothing is finished twice: when several live servers find the same dead one,
+the one that removes the entries writes the rows, and the others roll theirs back. Runs at start
+and then every few seconds.
 """
 
 from __future__ import annotations
@@ -27,6 +29,10 @@ CALL_ERROR = "The server stopped while this call ran"
 REPLY_ERROR = "The server stopped while this reply was generated"
 REPLY_ERROR_CODE = "server_interrupted"
 INTERRUPTED_STATUS = 500
+
+
+class AlreadyRecoveredError(Exception):
+    """Another live server finished these calls first (it took their entries away)."""
 
 
 def interrupted_row(recorded: dict[str, Any]) -> dict[str, Any]:
@@ -105,12 +111,17 @@ async def recover(engine: AsyncEngine, writer: CallLogWriter, registry: Instance
         ids = [entry["id"] for entry in entries]
 
         async def finish(conn: AsyncConnection) -> None:
+            removed = await conn.execute(IN_FLIGHT.delete().where(IN_FLIGHT.c.id.in_(ids)))
+            if removed.rowcount != len(ids):
+                raise AlreadyRecoveredError  # by another live server: roll all of this back
             for entry, row in zip(entries, rows, strict=True):
                 if entry["reply"]:
                     await _store_reply(conn, entry["reply"], row)
-            await conn.execute(IN_FLIGHT.delete().where(IN_FLIGHT.c.id.in_(ids)))
 
-        await writer.write_recovered(rows, finish)
+        try:
+            await writer.write_recovered(rows, finish)
+        except AlreadyRecoveredError:
+            return 0
         logger.warning(
             "Recorded %d calls left running by a server that stopped as interrupted", len(rows)
         )

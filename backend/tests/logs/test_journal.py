@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 from datetime import timedelta
 from pathlib import Path
@@ -15,6 +16,7 @@ from sqlalchemy import select, update
 from app.gateway.accounting import CallRecord
 from app.logs import journal as journal_module
 from app.logs.journal import Journal
+from app.logs.recovery import recover
 from app.models import CallInFlight, CallLog, ServerInstance
 from app.models.base import utcnow
 from tests.conftest import Harness, HarnessFactory
@@ -109,6 +111,41 @@ async def test_a_live_server_finishes_the_calls_of_a_dead_one_on_this_host(
     live = {row.id for row in await _rows(second, ServerInstance)}
     assert ctx.instance.id not in live
     assert second.app.state.ctx.instance.id in live
+
+
+async def test_two_live_servers_finish_a_dead_ones_calls_once(
+    harness_factory: HarnessFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Both find the same entries; whichever removes them writes the rows, the other rolls back."""
+    monkeypatch.setattr(journal_module, "JOURNAL_AFTER_SECONDS", 0.0)
+    first = await harness_factory()
+    ctx = first.app.state.ctx
+    for i in range(3):
+        ctx.call_logs.begin(_call(f"model-{i}"))
+    await ctx.call_logs.flush()
+    await ctx.call_logs._write_batch()
+    live = [await harness_factory(), await harness_factory()]
+    os.close(ctx.instance._fd)  # the first dies
+    ctx.instance._fd = None
+    both_read = asyncio.Barrier(2)  # both have read the entries before either writes
+    for harness in live:
+        writer = harness.app.state.ctx.call_logs
+
+        async def gated(rows: list[dict[str, object]], extra: object, _w: object = writer) -> None:
+            await both_read.wait()
+            await type(_w).write_recovered(_w, rows, extra)  # type: ignore[arg-type]
+
+        monkeypatch.setattr(writer, "write_recovered", gated)
+    finished = await asyncio.gather(
+        *(
+            recover(h.app.state.ctx.engine, h.app.state.ctx.call_logs, h.app.state.ctx.instance)
+            for h in live
+        )
+    )
+    assert sorted(finished) == [0, 3]
+    logs = await _rows(live[0], CallLog)
+    assert sorted(row.requested_model for row in logs) == ["model-0", "model-1", "model-2"]
+    assert await _rows(live[0], CallInFlight) == []
 
 
 async def test_a_running_server_is_left_alone(harness_factory: HarnessFactory) -> None:

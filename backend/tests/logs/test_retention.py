@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import uuid
 from datetime import timedelta
@@ -9,7 +10,7 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import func, select, text
+from sqlalchemy import event, func, select, text
 
 from app.core.config import CallLogSettings
 from app.devtools.mock_upstream import MockServer
@@ -173,3 +174,33 @@ def test_calls_keep_working_while_retention_deletes(
     rows = gateway.wait_for_logs(len(statuses))
     assert len(rows) == len(statuses), "one row per call made during the deletes"
     assert all(not r.request_id.startswith("old-") for r in rows)
+
+
+async def test_each_batch_deletes_by_primary_key_whatever_the_statistics(
+    harness_factory: HarnessFactory,
+) -> None:
+    """No delete carries its own batch query: `DELETE … WHERE id IN (SELECT … LIMIT n)` once
+    ran the subquery per row under a plan PostgreSQL chose on stale statistics (20 s a batch
+    over 130k rows, in the load test above). The ids are read first, then deleted by key."""
+    harness = await harness_factory(runtime={"log_retention_days": 30})
+    engine = harness.app.state.ctx.engine
+    old = [
+        {**r, "created_at": r["created_at"] - timedelta(days=60), "request_id": f"stale-{i}"}
+        for i, r in enumerate(sample(1_200, days=5, seed=11))
+    ]
+    await write(harness.app, old)
+    deletes: list[str] = []
+
+    def seen(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        if statement.lstrip().upper().startswith("DELETE"):
+            deletes.append(statement)
+
+    event.listen(engine.sync_engine, "before_cursor_execute", seen)
+    try:
+        async with asyncio.timeout(60):
+            assert await _retention(harness, batch=500).run_once() == len(old)
+    finally:
+        event.remove(engine.sync_engine, "before_cursor_execute", seen)
+    assert len(deletes) == 3  # 500 + 500 + 200
+    assert not any("SELECT" in statement.upper() for statement in deletes)
+    assert not any(i.startswith("stale-") for i in await _ids(harness))
