@@ -136,7 +136,7 @@ bytecode: $(VENV)/.dev-installed
 	cd backend && $(PY) -m compileall -q app tests > /dev/null
 
 # Backend tests run in PYTEST_WORKERS processes (pytest-xdist), each with its own database; two
-# were measured fastest on a two-core machine (README, Testing). `-n 0` runs them in this process.
+# were measured fastest on a two-core machine (docs/development.md, Testing). `-n 0` runs them in this process.
 PYTEST_WORKERS ?= 2
 PYTEST := $(PY) -m pytest -q -n $(PYTEST_WORKERS)
 

@@ -64,7 +64,7 @@ DATABASE_FIXTURES = {"database", "fresh_database"}
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Mark each test by what it reaches: `live` (a server on a socket, or server processes:
     marked `slow` by hand) and `db` (a database). `make test-fast` leaves out `live` and `slow`;
-    the PostgreSQL run takes only `db` (see README, Testing)."""
+    the PostgreSQL run takes only `db` (see docs/development.md, Testing)."""
     for item in items:
         names = set(getattr(item, "fixturenames", ()))
         if names & LIVE_FIXTURES or item.get_closest_marker("slow"):

@@ -90,6 +90,7 @@ async def confirm_password_reset(
 
 @router.get("/2fa")
 async def two_factor_status(user: CurrentUser, db: SessionDep) -> TwoFactorStatus:
+    """Whether two-factor sign-in is on, and how many recovery codes are left."""
     return TwoFactorStatus(
         enabled=user.two_factor_enabled,
         recovery_codes_left=await two_factor.remaining_recovery_codes(db, user)

@@ -131,6 +131,7 @@ async def admin_login(
     client_ip: ClientIP,
     user_agent: UserAgent,
 ) -> TokenResponse | TwoFactorChallengeResponse:
+    """Sign in like `POST /api/auth/login`, but only as an admin (others get 403)."""
     return await _login(
         ctx,
         db,
@@ -176,6 +177,8 @@ async def login_form(
     client_ip: ClientIP,
     user_agent: UserAgent,
 ) -> TokenResponse:
+    """Sign in with an OAuth2 password form (what Swagger's **Authorize** button sends); answers the
+    token pair."""
     try:
         body = LoginRequest.model_validate({"username": form.username, "password": form.password})
     except ValidationError as exc:
@@ -193,16 +196,19 @@ async def login_form(
 
 @router.post("/refresh")
 async def refresh(body: RefreshRequest, ctx: AuthContextDep, db: SessionDep) -> TokenResponse:
+    """New token pair; the old refresh token stops working."""
     return _token_response(await auth_service.refresh(db, ctx.tokens, body.refresh_token))
 
 
 @router.post("/logout", status_code=status.HTTP_204_NO_CONTENT)
 async def logout(principal: CurrentPrincipal, db: SessionDep) -> None:
+    """Ends this session (its access and refresh tokens)."""
     await auth_service.logout(db, principal)
 
 
 @router.get("/me")
 async def read_me(user: CurrentUser) -> UserRead:
+    """Your profile (`email`, `display_name`)."""
     return UserRead.model_validate(user)
 
 
@@ -235,6 +241,7 @@ async def change_password(
     throttle: LoginThrottleDep,
     client_ip: ClientIP,
 ) -> None:
+    """Change password; signs out your other sessions (and revokes your API keys if asked)."""
     revoked = await auth_service.change_password(
         db,
         ctx.hasher,
@@ -251,6 +258,7 @@ async def change_password(
 
 @router.get("/sessions")
 async def list_sessions(principal: CurrentPrincipal, db: SessionDep) -> list[SessionRead]:
+    """Your signed-in devices (sessions), this one marked."""
     rows = await auth_service.list_sessions(db, principal)
     return [
         SessionRead.model_validate(row).model_copy(
@@ -262,4 +270,5 @@ async def list_sessions(principal: CurrentPrincipal, db: SessionDep) -> list[Ses
 
 @router.delete("/sessions/{session_id}", status_code=status.HTTP_204_NO_CONTENT)
 async def revoke_session(session_id: str, principal: CurrentPrincipal, db: SessionDep) -> None:
+    """Sign one of your devices out (its access and refresh tokens stop working)."""
     await auth_service.revoke_own_session(db, principal, session_id)

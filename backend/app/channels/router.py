@@ -45,6 +45,7 @@ async def list_channels(
     channel_status: Annotated[ChannelStatus | None, Query(alias="status")] = None,
     model: Annotated[str | None, Query(max_length=128)] = None,
 ) -> Page[ChannelRead]:
+    """Channels, filtered by name (`q`), status and model; keys shown masked."""
     rows, total = await channel_service.list_channels(
         db, page, query=q, status=channel_status, model=model
     )
@@ -55,6 +56,9 @@ async def list_channels(
 async def create_channel(
     body: ChannelCreate, ctx: ChannelsContextDep, db: SessionDep
 ) -> ChannelRead:
+    """Add a channel: an upstream base URL, its key (stored encrypted, shown masked) and the models
+    it serves, with optional model mapping, priority, weight, rate limit, timeouts, `<think>`
+    splitting, tags and notes."""
     channel = await channel_service.create(
         db, ctx.secret_box, ctx.settings.gateway, body, allow_private=ctx.allow_private_upstreams()
     )
@@ -83,6 +87,7 @@ async def fetch_models_for_new_channel(
 
 @router.get("/{channel_id}")
 async def get_channel(channel_id: RowId, ctx: ChannelsContextDep, db: SessionDep) -> ChannelRead:
+    """One channel (key masked), with the models whose circuit breaker is open."""
     return _read(ctx, await channel_service.get(db, channel_id))
 
 
@@ -90,6 +95,7 @@ async def get_channel(channel_id: RowId, ctx: ChannelsContextDep, db: SessionDep
 async def update_channel(
     channel_id: RowId, body: ChannelUpdate, ctx: ChannelsContextDep, db: SessionDep
 ) -> ChannelRead:
+    """Change a channel; a new `api_key` replaces the stored one, an omitted one keeps it."""
     channel = await channel_service.get(db, channel_id)
     updated = await channel_service.update(
         db,
@@ -105,6 +111,7 @@ async def update_channel(
 
 @router.post("/{channel_id}/enable")
 async def enable_channel(channel_id: RowId, ctx: ChannelsContextDep, db: SessionDep) -> ChannelRead:
+    """Switch a channel on (also one switched off automatically after auth or quota errors)."""
     channel = await channel_service.set_enabled(db, await channel_service.get(db, channel_id), True)
     after_commit(db, ctx.channels_changed)
     return ChannelRead.model_validate(channel)
@@ -114,6 +121,7 @@ async def enable_channel(channel_id: RowId, ctx: ChannelsContextDep, db: Session
 async def disable_channel(
     channel_id: RowId, ctx: ChannelsContextDep, db: SessionDep
 ) -> ChannelRead:
+    """Switch a channel off: no call is routed to it until it is switched on again."""
     channel = await channel_service.set_enabled(
         db, await channel_service.get(db, channel_id), False
     )
@@ -123,6 +131,7 @@ async def disable_channel(
 
 @router.delete("/{channel_id}", status_code=status.HTTP_204_NO_CONTENT)
 async def delete_channel(channel_id: RowId, ctx: ChannelsContextDep, db: SessionDep) -> None:
+    """Delete a channel; its call-log rows keep its id."""
     await channel_service.delete(db, await channel_service.get(db, channel_id))
     after_commit(db, ctx.channels_changed)
 
@@ -155,6 +164,7 @@ async def fetch_models(
         bool, Query(description="Replace the channel's model list with the result")
     ] = False,
 ) -> FetchModelsResult:
+    """The provider's `/models` list (and, with `apply`, use it)."""
     channel = await channel_service.get(db, channel_id)
     api_key = channel_service.decrypt_key(ctx.secret_box, channel)
     models = await channel_service.fetch_models(

@@ -86,6 +86,7 @@ class EventStream(StreamingResponse):
 
 @models_router.get("/models")
 async def chat_models(_user: CurrentUser, ctx: ChatContextDep) -> ChatModels:
+    """The models the chat can use now, and the default."""
     return await ctx.chat.models()
 
 
@@ -93,6 +94,7 @@ async def chat_models(_user: CurrentUser, ctx: ChatContextDep) -> ChatModels:
 async def create_conversation(
     body: ConversationCreate, user: CurrentUser, ctx: ChatContextDep, db: SessionDep
 ) -> ConversationRead:
+    """New chat (no `agent_id`: the default agent)."""
     conversation = await service.create(db, user, body, ctx.runtime.current.default_model)
     return ConversationRead.model_validate(conversation)
 
@@ -105,6 +107,7 @@ async def list_conversations(
     q: Annotated[str | None, Query(max_length=200, description="In titles and messages")] = None,
     archived: Annotated[bool | None, Query(description="Omit for both")] = False,
 ) -> Page[ConversationSummary]:
+    """Yours, pinned first then most recent; `q` searches titles and message text."""
     rows, total = await service.list_for_user(db, user.id, page, query=q, archived=archived)
     return page.result([ConversationSummary.model_validate(c) for c in rows], total)
 
@@ -120,6 +123,8 @@ async def import_conversation(
 async def get_conversation(
     conversation_id: RowId, user: CurrentUser, ctx: ChatContextDep, db: SessionDep
 ) -> ConversationDetail:
+    """With the newest 50 messages, `messages_cursor`, the agent's greetings and starters,
+    `running_reply`."""
     conversation = await service.get_for_user(db, user.id, conversation_id)
     return await service.detail(db, conversation, await ctx.replies.running(conversation.id))
 
@@ -128,6 +133,7 @@ async def get_conversation(
 async def update_conversation(
     conversation_id: RowId, body: ConversationUpdate, user: CurrentUser, db: SessionDep
 ) -> ConversationRead:
+    """A title you set is never replaced by a generated one."""
     conversation = await service.get_for_user(db, user.id, conversation_id)
     return ConversationRead.model_validate(
         await service.update_conversation(db, conversation, body)
@@ -138,6 +144,7 @@ async def update_conversation(
 async def update_context(
     conversation_id: RowId, body: ContextUpdate, user: CurrentUser, db: SessionDep
 ) -> ConversationRead:
+    """The context of later replies."""
     conversation = await service.get_for_user(db, user.id, conversation_id)
     return ConversationRead.model_validate(await service.update_context(db, conversation, body))
 
@@ -146,6 +153,7 @@ async def update_context(
 async def delete_conversation(
     conversation_id: RowId, user: CurrentUser, ctx: ChatContextDep
 ) -> None:
+    """Stops a running reply, then deletes."""
     await ctx.chat.delete(user.id, conversation_id)
 
 
@@ -157,6 +165,7 @@ async def list_messages(
     before: Annotated[int | None, Query(ge=1, le=INT64_MAX, description="A `next_cursor`")] = None,
     limit: Annotated[int, Query(ge=1, le=service.MAX_MESSAGE_PAGE)] = 50,
 ) -> MessagePage:
+    """Older messages (`next_cursor`)."""
     conversation = await service.get_for_user(db, user.id, conversation_id)
     return await service.message_page(db, conversation.id, before=before, limit=limit)
 
@@ -170,6 +179,7 @@ async def send_message(
     request_id: RequestId,
     client_ip: ClientIP,
 ) -> EventStream:
+    """Send; answers with an event stream."""
     frames = await ctx.chat.send(
         user,
         conversation_id,
@@ -195,6 +205,8 @@ async def edit_message(
     request_id: RequestId,
     client_ip: ClientIP,
 ) -> EventStream:
+    """Rewrite one of your messages; everything after it is removed and a new reply starts (event
+    stream)."""
     frames = await ctx.chat.edit(
         user,
         conversation_id,
@@ -216,6 +228,7 @@ async def regenerate(
     client_ip: ClientIP,
     body: Regenerate | None = None,
 ) -> EventStream:
+    """Replace the last answer (event stream)."""
     frames = await ctx.chat.regenerate(
         user,
         conversation_id,
@@ -241,6 +254,7 @@ async def resume_stream(
         str | None, Query(max_length=100, description="Same as Last-Event-ID (for EventSource)")
     ] = None,
 ) -> Response:
+    """Re-attach to the running (or just finished) reply; 204 if there is none."""
     conversation = await service.get_for_user(db, user.id, conversation_id)
     frames = await ctx.replies.attach(conversation.id, parse_event_id(last_event_id or after))
     if frames is None:
@@ -252,6 +266,7 @@ async def resume_stream(
 async def stop_reply(
     conversation_id: RowId, user: CurrentUser, ctx: ChatContextDep, db: SessionDep
 ) -> StopResult:
+    """Stop it; answers `{stopped, reply_id, status}` once it has ended."""
     conversation = await service.get_for_user(db, user.id, conversation_id)
     reply_id, ended = await ctx.replies.stop(conversation.id)
     return StopResult(stopped=reply_id is not None, reply_id=reply_id, status=ended)
@@ -267,6 +282,7 @@ async def export_conversation(
     db: SessionDep,
     format: Annotated[Literal["markdown", "json"], Query()] = "markdown",
 ) -> Response:
+    """Download; the JSON imports again with `POST /api/conversations/import`."""
     conversation = await service.get_for_user(db, user.id, conversation_id)
     messages = await service.all_messages(db, conversation.id)
     if format == "json":
@@ -288,6 +304,7 @@ async def admin_list_conversations(
     q: Annotated[str | None, Query(max_length=200)] = None,
     user_id: RowIdFilter = None,
 ) -> Page[AdminConversationRead]:
+    """Admins: every conversation with its owner, messages, tokens."""
     items, total = await service.admin_list(db, page, query=q, user_id=user_id)
     return page.result([AdminConversationRead.model_validate(i) for i in items], total)
 

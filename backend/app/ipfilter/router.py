@@ -33,6 +33,8 @@ async def list_rules(
     ] = None,
     active: Annotated[bool, Query(description="Only rules in force now")] = False,
 ) -> Page[IPRuleRead]:
+    """Blacklist rules, filtered by address or reason (`q`) and whether they are in force
+    (`active`)."""
     rows, total = await service.list_rules(db, page, query=q, active_only=active)
     return page.result([_read(r) for r in rows], total)
 
@@ -45,6 +47,8 @@ async def create_rule(
     admin: AdminUser,
     client_ip: ClientIP,
 ) -> IPRuleRead:
+    """Block an address or range (201); one matching every address, or the caller's own, needs
+    `confirm`."""
     rule = await service.create(db, admin, client_ip, body.model_dump())
     after_commit(db, ctx.ip_rules_changed)
     return _read(rule)
@@ -64,6 +68,7 @@ async def list_attempts(
 
 @router.get("/{rule_id}")
 async def get_rule(rule_id: RowId, db: SessionDep) -> IPRuleRead:
+    """One blacklist rule."""
     return _read(await service.get(db, rule_id))
 
 
@@ -71,6 +76,7 @@ async def get_rule(rule_id: RowId, db: SessionDep) -> IPRuleRead:
 async def update_rule(
     rule_id: RowId, body: IPRuleUpdate, ctx: IPFilterContextDep, db: SessionDep, client_ip: ClientIP
 ) -> IPRuleRead:
+    """Change a rule's `reason`, `expires_at` or `enabled`."""
     rule = await service.update(
         db, await service.get(db, rule_id), client_ip, body.model_dump(exclude_unset=True)
     )
@@ -80,5 +86,6 @@ async def update_rule(
 
 @router.delete("/{rule_id}", status_code=status.HTTP_204_NO_CONTENT)
 async def delete_rule(rule_id: RowId, ctx: IPFilterContextDep, db: SessionDep) -> None:
+    """Delete a blacklist rule (takes effect on every process at once)."""
     await service.delete(db, await service.get(db, rule_id))
     after_commit(db, ctx.ip_rules_changed)

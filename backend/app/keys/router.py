@@ -27,6 +27,7 @@ admin_router = APIRouter(
 
 @router.post("", status_code=status.HTTP_201_CREATED)
 async def create_key(body: ApiKeyCreate, user: CurrentUser, db: SessionDep) -> ApiKeyCreated:
+    """Create an API key: 201 with `key` — **shown only in this response**."""
     key, plaintext = await key_service.create(
         db,
         user,
@@ -46,6 +47,7 @@ async def list_keys(
     page: PageDep,
     include_revoked: Annotated[bool, Query()] = False,
 ) -> Page[ApiKeyRead]:
+    """Your API keys, shown as `sk-AbCd1234…wxyz` (`include_revoked` to list revoked ones too)."""
     rows, total = await key_service.list_for_user(
         db, user.id, page, include_revoked=include_revoked
     )
@@ -54,6 +56,7 @@ async def list_keys(
 
 @router.get("/{key_id}")
 async def get_key(key_id: RowId, user: CurrentUser, db: SessionDep) -> ApiKeyRead:
+    """One of your API keys, shown as `sk-AbCd1234…wxyz`."""
     return key_service.to_read(await key_service.get_for_user(db, user.id, key_id))
 
 
@@ -61,6 +64,7 @@ async def get_key(key_id: RowId, user: CurrentUser, db: SessionDep) -> ApiKeyRea
 async def update_key(
     key_id: RowId, body: ApiKeyUpdate, user: CurrentUser, ctx: KeysContextDep, db: SessionDep
 ) -> ApiKeyRead:
+    """Rename, change expiry, model allow-list or the key's own limits."""
     key = await key_service.get_for_user(db, user.id, key_id)
     updated = await key_service.update(db, key, body.model_dump(exclude_unset=True))
     after_commit(db, ctx.credentials_changed)
@@ -69,6 +73,7 @@ async def update_key(
 
 @router.delete("/{key_id}", status_code=status.HTTP_204_NO_CONTENT)
 async def revoke_key(key_id: RowId, user: CurrentUser, ctx: KeysContextDep, db: SessionDep) -> None:
+    """Revoke (the key stays listed as revoked)."""
     await key_service.revoke(db, await key_service.get_for_user(db, user.id, key_id))
     after_commit(db, ctx.credentials_changed)
 
@@ -81,6 +86,7 @@ async def admin_list_keys(
     q: Annotated[str | None, Query(max_length=100)] = None,
     key_status: Annotated[KeyStatus | None, Query(alias="status")] = None,
 ) -> Page[AdminApiKeyRead]:
+    """Admins: everyone's API keys, filtered by user, name and status."""
     items, total = await key_service.admin_list(
         db, page, user_id=user_id, query=q, status=key_status
     )
@@ -89,5 +95,6 @@ async def admin_list_keys(
 
 @admin_router.delete("/{key_id}", status_code=status.HTTP_204_NO_CONTENT)
 async def admin_revoke_key(key_id: RowId, ctx: KeysContextDep, db: SessionDep) -> None:
+    """Admins: revoke anyone's API key (it stops working on every process at once)."""
     await key_service.revoke(db, await key_service.get_any(db, key_id))
     after_commit(db, ctx.credentials_changed)

@@ -85,22 +85,27 @@ def _mine(filters: LogFilters, user_id: int) -> LogFilters:
 async def list_logs(
     filters: AllFilters, db: SessionDep, cursor: Cursor = None, limit: Limit = 50
 ) -> LogPage:
+    """Call-log rows, newest first, 50 per page (`limit` ≤ 200); `next_cursor` → `?cursor=` for the
+    next page."""
     rows, following = await query.page(await db.connection(), filters, cursor=cursor, limit=limit)
     return LogPage(items=[CallLogRecord.model_validate(r) for r in rows], next_cursor=following)
 
 
 @router.get("/totals")
 async def log_totals(filters: AllFilters, db: SessionDep) -> LogTotals:
+    """Requests, prompt / completion / total tokens and errors of the same filtered set."""
     return LogTotals(**await query.totals(await db.connection(), filters))
 
 
 @router.get("/export", responses={200: {"content": {"text/csv": {}}}})
 async def export_logs(filters: AllFilters, ctx: CoreContextDep) -> StreamingResponse:
+    """The filtered set as CSV, streamed."""
     return _csv(ctx, filters, "call-logs", for_caller=False)
 
 
 @router.get("/{log_id}")
 async def get_log(log_id: BigRowId, db: SessionDep) -> CallLogRecord:
+    """One row, with user, key and channel names."""
     row = await query.one(await db.connection(), log_id)
     if row is None:
         raise NotFoundError("Log entry not found", code="log_not_found")
@@ -111,6 +116,7 @@ async def get_log(log_id: BigRowId, db: SessionDep) -> CallLogRecord:
 async def list_usage(
     filters: OwnFilters, user: CurrentUser, db: SessionDep, cursor: Cursor = None, limit: Limit = 50
 ) -> UsagePage:
+    """Your own calls, newest first, like the admin's call log but without channel details."""
     mine = _mine(filters, user.id)
     rows, following = await query.page(await db.connection(), mine, cursor=cursor, limit=limit)
     return UsagePage(items=[UsageRecord.for_caller(r) for r in rows], next_cursor=following)
@@ -118,6 +124,7 @@ async def list_usage(
 
 @usage_router.get("/totals")
 async def usage_totals(filters: OwnFilters, user: CurrentUser, db: SessionDep) -> LogTotals:
+    """Totals of your own calls for the same filters."""
     return LogTotals(**await query.totals(await db.connection(), _mine(filters, user.id)))
 
 
@@ -125,11 +132,13 @@ async def usage_totals(filters: OwnFilters, user: CurrentUser, db: SessionDep) -
 async def export_usage(
     filters: OwnFilters, user: CurrentUser, ctx: CoreContextDep
 ) -> StreamingResponse:
+    """Your own calls as CSV, streamed (no channel details)."""
     return _csv(ctx, _mine(filters, user.id), "usage", for_caller=True)
 
 
 @usage_router.get("/{log_id}")
 async def get_usage(log_id: BigRowId, user: CurrentUser, db: SessionDep) -> UsageRecord:
+    """One of your own calls (no channel details)."""
     row = await query.one(await db.connection(), log_id, user_id=user.id)
     if row is None:
         raise NotFoundError("Log entry not found", code="log_not_found")

@@ -31,6 +31,8 @@ TopN = Annotated[int, Query(ge=1, le=100)]
 
 @router.get("/overview")
 async def overview(ctx: StatsContextDep, db: SessionDep) -> Overview:
+    """Today, last 7 days, last 30 days: calls, tokens, errors, average TTFT, each against the span
+    before it (`change_percent`)."""
     return Overview.model_validate(
         await service.overview(await db.connection(), ctx.settings.server.timezone)
     )
@@ -38,18 +40,21 @@ async def overview(ctx: StatsContextDep, db: SessionDep) -> Overview:
 
 @router.get("/trend")
 async def trend(ctx: StatsContextDep, db: SessionDep, days: Days = 7) -> Trend:
+    """Per day: calls, tokens, errors, average TTFT."""
     tz = ctx.settings.server.timezone
     return Trend.model_validate(await service.trend(await db.connection(), tz, days))
 
 
 @router.get("/models")
 async def model_share(ctx: StatsContextDep, db: SessionDep, days: Days = 30) -> ModelShares:
+    """Share of calls and tokens per model."""
     tz = ctx.settings.server.timezone
     return ModelShares.model_validate(await service.models(await db.connection(), tz, days))
 
 
 @router.get("/active-users")
 async def active_users(ctx: StatsContextDep, db: SessionDep) -> ActiveUsers:
+    """Distinct users today, in 7 and in 30 days."""
     tz = ctx.settings.server.timezone
     return ActiveUsers.model_validate(await service.active_users(await db.connection(), tz))
 
@@ -58,6 +63,7 @@ async def active_users(ctx: StatsContextDep, db: SessionDep) -> ActiveUsers:
 async def top_users(
     ctx: StatsContextDep, db: SessionDep, days: Days = 30, limit: TopN = 10
 ) -> TopList:
+    """The heaviest users by calls and tokens over `days`."""
     tz = ctx.settings.server.timezone
     return TopList.model_validate(await service.top(await db.connection(), tz, "user", days, limit))
 
@@ -66,12 +72,14 @@ async def top_users(
 async def top_keys(
     ctx: StatsContextDep, db: SessionDep, days: Days = 30, limit: TopN = 10
 ) -> TopList:
+    """The heaviest API keys by calls and tokens over `days`."""
     tz = ctx.settings.server.timezone
     return TopList.model_validate(await service.top(await db.connection(), tz, "key", days, limit))
 
 
 @router.get("/channels")
 async def channel_health(ctx: StatsContextDep, db: SessionDep, days: Days = 7) -> ChannelHealthList:
+    """Per channel: calls, success rate, p50 / p95 latency and time to first token."""
     tz = ctx.settings.server.timezone
     return ChannelHealthList.model_validate(await service.channels(await db.connection(), tz, days))
 
@@ -80,6 +88,7 @@ async def channel_health(ctx: StatsContextDep, db: SessionDep, days: Days = 7) -
 async def blocked(
     ctx: StatsContextDep, db: SessionDep, days: Days = 7, limit: TopN = 20
 ) -> BlockedList:
+    """Requests refused by the IP blacklist, per address."""
     tz = ctx.settings.server.timezone
     return BlockedList.model_validate(await service.blocked(await db.connection(), tz, days, limit))
 
@@ -88,6 +97,7 @@ async def blocked(
 async def my_daily_usage(
     user: CurrentUser, ctx: StatsContextDep, db: SessionDep, days: Days = 30
 ) -> Trend:
+    """The caller's calls and tokens per day."""
     tz = ctx.settings.server.timezone
     result = await service.trend(await db.connection(), tz, days, dim="user", value=str(user.id))
     return Trend.model_validate(result)

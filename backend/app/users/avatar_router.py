@@ -34,6 +34,7 @@ async def upload_avatar(
 
 @router.delete("/api/auth/me/avatar")
 async def delete_avatar(user: CurrentUser, db: SessionDep) -> UserRead:
+    """Remove your avatar (your initial is shown instead)."""
     return UserRead.model_validate(await avatar.remove(db, user))
 
 

@@ -126,7 +126,10 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Admin Login */
+        /**
+         * Admin Login
+         * @description Sign in like `POST /api/auth/login`, but only as an admin (others get 403).
+         */
         post: operations["auth-admin_login"];
         delete?: never;
         options?: never;
@@ -163,7 +166,11 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Login (OAuth2 password form, used by Swagger's Authorize) */
+        /**
+         * Login (OAuth2 password form, used by Swagger's Authorize)
+         * @description Sign in with an OAuth2 password form (what Swagger's **Authorize** button sends); answers the
+         *     token pair.
+         */
         post: operations["auth-login_form"];
         delete?: never;
         options?: never;
@@ -180,7 +187,10 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Refresh */
+        /**
+         * Refresh
+         * @description New token pair; the old refresh token stops working.
+         */
         post: operations["auth-refresh"];
         delete?: never;
         options?: never;
@@ -197,7 +207,10 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Logout */
+        /**
+         * Logout
+         * @description Ends this session (its access and refresh tokens).
+         */
         post: operations["auth-logout"];
         delete?: never;
         options?: never;
@@ -212,7 +225,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Read Me */
+        /**
+         * Read Me
+         * @description Your profile (`email`, `display_name`).
+         */
         get: operations["auth-read_me"];
         put?: never;
         post?: never;
@@ -235,7 +251,10 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Change Password */
+        /**
+         * Change Password
+         * @description Change password; signs out your other sessions (and revokes your API keys if asked).
+         */
         post: operations["auth-change_password"];
         delete?: never;
         options?: never;
@@ -250,7 +269,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** List Sessions */
+        /**
+         * List Sessions
+         * @description Your signed-in devices (sessions), this one marked.
+         */
         get: operations["auth-list_sessions"];
         put?: never;
         post?: never;
@@ -270,7 +292,10 @@ export interface paths {
         get?: never;
         put?: never;
         post?: never;
-        /** Revoke Session */
+        /**
+         * Revoke Session
+         * @description Sign one of your devices out (its access and refresh tokens stop working).
+         */
         delete: operations["auth-revoke_session"];
         options?: never;
         head?: never;
@@ -365,7 +390,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Two Factor Status */
+        /**
+         * Two Factor Status
+         * @description Whether two-factor sign-in is on, and how many recovery codes are left.
+         */
         get: operations["auth-two_factor_status"];
         put?: never;
         post?: never;
@@ -469,7 +497,10 @@ export interface paths {
          */
         put: operations["auth-upload_avatar"];
         post?: never;
-        /** Delete Avatar */
+        /**
+         * Delete Avatar
+         * @description Remove your avatar (your initial is shown instead).
+         */
         delete: operations["auth-delete_avatar"];
         options?: never;
         head?: never;
@@ -503,10 +534,16 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** List Keys */
+        /**
+         * List Keys
+         * @description Your API keys, shown as `sk-AbCd1234…wxyz` (`include_revoked` to list revoked ones too).
+         */
         get: operations["keys-list_keys"];
         put?: never;
-        /** Create Key */
+        /**
+         * Create Key
+         * @description Create an API key: 201 with `key` — **shown only in this response**.
+         */
         post: operations["keys-create_key"];
         delete?: never;
         options?: never;
@@ -521,15 +558,24 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Get Key */
+        /**
+         * Get Key
+         * @description One of your API keys, shown as `sk-AbCd1234…wxyz`.
+         */
         get: operations["keys-get_key"];
         put?: never;
         post?: never;
-        /** Revoke Key */
+        /**
+         * Revoke Key
+         * @description Revoke (the key stays listed as revoked).
+         */
         delete: operations["keys-revoke_key"];
         options?: never;
         head?: never;
-        /** Update Key */
+        /**
+         * Update Key
+         * @description Rename, change expiry, model allow-list or the key's own limits.
+         */
         patch: operations["keys-update_key"];
         trace?: never;
     };
@@ -634,7 +680,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Admin List Keys */
+        /**
+         * Admin List Keys
+         * @description Admins: everyone's API keys, filtered by user, name and status.
+         */
         get: operations["admin-keys-admin_list_keys"];
         put?: never;
         post?: never;
@@ -654,7 +703,10 @@ export interface paths {
         get?: never;
         put?: never;
         post?: never;
-        /** Admin Revoke Key */
+        /**
+         * Admin Revoke Key
+         * @description Admins: revoke anyone's API key (it stops working on every process at once).
+         */
         delete: operations["admin-keys-admin_revoke_key"];
         options?: never;
         head?: never;
@@ -668,10 +720,18 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** List Channels */
+        /**
+         * List Channels
+         * @description Channels, filtered by name (`q`), status and model; keys shown masked.
+         */
         get: operations["admin-channels-list_channels"];
         put?: never;
-        /** Create Channel */
+        /**
+         * Create Channel
+         * @description Add a channel: an upstream base URL, its key (stored encrypted, shown masked) and the models
+         *     it serves, with optional model mapping, priority, weight, rate limit, timeouts, `<think>`
+         *     splitting, tags and notes.
+         */
         post: operations["admin-channels-create_channel"];
         delete?: never;
         options?: never;
@@ -706,15 +766,24 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Get Channel */
+        /**
+         * Get Channel
+         * @description One channel (key masked), with the models whose circuit breaker is open.
+         */
         get: operations["admin-channels-get_channel"];
         put?: never;
         post?: never;
-        /** Delete Channel */
+        /**
+         * Delete Channel
+         * @description Delete a channel; its call-log rows keep its id.
+         */
         delete: operations["admin-channels-delete_channel"];
         options?: never;
         head?: never;
-        /** Update Channel */
+        /**
+         * Update Channel
+         * @description Change a channel; a new `api_key` replaces the stored one, an omitted one keeps it.
+         */
         patch: operations["admin-channels-update_channel"];
         trace?: never;
     };
@@ -727,7 +796,10 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Enable Channel */
+        /**
+         * Enable Channel
+         * @description Switch a channel on (also one switched off automatically after auth or quota errors).
+         */
         post: operations["admin-channels-enable_channel"];
         delete?: never;
         options?: never;
@@ -744,7 +816,10 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Disable Channel */
+        /**
+         * Disable Channel
+         * @description Switch a channel off: no call is routed to it until it is switched on again.
+         */
         post: operations["admin-channels-disable_channel"];
         delete?: never;
         options?: never;
@@ -781,7 +856,10 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Fetch Models */
+        /**
+         * Fetch Models
+         * @description The provider's `/models` list (and, with `apply`, use it).
+         */
         post: operations["admin-channels-fetch_models"];
         delete?: never;
         options?: never;
@@ -942,10 +1020,18 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** List Rules */
+        /**
+         * List Rules
+         * @description Blacklist rules, filtered by address or reason (`q`) and whether they are in force
+         *     (`active`).
+         */
         get: operations["admin-ip-rules-list_rules"];
         put?: never;
-        /** Create Rule */
+        /**
+         * Create Rule
+         * @description Block an address or range (201); one matching every address, or the caller's own, needs
+         *     `confirm`.
+         */
         post: operations["admin-ip-rules-create_rule"];
         delete?: never;
         options?: never;
@@ -980,15 +1066,24 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Get Rule */
+        /**
+         * Get Rule
+         * @description One blacklist rule.
+         */
         get: operations["admin-ip-rules-get_rule"];
         put?: never;
         post?: never;
-        /** Delete Rule */
+        /**
+         * Delete Rule
+         * @description Delete a blacklist rule (takes effect on every process at once).
+         */
         delete: operations["admin-ip-rules-delete_rule"];
         options?: never;
         head?: never;
-        /** Update Rule */
+        /**
+         * Update Rule
+         * @description Change a rule's `reason`, `expires_at` or `enabled`.
+         */
         patch: operations["admin-ip-rules-update_rule"];
         trace?: never;
     };
@@ -1070,10 +1165,16 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** List Conversations */
+        /**
+         * List Conversations
+         * @description Yours, pinned first then most recent; `q` searches titles and message text.
+         */
         get: operations["conversations-list_conversations"];
         put?: never;
-        /** Create Conversation */
+        /**
+         * Create Conversation
+         * @description New chat (no `agent_id`: the default agent).
+         */
         post: operations["conversations-create_conversation"];
         delete?: never;
         options?: never;
@@ -1105,15 +1206,25 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Get Conversation */
+        /**
+         * Get Conversation
+         * @description With the newest 50 messages, `messages_cursor`, the agent's greetings and starters,
+         *     `running_reply`.
+         */
         get: operations["conversations-get_conversation"];
         put?: never;
         post?: never;
-        /** Delete Conversation */
+        /**
+         * Delete Conversation
+         * @description Stops a running reply, then deletes.
+         */
         delete: operations["conversations-delete_conversation"];
         options?: never;
         head?: never;
-        /** Update Conversation */
+        /**
+         * Update Conversation
+         * @description A title you set is never replaced by a generated one.
+         */
         patch: operations["conversations-update_conversation"];
         trace?: never;
     };
@@ -1125,7 +1236,10 @@ export interface paths {
             cookie?: never;
         };
         get?: never;
-        /** Update Context */
+        /**
+         * Update Context
+         * @description The context of later replies.
+         */
         put: operations["conversations-update_context"];
         post?: never;
         delete?: never;
@@ -1141,10 +1255,16 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** List Messages */
+        /**
+         * List Messages
+         * @description Older messages (`next_cursor`).
+         */
         get: operations["conversations-list_messages"];
         put?: never;
-        /** Send Message */
+        /**
+         * Send Message
+         * @description Send; answers with an event stream.
+         */
         post: operations["conversations-send_message"];
         delete?: never;
         options?: never;
@@ -1161,7 +1281,11 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Edit Message */
+        /**
+         * Edit Message
+         * @description Rewrite one of your messages; everything after it is removed and a new reply starts (event
+         *     stream).
+         */
         post: operations["conversations-edit_message"];
         delete?: never;
         options?: never;
@@ -1178,7 +1302,10 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Regenerate */
+        /**
+         * Regenerate
+         * @description Replace the last answer (event stream).
+         */
         post: operations["conversations-regenerate"];
         delete?: never;
         options?: never;
@@ -1193,7 +1320,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Resume Stream */
+        /**
+         * Resume Stream
+         * @description Re-attach to the running (or just finished) reply; 204 if there is none.
+         */
         get: operations["conversations-resume_stream"];
         put?: never;
         post?: never;
@@ -1212,7 +1342,10 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Stop Reply */
+        /**
+         * Stop Reply
+         * @description Stop it; answers `{stopped, reply_id, status}` once it has ended.
+         */
         post: operations["conversations-stop_reply"];
         delete?: never;
         options?: never;
@@ -1227,7 +1360,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Export Conversation */
+        /**
+         * Export Conversation
+         * @description Download; the JSON imports again with `POST /api/conversations/import`.
+         */
         get: operations["conversations-export_conversation"];
         put?: never;
         post?: never;
@@ -1244,7 +1380,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Admin List Conversations */
+        /**
+         * Admin List Conversations
+         * @description Admins: every conversation with its owner, messages, tokens.
+         */
         get: operations["admin-conversations-admin_list_conversations"];
         put?: never;
         post?: never;
@@ -1296,7 +1435,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Chat Models */
+        /**
+         * Chat Models
+         * @description The models the chat can use now, and the default.
+         */
         get: operations["chat-chat_models"];
         put?: never;
         post?: never;
@@ -1313,7 +1455,11 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Overview */
+        /**
+         * Overview
+         * @description Today, last 7 days, last 30 days: calls, tokens, errors, average TTFT, each against the span
+         *     before it (`change_percent`).
+         */
         get: operations["admin-stats-overview"];
         put?: never;
         post?: never;
@@ -1330,7 +1476,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Trend */
+        /**
+         * Trend
+         * @description Per day: calls, tokens, errors, average TTFT.
+         */
         get: operations["admin-stats-trend"];
         put?: never;
         post?: never;
@@ -1347,7 +1496,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Model Share */
+        /**
+         * Model Share
+         * @description Share of calls and tokens per model.
+         */
         get: operations["admin-stats-model_share"];
         put?: never;
         post?: never;
@@ -1364,7 +1516,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Active Users */
+        /**
+         * Active Users
+         * @description Distinct users today, in 7 and in 30 days.
+         */
         get: operations["admin-stats-active_users"];
         put?: never;
         post?: never;
@@ -1381,7 +1536,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Top Users */
+        /**
+         * Top Users
+         * @description The heaviest users by calls and tokens over `days`.
+         */
         get: operations["admin-stats-top_users"];
         put?: never;
         post?: never;
@@ -1398,7 +1556,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Top Keys */
+        /**
+         * Top Keys
+         * @description The heaviest API keys by calls and tokens over `days`.
+         */
         get: operations["admin-stats-top_keys"];
         put?: never;
         post?: never;
@@ -1415,7 +1576,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Channel Health */
+        /**
+         * Channel Health
+         * @description Per channel: calls, success rate, p50 / p95 latency and time to first token.
+         */
         get: operations["admin-stats-channel_health"];
         put?: never;
         post?: never;
@@ -1432,7 +1596,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Blocked */
+        /**
+         * Blocked
+         * @description Requests refused by the IP blacklist, per address.
+         */
         get: operations["admin-stats-blocked"];
         put?: never;
         post?: never;
@@ -1449,7 +1616,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** My Daily Usage */
+        /**
+         * My Daily Usage
+         * @description The caller's calls and tokens per day.
+         */
         get: operations["usage-my_daily_usage"];
         put?: never;
         post?: never;
@@ -1466,7 +1636,11 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** List Logs */
+        /**
+         * List Logs
+         * @description Call-log rows, newest first, 50 per page (`limit` ≤ 200); `next_cursor` → `?cursor=` for the
+         *     next page.
+         */
         get: operations["admin-logs-list_logs"];
         put?: never;
         post?: never;
@@ -1483,7 +1657,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Log Totals */
+        /**
+         * Log Totals
+         * @description Requests, prompt / completion / total tokens and errors of the same filtered set.
+         */
         get: operations["admin-logs-log_totals"];
         put?: never;
         post?: never;
@@ -1500,7 +1677,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Export Logs */
+        /**
+         * Export Logs
+         * @description The filtered set as CSV, streamed.
+         */
         get: operations["admin-logs-export_logs"];
         put?: never;
         post?: never;
@@ -1517,7 +1697,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Get Log */
+        /**
+         * Get Log
+         * @description One row, with user, key and channel names.
+         */
         get: operations["admin-logs-get_log"];
         put?: never;
         post?: never;
@@ -1534,7 +1717,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** List Usage */
+        /**
+         * List Usage
+         * @description Your own calls, newest first, like the admin's call log but without channel details.
+         */
         get: operations["usage-list_usage"];
         put?: never;
         post?: never;
@@ -1551,7 +1737,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Usage Totals */
+        /**
+         * Usage Totals
+         * @description Totals of your own calls for the same filters.
+         */
         get: operations["usage-usage_totals"];
         put?: never;
         post?: never;
@@ -1568,7 +1757,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Export Usage */
+        /**
+         * Export Usage
+         * @description Your own calls as CSV, streamed (no channel details).
+         */
         get: operations["usage-export_usage"];
         put?: never;
         post?: never;
@@ -1585,7 +1777,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Get Usage */
+        /**
+         * Get Usage
+         * @description One of your own calls (no channel details).
+         */
         get: operations["usage-get_usage"];
         put?: never;
         post?: never;
