@@ -17,7 +17,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app.auth.verification import ensure_may_chat
 from app.conversations import service
 from app.conversations.prompt import build_context
-from app.conversations.replies import ReplyManager, ReplySpec
+from app.conversations.replies import ReplyManager
+from app.conversations.reply import ReplySpec
 from app.conversations.schemas import ChatModels, MessageRead
 from app.core.config import ChatSettings
 from app.core.errors import UnprocessableError

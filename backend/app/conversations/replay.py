@@ -11,7 +11,7 @@ it there. When a buffer has dropped events a client still needed, the client is 
 `error` event with code `replay_gap`) and continues from the oldest event kept.
 
 The frames are written here, as bytes for a plain `StreamingResponse`, not by sse-starlette (which
-the first design named): measured, it costs 4–5× the CPU per event (10.5 vs 2.3 µs,
+the first design named): measured, it costs 4 to 5 times the CPU per event (10.5 vs 2.3 µs,
 `bench/sse_choice.py`, bench/RESULTS.md), and what it adds — pings, disconnect detection, a send
 timeout — the chat has already: heartbeat comments here, the follower cancelled when its request
 ends, and the send watchdog (`core/send_watchdog.py`).

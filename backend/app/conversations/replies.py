@@ -12,6 +12,9 @@ error said). Its events end with `done`, which carries the stored message.
 
 `stop()` works from any process: the reply's own process cancels it; another one sends a signal
 through Redis and waits for the reply's `done`.
+
+This module is the reply's lifecycle (claim, launch, follow, stop, finish, shutdown); the model
+call is `generation.py`, storing the message `reply_store.py`, naming the conversation `titles.py`.
 """
 
 from __future__ import annotations
@@ -20,20 +23,17 @@ import asyncio
 import contextlib
 import logging
 import secrets
-import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import orjson
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
-from sqlalchemy import update
-from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.conversations import titles
 from app.conversations.claims import Claims
+from app.conversations.generation import generate
 from app.conversations.replay import (
     RedisMirror,
     RedisReplySource,
@@ -41,20 +41,13 @@ from app.conversations.replay import (
     ReplySource,
     follow,
 )
-from app.conversations.schemas import MessageRead
+from app.conversations.reply import Outcome, Reply, ReplySpec, usage_payload
+from app.conversations.reply_store import store_reply
 from app.core.config import ChatSettings
-from app.core.errors import AppError, ConflictError
+from app.core.errors import ConflictError
 from app.core.events import ChangeBus
 from app.gateway.accounting import CallRecord
-from app.gateway.call_events import CallError, ReasoningDelta, TextDelta
 from app.gateway.calls import ModelCall, ModelCalls
-from app.gateway.request import ChatRequest
-from app.gateway.service import Caller
-from app.gateway.upstream import UpstreamError
-from app.gateway.usage import Usage
-from app.models import Conversation, Message
-from app.models.base import utcnow
-from app.ratelimit.admission import CallerLimits
 from app.runtime_settings.store import RuntimeSettingsStore
 
 logger = logging.getLogger(__name__)
@@ -62,62 +55,6 @@ STOP_SIGNAL = "chat_stop"
 STOP_WAIT_SECONDS = 10.0
 STORE_RETRIES = (0.2, 0.5, 1.0, 2.0)
 Status = Literal["complete", "stopped", "error"]
-
-
-@dataclass
-class ReplySpec:
-    """Everything a reply needs, gathered (and the user's message stored) before it starts."""
-
-    conversation_id: int
-    user_id: int
-    limits: CallerLimits
-    model: str
-    messages: list[dict[str, Any]]
-    params: dict[str, Any]
-    request_id: str
-    client_ip: str | None
-    user_message: dict[str, Any] | None = None  # the stored user message, for the `message` event
-    name_after: str | None = None  # the question, when this reply should name the conversation
-
-
-@dataclass
-class Outcome:
-    status: Status = "complete"
-    error: dict[str, Any] | None = None
-    first_reasoning: float | None = None
-    first_text: float | None = None
-    last_reasoning: float | None = None
-
-    def fail(self, message: str, code: str, **extra: Any) -> None:
-        self.status = "error"
-        self.error = {"message": message, "code": code, **extra}
-
-    def reasoning_ms(self) -> int | None:
-        if self.first_reasoning is None:
-            return None
-        end = self.first_text or self.last_reasoning or self.first_reasoning
-        return int((end - self.first_reasoning) * 1000)
-
-
-@dataclass
-class Reply:
-    id: str
-    spec: ReplySpec
-    buffer: ReplyBuffer
-    mirror: RedisMirror | None
-    task: asyncio.Task[None] | None = None
-    stop_reason: str | None = None
-    generating: bool = False
-    renewal: asyncio.Task[None] | None = field(default=None, repr=False)
-
-    def stop(self, reason: str) -> None:
-        """Stop the generation (once). Before it has begun, it will not begin; after it has
-        ended, this does nothing."""
-        if self.stop_reason is not None:
-            return
-        self.stop_reason = reason
-        if self.generating and self.task is not None:
-            self.task.cancel()
 
 
 class ReplyManager:
@@ -274,7 +211,11 @@ class ReplyManager:
         if reply.stop_reason is None:
             reply.generating = True
             try:
-                await self._generate(reply, call, outcome)
+                await generate(
+                    call, spec, outcome, lambda name, data: self._emit(reply, name, data)
+                )
+            except asyncio.CancelledError:
+                self._stopped(reply, outcome)
             finally:
                 reply.generating = False
         else:  # stopped before it began
@@ -297,56 +238,11 @@ class ReplyManager:
                 "code": "server_restart",
             }
 
-    async def _generate(self, reply: Reply, call: ModelCall, outcome: Outcome) -> None:
-        spec = reply.spec
-        try:
-            if spec.user_message is not None:
-                self._emit(reply, "message", spec.user_message)
-            body = {
-                **spec.params,
-                "model": spec.model,
-                "messages": spec.messages,
-                "stream": True,
-            }
-            request = ChatRequest(
-                body=body, model=spec.model, stream=True, include_usage=True, messages=spec.messages
-            )
-            caller = Caller(user_id=spec.user_id, limits=spec.limits)
-            # A crash keeps the text so far (logs.journal).
-            await call.start(request, caller, checkpoint=lambda: _checkpoint(spec, call))
-            async for event in call.events():
-                now = time.perf_counter()
-                if type(event) is ReasoningDelta:
-                    outcome.first_reasoning = outcome.first_reasoning or now
-                    outcome.last_reasoning = now
-                    self._emit(reply, "reasoning", {"content": event.text})
-                elif type(event) is TextDelta:
-                    outcome.first_text = outcome.first_text or now
-                    self._emit(reply, "delta", {"content": event.text})
-                elif type(event) is CallError:  # failed part-way
-                    outcome.fail(event.message, event.code)
-        except asyncio.CancelledError:
-            self._stopped(reply, outcome)
-        except AppError as error:  # refused before anything was generated (limits, no channel …)
-            retry_after = error.headers.get("Retry-After")
-            outcome.fail(
-                error.message,
-                error.code,
-                status=error.status_code,
-                retry_after=int(retry_after) if retry_after and retry_after.isdigit() else None,
-            )
-        except Exception:
-            logger.exception("Reply %s failed", reply.id)
-            call.fail_internally()
-            outcome.fail("The reply failed because of an internal error", "internal_error")
-        finally:
-            call.close()
-
     async def _finish(self, reply: Reply, call: ModelCall, outcome: Outcome) -> None:
         spec = reply.spec
         usage = call.usage()
         try:
-            message = await self._store(spec, call, outcome, usage)
+            message = await store_reply(self._sessionmaker, spec, call, outcome, usage)
         finally:
             if reply.renewal is not None:
                 reply.renewal.cancel()
@@ -356,7 +252,7 @@ class ReplyManager:
                 logger.warning("Could not release conversation %s: %s", spec.conversation_id, exc)
         if outcome.error is not None:
             self._emit(reply, "error", outcome.error)
-        self._emit(reply, "usage", _usage_payload(usage))
+        self._emit(reply, "usage", usage_payload(usage))
         self._emit(reply, "done", {"status": outcome.status, "message": message})
         if reply.mirror is not None:
             await reply.mirror.close()
@@ -366,7 +262,16 @@ class ReplyManager:
             and outcome.status == "complete"
             and self._runtime.current.chat_auto_title
         ):
-            task = asyncio.get_running_loop().create_task(self._name(spec, call.text))
+            task = asyncio.get_running_loop().create_task(
+                titles.name_conversation(
+                    self._calls,
+                    self._sessionmaker,
+                    spec,
+                    call.text,
+                    model=self._runtime.current.chat_title_model or spec.model,
+                    seconds=self._settings.title_timeout_seconds,
+                )
+            )
             self._titles.add(task)
             task.add_done_callback(self._titles.discard)
 
@@ -388,98 +293,6 @@ class ReplyManager:
             except (RedisError, OSError) as exc:
                 logger.warning("Could not renew the hold of reply %s: %s", reply.id, exc)
 
-    async def _store(
-        self, spec: ReplySpec, call: ModelCall, outcome: Outcome, usage: Usage
-    ) -> dict[str, Any] | None:
-        """Write the assistant message and the conversation's counters, retrying a busy database."""
-        error = outcome.error or {}
-        record = call.record
-        for delay in (*STORE_RETRIES, None):
-            now = utcnow()
-            message = Message(
-                conversation_id=spec.conversation_id,
-                role="assistant",
-                content=call.text,
-                reasoning=call.reasoning or None,
-                status=outcome.status,
-                error=error.get("message"),
-                error_code=error.get("code"),
-                model=spec.model,
-                channel_id=record.channel_id,
-                request_id=spec.request_id,
-                prompt_tokens=usage.prompt_tokens,
-                completion_tokens=usage.completion_tokens,
-                reasoning_tokens=usage.reasoning_tokens,
-                total_tokens=usage.total_tokens,
-                usage_source=usage.source,
-                ttft_ms=record.ttft_ms,
-                reasoning_ms=outcome.reasoning_ms(),
-                duration_ms=int((time.perf_counter() - record.started) * 1000),
-                created_at=now,
-            )
-            try:
-                async with self._sessionmaker() as db:
-                    db.add(message)
-                    await db.execute(
-                        update(Conversation)
-                        .where(Conversation.id == spec.conversation_id)
-                        .values(
-                            message_count=Conversation.message_count + 1,
-                            total_tokens=Conversation.total_tokens + usage.total_tokens,
-                            last_message_at=now,
-                            updated_at=now,
-                        )
-                    )
-                    await db.commit()
-                    return MessageRead.model_validate(message).model_dump(mode="json")
-            except IntegrityError:
-                logger.info("Conversation %s was deleted during its reply", spec.conversation_id)
-                return None
-            except (OperationalError, OSError) as exc:
-                if delay is None:
-                    logger.error(
-                        "Could not store the reply of conversation %s: %s",
-                        spec.conversation_id,
-                        exc,
-                    )
-                    return None
-                await asyncio.sleep(delay)
-        return None
-
-    async def _name(self, spec: ReplySpec, answer: str) -> None:
-        question = spec.name_after or ""
-        model = self._runtime.current.chat_title_model or spec.model
-        try:
-            async with asyncio.timeout(self._settings.title_timeout_seconds):
-                title = await titles.generate(
-                    self._calls,
-                    model=model,
-                    question=question,
-                    answer=answer,
-                    user_id=spec.user_id,
-                    request_id=spec.request_id,
-                    client_ip=spec.client_ip,
-                )
-        except (AppError, UpstreamError, TimeoutError, ValueError) as exc:
-            logger.info("Naming conversation %s by its first words: %s", spec.conversation_id, exc)
-            title = titles.fallback(question)
-        try:
-            async with self._sessionmaker() as db:
-                await db.execute(
-                    update(Conversation)
-                    .where(
-                        Conversation.id == spec.conversation_id,
-                        Conversation.title_source == "auto",
-                        Conversation.title == "",
-                    )
-                    .values(title=title)
-                )
-                await db.commit()
-        except (OperationalError, OSError) as exc:
-            logger.warning(
-                "Could not store the title of conversation %s: %s", spec.conversation_id, exc
-            )
-
     # ── shutdown ─────────────────────────────────────────────────────────────────────────────
     async def shutdown(self) -> None:
         """Stop every reply running here (each stores its partial text) and wait for them."""
@@ -490,25 +303,3 @@ class ReplyManager:
         for task in list(self._titles):
             task.cancel()
         await asyncio.gather(*self._titles, return_exceptions=True)
-
-
-def _checkpoint(spec: ReplySpec, call: ModelCall) -> dict[str, Any]:
-    """The reply as far as it has come, for finishing it if this server dies mid-way."""
-    return {
-        "conversation_id": spec.conversation_id,
-        "model": spec.model,
-        "request_id": spec.request_id,
-        "content": call.text,
-        "reasoning": call.reasoning,
-    }
-
-
-def _usage_payload(usage: Usage) -> dict[str, Any]:
-    return {
-        "prompt_tokens": usage.prompt_tokens,
-        "completion_tokens": usage.completion_tokens,
-        "reasoning_tokens": usage.reasoning_tokens,
-        "cached_tokens": usage.cached_tokens,
-        "total_tokens": usage.total_tokens,
-        "source": usage.source,
-    }

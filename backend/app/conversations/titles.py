@@ -6,15 +6,26 @@ count against the user's own limits: the user did not ask for it.
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import re
 
+from sqlalchemy import update
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app.conversations.reply import ReplySpec
+from app.core.errors import AppError
 from app.gateway.accounting import CallRecord
+from app.gateway.caller import Caller
 from app.gateway.calls import ModelCalls
 from app.gateway.request import ChatRequest
-from app.gateway.service import Caller
 from app.gateway.think import split_complete
+from app.gateway.upstream import UpstreamError
+from app.models import Conversation
 from app.ratelimit.admission import CallerLimits
 
+logger = logging.getLogger(__name__)
 MAX_TITLE_CHARS = 40
 FALLBACK_CHARS = 30
 UNCOUNTED = CallerLimits(user_rpm=0, user_streams=0)
@@ -87,3 +98,47 @@ async def generate(
     if not title:
         raise ValueError("the model gave an empty title")
     return title
+
+
+async def name_conversation(
+    calls: ModelCalls,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    spec: ReplySpec,
+    answer: str,
+    *,
+    model: str,
+    seconds: float,
+) -> None:
+    """Give the conversation of a first reply its title: the model's, or the question's first
+    words; never over a title the user set meanwhile."""
+    question = spec.name_after or ""
+    try:
+        async with asyncio.timeout(seconds):
+            title = await generate(
+                calls,
+                model=model,
+                question=question,
+                answer=answer,
+                user_id=spec.user_id,
+                request_id=spec.request_id,
+                client_ip=spec.client_ip,
+            )
+    except (AppError, UpstreamError, TimeoutError, ValueError) as exc:
+        logger.info("Naming conversation %s by its first words: %s", spec.conversation_id, exc)
+        title = fallback(question)
+    try:
+        async with sessionmaker() as db:
+            await db.execute(
+                update(Conversation)
+                .where(
+                    Conversation.id == spec.conversation_id,
+                    Conversation.title_source == "auto",
+                    Conversation.title == "",
+                )
+                .values(title=title)
+            )
+            await db.commit()
+    except (OperationalError, OSError) as exc:
+        logger.warning(
+            "Could not store the title of conversation %s: %s", spec.conversation_id, exc
+        )

@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app.access import principal as access
 from app.core.errors import UnauthorizedError
 from app.core.security import TokenCodec, bearer_token, hash_api_key, looks_like_api_key
-from app.gateway.service import Caller
+from app.gateway.caller import Caller
 from app.keys import service as key_service
 from app.models.base import utcnow
 from app.ratelimit.admission import CallerLimits

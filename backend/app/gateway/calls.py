@@ -20,6 +20,7 @@ from typing import Any
 
 from app.core.errors import AppError
 from app.gateway.accounting import CallRecord, EndReason
+from app.gateway.attempts import CompleteAttempt, StreamAttempt
 from app.gateway.call_events import (
     CallEnd,
     CallError,
@@ -30,9 +31,10 @@ from app.gateway.call_events import (
     ToolCallDelta,
     UsageReport,
 )
+from app.gateway.caller import Caller
 from app.gateway.chunks import StreamProcessor, process_complete
 from app.gateway.request import ChatRequest
-from app.gateway.service import Caller, CompleteAttempt, Gateway, StreamAttempt
+from app.gateway.service import Gateway
 from app.gateway.streaming import payload_batches
 from app.gateway.upstream import UpstreamError
 from app.gateway.usage import Usage

@@ -21,8 +21,8 @@ from app.auth.verification import UNVERIFIED_MESSAGE, may_chat
 from app.core.errors import AppError, ForbiddenError, openai_error_body
 from app.gateway import relay
 from app.gateway.auth import authenticate
+from app.gateway.caller import Caller
 from app.gateway.context import GatewayContext
-from app.gateway.service import Caller
 
 logger = logging.getLogger(__name__)
 CHAT_PATH = "/v1/chat/completions"

@@ -21,9 +21,9 @@ from app.core.errors import AppError
 from app.core.timers import timer_wheel
 from app.gateway.accounting import CallRecord
 from app.gateway.call_events import CallError, Relay
+from app.gateway.caller import Caller
 from app.gateway.calls import CLIENT_CLOSED, ModelCall, ModelCalls
 from app.gateway.request import parse_chat_request
-from app.gateway.service import Caller
 
 T = TypeVar("T")
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}

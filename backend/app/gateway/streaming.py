@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
+from app.gateway.attempts import StreamAttempt
 from app.gateway.chunks import StreamProcessor
-from app.gateway.service import StreamAttempt
 from app.gateway.upstream import UpstreamError
 
 

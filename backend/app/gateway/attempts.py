@@ -1,0 +1,229 @@
+"""One attempt at one channel: the request sent, and the answer read until it says something.
+
+A stream attempt returns once the upstream has sent something substantive (text, reasoning, a tool
+call, the end), so that an error or a stall before that can still be answered by another channel;
+a non-stream attempt returns the whole answer, checked. Either holds the upstream response and the
+call's concurrency slot until `close()`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+import orjson
+
+from app.core.timers import Deadline
+from app.gateway.chunks import inband_error
+from app.gateway.registry import RoutableChannel
+from app.gateway.request import ChatRequest
+from app.gateway.sse import SSEDecoder
+from app.gateway.upstream import (
+    UpstreamError,
+    check_literal_address,
+    iter_body,
+    open_post,
+    read_body,
+)
+from app.runtime_settings.store import RuntimeSettingsStore
+
+
+@dataclass
+class Attempt:
+    """A channel that answered. `close()` releases the upstream connection and the slot."""
+
+    channel: RoutableChannel
+    upstream_model: str
+    response: aiohttp.ClientResponse
+    _release: Callable[[], None] = field(repr=False)
+    _closed: bool = False
+
+    def close(self, *, keep_connection: bool = False) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        if keep_connection:
+            self.response.release()
+        else:
+            self.response.close()
+        self._release()
+
+
+@dataclass
+class StreamAttempt(Attempt):
+    decoder: SSEDecoder = field(default_factory=SSEDecoder)
+    first_events: list[bytes] = field(default_factory=list)
+    deadline: float = 0.0
+
+    async def events(self) -> AsyncIterator[list[bytes]]:
+        """Batches of SSE data payloads, the first batch being the one already read."""
+        yield self.first_events
+        async for chunk in iter_body(self.response, self.channel.timeouts.idle, self.deadline):
+            events = self.decoder.feed(chunk)
+            if events:
+                yield events
+        tail = self.decoder.finish()
+        if tail:
+            yield tail
+
+
+@dataclass
+class CompleteAttempt(Attempt):
+    raw: bytes = b""
+    parsed: dict[str, Any] = field(default_factory=dict)
+
+
+class ChannelAttempts:
+    """Makes one attempt at one channel (`await attempts(channel, …)`)."""
+
+    def __init__(
+        self,
+        *,
+        session: Callable[[], aiohttp.ClientSession],
+        runtime: RuntimeSettingsStore,
+        max_response_bytes: int,
+    ) -> None:
+        self._session = session
+        self._runtime = runtime
+        self._max_response_bytes = max_response_bytes
+
+    async def __call__(
+        self,
+        channel: RoutableChannel,
+        upstream_model: str,
+        request: ChatRequest,
+        deadline: float,
+        release: Callable[[], None],
+    ) -> StreamAttempt | CompleteAttempt:
+        check_literal_address(
+            channel.literal_address, self._runtime.current.allow_private_upstreams
+        )
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        first_byte = min(channel.timeouts.first_byte, max(0.001, deadline - started))
+        total_deadline = started + channel.timeouts.total
+        body = request.upstream_body(upstream_model)
+        response: aiohttp.ClientResponse | None = None
+        phase = "first_byte"
+        try:
+            # One timeout for the whole attempt: first the first-byte deadline, then (non-stream)
+            # moved to the channel's total deadline once the answer has started.
+            async with Deadline(started + first_byte) as deadline_scope:
+                response = await open_post(
+                    self._session(),
+                    channel.chat_url,
+                    channel.headers,
+                    body,
+                    channel.client_timeout,
+                    channel.api_key,
+                )
+                if request.stream:
+                    decoder = SSEDecoder()
+                    first = await _read_until_substantive(
+                        response, decoder, channel, total_deadline
+                    )
+                    return StreamAttempt(
+                        channel=channel,
+                        upstream_model=upstream_model,
+                        response=response,
+                        _release=release,
+                        decoder=decoder,
+                        first_events=first,
+                        deadline=total_deadline,
+                    )
+                phase = "body"
+                deadline_scope.reschedule(total_deadline)
+                raw = await read_body(response, self._max_response_bytes)
+            try:
+                parsed = orjson.loads(raw)
+            except orjson.JSONDecodeError:
+                raise UpstreamError("protocol", "upstream answered with invalid JSON") from None
+            if not isinstance(parsed, dict):
+                raise UpstreamError("protocol", "upstream answered with unexpected JSON")
+            error = inband_error(parsed, channel.api_key)
+            if error is not None:
+                raise error
+            return CompleteAttempt(
+                channel=channel,
+                upstream_model=upstream_model,
+                response=response,
+                _release=release,
+                raw=raw,
+                parsed=parsed,
+            )
+        except TimeoutError:
+            if response is not None:
+                response.close()
+            if phase == "first_byte":
+                raise UpstreamError(
+                    "timeout", f"no first byte from upstream within {first_byte:g}s"
+                ) from None
+            raise UpstreamError(
+                "timeout", "upstream did not finish within the channel's total timeout"
+            ) from None
+        except BaseException:
+            if response is not None:
+                response.close()
+            raise
+
+
+async def _read_until_substantive(
+    response: aiohttp.ClientResponse,
+    decoder: SSEDecoder,
+    channel: RoutableChannel,
+    total_deadline: float,
+) -> list[bytes]:
+    """Read the stream until a chunk says something (text, reasoning, a tool call, the end).
+
+    Until then nothing has been sent to the client, so an error or a stall here can still be
+    answered by another channel. The events read are returned to be relayed.
+    """
+    events: list[bytes] = []
+    async for chunk in iter_body(response, channel.timeouts.idle, total_deadline):
+        new = decoder.feed(chunk)
+        events += new
+        if any(_substantive(payload, channel.api_key) for payload in new):
+            return events
+    events += decoder.finish()
+    if any(_substantive(payload, channel.api_key) for payload in events):
+        return events
+    raise UpstreamError("protocol", "upstream ended the stream without any answer")
+
+
+_SUBSTANCE_FIELDS = (
+    "content",
+    "reasoning_content",
+    "reasoning",
+    "tool_calls",
+    "function_call",
+    "refusal",
+)
+
+
+def _substantive(payload: bytes, secret: str) -> bool:
+    """Whether a stream event carries an answer. Raises for an in-band error."""
+    if payload == b"[DONE]":
+        return True
+    try:
+        parsed = orjson.loads(payload)
+    except orjson.JSONDecodeError:
+        return False
+    if not isinstance(parsed, dict):
+        return False
+    error = inband_error(parsed, secret)
+    if error is not None:
+        raise error
+    if parsed.get("usage"):
+        return True
+    for choice in parsed.get("choices") or []:
+        if not isinstance(choice, dict):
+            continue
+        if choice.get("finish_reason"):
+            return True
+        delta = choice.get("delta")
+        if isinstance(delta, dict) and any(delta.get(name) for name in _SUBSTANCE_FIELDS):
+            return True
+    return False
