@@ -1,72 +1,79 @@
 // Admin routers: channels, users, all API keys, conversations, IP rules, call logs, statistics.
-import { del, get, patch, post, put } from './http'
-import type { CallLog, Channel, ChannelCreate, ChannelUpdate, CursorPage, IPRule, LogTotals, MailConfig, Page, Schemas, User } from './types'
+import { client, unwrap } from './http'
+import type { Query } from './query'
+import type { Schemas } from './types'
 
 export const channelsApi = {
-  list: (params: { page?: number; page_size?: number; q?: string; status?: string }) => get<Page<Channel>>('/api/admin/channels', params),
-  create: (body: ChannelCreate) => post<Channel>('/api/admin/channels', body),
-  update: (id: number, body: ChannelUpdate) => patch<Channel>(`/api/admin/channels/${id}`, body),
-  remove: (id: number) => del(`/api/admin/channels/${id}`),
-  enable: (id: number) => post<Channel>(`/api/admin/channels/${id}/enable`),
-  disable: (id: number) => post<Channel>(`/api/admin/channels/${id}/disable`),
-  test: (id: number, model?: string) => post<Schemas['ChannelTestResult']>(`/api/admin/channels/${id}/test`, model ? { model } : {}),
-  fetchModels: (id: number) => post<Schemas['FetchModelsResult']>(`/api/admin/channels/${id}/fetch-models`, {}),
-  fetchModelsFor: (body: Schemas['FetchModelsRequest']) => post<Schemas['FetchModelsResult']>('/api/admin/channels/fetch-models', body),
+  list: (query: Query<'/api/admin/channels'>) => unwrap(client.GET('/api/admin/channels', { params: { query } })),
+  create: (body: Schemas['ChannelCreate']) => unwrap(client.POST('/api/admin/channels', { body })),
+  update: (id: number, body: Schemas['ChannelUpdate']) =>
+    unwrap(client.PATCH('/api/admin/channels/{channel_id}', { params: { path: { channel_id: id } }, body })),
+  remove: (id: number) => unwrap(client.DELETE('/api/admin/channels/{channel_id}', { params: { path: { channel_id: id } } })),
+  enable: (id: number) => unwrap(client.POST('/api/admin/channels/{channel_id}/enable', { params: { path: { channel_id: id } } })),
+  disable: (id: number) => unwrap(client.POST('/api/admin/channels/{channel_id}/disable', { params: { path: { channel_id: id } } })),
+  test: (id: number, model?: string) =>
+    unwrap(client.POST('/api/admin/channels/{channel_id}/test', { params: { path: { channel_id: id } }, body: model ? { model } : {} })),
+  fetchModels: (id: number) =>
+    unwrap(client.POST('/api/admin/channels/{channel_id}/fetch-models', { params: { path: { channel_id: id } } })),
+  fetchModelsFor: (body: Schemas['FetchModelsRequest']) => unwrap(client.POST('/api/admin/channels/fetch-models', { body })),
 }
 
 export const usersApi = {
-  list: (params: { page?: number; page_size?: number; q?: string; role?: string; status?: string }) => get<Page<User>>('/api/admin/users', params),
-  create: (body: Schemas['UserCreate']) => post<User>('/api/admin/users', body),
-  update: (id: number, body: Schemas['UserUpdate']) => patch<User>(`/api/admin/users/${id}`, body),
-  remove: (id: number) => del(`/api/admin/users/${id}`),
+  list: (query: Query<'/api/admin/users'>) => unwrap(client.GET('/api/admin/users', { params: { query } })),
+  create: (body: Schemas['UserCreate']) => unwrap(client.POST('/api/admin/users', { body })),
+  update: (id: number, body: Schemas['UserUpdate']) =>
+    unwrap(client.PATCH('/api/admin/users/{user_id}', { params: { path: { user_id: id } }, body })),
+  remove: (id: number) => unwrap(client.DELETE('/api/admin/users/{user_id}', { params: { path: { user_id: id } } })),
   resetPassword: (id: number, body: Schemas['PasswordResetByAdmin'] = { revoke_api_keys: false }) =>
-    post<Schemas['PasswordResetResult']>(`/api/admin/users/${id}/password`, body),
-  resetTwoFactor: (id: number) => del(`/api/admin/users/${id}/2fa`),
+    unwrap(client.POST('/api/admin/users/{user_id}/password', { params: { path: { user_id: id } }, body })),
+  resetTwoFactor: (id: number) => unwrap(client.DELETE('/api/admin/users/{user_id}/2fa', { params: { path: { user_id: id } } })),
   signOut: (id: number, body: Schemas['SignOutEverywhere']) =>
-    post<Schemas['SignedOut']>(`/api/admin/users/${id}/sign-out`, body),
+    unwrap(client.POST('/api/admin/users/{user_id}/sign-out', { params: { path: { user_id: id } }, body })),
 }
 
 export const mailApi = {
-  get: () => get<MailConfig>('/api/admin/mail'),
-  save: (body: Schemas['MailConfigUpdate']) => put<MailConfig>('/api/admin/mail', body),
-  test: (to: string) => post<Schemas['TestMailResult']>('/api/admin/mail/test', { to }),
+  get: () => unwrap(client.GET('/api/admin/mail')),
+  save: (body: Schemas['MailConfigUpdate']) => unwrap(client.PUT('/api/admin/mail', { body })),
+  test: (to: string) => unwrap(client.POST('/api/admin/mail/test', { body: { to } })),
 }
 
 export const adminKeysApi = {
-  list: (params: { page?: number; page_size?: number; q?: string; status?: string }) => get<Page<Schemas['AdminApiKeyRead']>>('/api/admin/keys', params),
-  revoke: (id: number) => del(`/api/admin/keys/${id}`),
+  list: (query: Query<'/api/admin/keys'>) => unwrap(client.GET('/api/admin/keys', { params: { query } })),
+  revoke: (id: number) => unwrap(client.DELETE('/api/admin/keys/{key_id}', { params: { path: { key_id: id } } })),
 }
 
 export const adminConversationsApi = {
-  list: (params: { page?: number; page_size?: number; q?: string; user_id?: number }) =>
-    get<Page<Schemas['AdminConversationRead']>>('/api/admin/conversations', params),
-  get: (id: number) => get<Schemas['ConversationDetail']>(`/api/admin/conversations/${id}`),
-  remove: (id: number) => del(`/api/admin/conversations/${id}`),
+  list: (query: Query<'/api/admin/conversations'>) => unwrap(client.GET('/api/admin/conversations', { params: { query } })),
+  get: (id: number) =>
+    unwrap(client.GET('/api/admin/conversations/{conversation_id}', { params: { path: { conversation_id: id } } })),
+  remove: (id: number) =>
+    unwrap(client.DELETE('/api/admin/conversations/{conversation_id}', { params: { path: { conversation_id: id } } })),
 }
 
 export const ipRulesApi = {
-  list: (params: { page?: number; page_size?: number }) => get<Page<IPRule>>('/api/admin/ip-rules', params),
-  create: (body: Schemas['IPRuleCreate']) => post<IPRule>('/api/admin/ip-rules', body),
-  update: (id: number, body: Schemas['IPRuleUpdate']) => patch<IPRule>(`/api/admin/ip-rules/${id}`, body),
-  remove: (id: number) => del(`/api/admin/ip-rules/${id}`),
-  attempts: (params: { page?: number; page_size?: number; ip?: string; rule_id?: number }) =>
-    get<Page<Schemas['BlockedAttemptRead']>>('/api/admin/ip-rules/attempts', params),
+  list: (query: Query<'/api/admin/ip-rules'>) => unwrap(client.GET('/api/admin/ip-rules', { params: { query } })),
+  create: (body: Schemas['IPRuleCreate']) => unwrap(client.POST('/api/admin/ip-rules', { body })),
+  update: (id: number, body: Schemas['IPRuleUpdate']) =>
+    unwrap(client.PATCH('/api/admin/ip-rules/{rule_id}', { params: { path: { rule_id: id } }, body })),
+  remove: (id: number) => unwrap(client.DELETE('/api/admin/ip-rules/{rule_id}', { params: { path: { rule_id: id } } })),
+  attempts: (query: Query<'/api/admin/ip-rules/attempts'>) =>
+    unwrap(client.GET('/api/admin/ip-rules/attempts', { params: { query } })),
 }
 
 export const logsApi = {
-  list: (params: Record<string, unknown>) => get<CursorPage<CallLog>>('/api/admin/logs', params),
-  totals: (params: Record<string, unknown>) => get<LogTotals>('/api/admin/logs/totals', params),
-  get: (id: number) => get<CallLog>(`/api/admin/logs/${id}`),
+  list: (query: Query<'/api/admin/logs'>) => unwrap(client.GET('/api/admin/logs', { params: { query } })),
+  totals: (query: Query<'/api/admin/logs/totals'>) => unwrap(client.GET('/api/admin/logs/totals', { params: { query } })),
+  get: (id: number) => unwrap(client.GET('/api/admin/logs/{log_id}', { params: { path: { log_id: id } } })),
   exportPath: '/api/admin/logs/export',
 }
 
 export const statsApi = {
-  overview: () => get<Schemas['Overview']>('/api/admin/stats/overview'),
-  trend: (days: number) => get<Schemas['Trend']>('/api/admin/stats/trend', { days }),
-  models: (days: number) => get<Schemas['ModelShares']>('/api/admin/stats/models', { days }),
-  activeUsers: () => get<Schemas['ActiveUsers']>('/api/admin/stats/active-users'),
-  topUsers: (days: number) => get<Schemas['TopList']>('/api/admin/stats/top-users', { days, limit: 10 }),
-  topKeys: (days: number) => get<Schemas['TopList']>('/api/admin/stats/top-keys', { days, limit: 10 }),
-  channels: (days: number) => get<Schemas['ChannelHealthList']>('/api/admin/stats/channels', { days }),
-  blocked: (days: number) => get<Schemas['BlockedList']>('/api/admin/stats/blocked', { days, limit: 20 }),
+  overview: () => unwrap(client.GET('/api/admin/stats/overview')),
+  trend: (days: number) => unwrap(client.GET('/api/admin/stats/trend', { params: { query: { days } } })),
+  models: (days: number) => unwrap(client.GET('/api/admin/stats/models', { params: { query: { days } } })),
+  activeUsers: () => unwrap(client.GET('/api/admin/stats/active-users')),
+  topUsers: (days: number) => unwrap(client.GET('/api/admin/stats/top-users', { params: { query: { days, limit: 10 } } })),
+  topKeys: (days: number) => unwrap(client.GET('/api/admin/stats/top-keys', { params: { query: { days, limit: 10 } } })),
+  channels: (days: number) => unwrap(client.GET('/api/admin/stats/channels', { params: { query: { days } } })),
+  blocked: (days: number) => unwrap(client.GET('/api/admin/stats/blocked', { params: { query: { days, limit: 20 } } })),
 }

@@ -1,10 +1,11 @@
-import { del, get, patch, post } from './http'
-import type { Agent, Page, Schemas } from './types'
+import { client, unwrap } from './http'
+import type { Schemas } from './types'
 
 export const agentsApi = {
-  list: () => get<Page<Agent>>('/api/agents'),
-  adminList: () => get<Page<Agent>>('/api/admin/agents'),
-  create: (body: Schemas['AgentCreate']) => post<Agent>('/api/admin/agents', body),
-  update: (id: number, body: Schemas['AgentUpdate']) => patch<Agent>(`/api/admin/agents/${id}`, body),
-  remove: (id: number) => del(`/api/admin/agents/${id}`),
+  list: () => unwrap(client.GET('/api/agents')),
+  adminList: () => unwrap(client.GET('/api/admin/agents')),
+  create: (body: Schemas['AgentCreate']) => unwrap(client.POST('/api/admin/agents', { body })),
+  update: (id: number, body: Schemas['AgentUpdate']) =>
+    unwrap(client.PATCH('/api/admin/agents/{agent_id}', { params: { path: { agent_id: id } }, body })),
+  remove: (id: number) => unwrap(client.DELETE('/api/admin/agents/{agent_id}', { params: { path: { agent_id: id } } })),
 }

@@ -1,39 +1,51 @@
-import { post, get, patch, http } from './http'
-import type { Schemas, SignInAnswer, TokenResponse, User } from './types'
+import { client, NO_REFRESH, unwrap } from './http'
+import type { Schemas } from './types'
 
-const noRefresh = { _noRefresh: true } as never
+// Sign-in, refresh and the link flows answer 401 for wrong input: no session renewal for those.
+const anonymous = { headers: NO_REFRESH }
 
 export const authApi = {
-  login: (username: string, password: string) => post<SignInAnswer>('/api/auth/login', { username, password }, noRefresh),
+  login: (username: string, password: string) =>
+    unwrap(client.POST('/api/auth/login', { body: { username, password }, ...anonymous })),
   adminLogin: (username: string, password: string) =>
-    post<SignInAnswer>('/api/auth/admin/login', { username, password }, noRefresh),
+    unwrap(client.POST('/api/auth/admin/login', { body: { username, password }, ...anonymous })),
   /** The second step when two-factor sign-in is on: a code from the app, or a recovery code. */
-  loginSecondFactor: (body: Schemas['TwoFactorLogin']) => post<TokenResponse>('/api/auth/login/2fa', body, noRefresh),
-  register: (body: Schemas['RegisterRequest']) => post<User>('/api/auth/register', body),
-  refresh: async (refreshToken: string) =>
-    (await http.post<TokenResponse>('/api/auth/refresh', { refresh_token: refreshToken }, { _noRefresh: true } as never)).data,
-  logout: (refreshToken: string) =>
-    post<void>('/api/auth/logout', { refresh_token: refreshToken }, { _noRefresh: true } as never),
-  me: () => get<User>('/api/auth/me'),
-  updateMe: (body: Schemas['MeUpdate']) => patch<User>('/api/auth/me', body),
-  changePassword: (body: Schemas['PasswordChange']) => post<void>('/api/auth/me/password', body),
-  uploadAvatar: async (file: Blob, name: string) => {
-    const form = new FormData()
-    form.append('file', file, name)
-    return (await http.put<User>('/api/auth/me/avatar', form)).data
-  },
-  removeAvatar: async () => (await http.delete<User>('/api/auth/me/avatar')).data,
-  sendVerification: () => post<Schemas['Accepted']>('/api/auth/send-verification'),
-  verifyEmail: (token: string) => post<User>('/api/auth/verify-email', { token }, noRefresh),
-  requestPasswordReset: (email: string) => post<Schemas['Accepted']>('/api/auth/password/reset', { email }, noRefresh),
+  loginSecondFactor: (body: Schemas['TwoFactorLogin']) => unwrap(client.POST('/api/auth/login/2fa', { body, ...anonymous })),
+  register: (body: Schemas['RegisterRequest']) => unwrap(client.POST('/api/auth/register', { body })),
+  refresh: (refreshToken: string) =>
+    unwrap(client.POST('/api/auth/refresh', { body: { refresh_token: refreshToken }, ...anonymous })),
+  logout: (_refreshToken: string) => unwrap(client.POST('/api/auth/logout', { ...anonymous })),
+  me: () => unwrap(client.GET('/api/auth/me')),
+  updateMe: (body: Schemas['MeUpdate']) => unwrap(client.PATCH('/api/auth/me', { body })),
+  changePassword: (body: Schemas['PasswordChange']) => unwrap(client.POST('/api/auth/me/password', { body })),
+  uploadAvatar: (file: Blob, name: string) =>
+    unwrap(
+      client.PUT('/api/auth/me/avatar', {
+        body: { file: name } as unknown as Schemas['Body_auth-upload_avatar'],
+        bodySerializer: () => {
+          const form = new FormData()
+          form.append('file', file, name)
+          return form
+        },
+      }),
+    ),
+  removeAvatar: () => unwrap(client.DELETE('/api/auth/me/avatar')),
+  sendVerification: () => unwrap(client.POST('/api/auth/send-verification')),
+  verifyEmail: (token: string) => unwrap(client.POST('/api/auth/verify-email', { body: { token }, ...anonymous })),
+  requestPasswordReset: (email: string) => unwrap(client.POST('/api/auth/password/reset', { body: { email }, ...anonymous })),
   confirmPasswordReset: (token: string, newPassword: string, revokeApiKeys = false) =>
-    post<void>('/api/auth/password/reset/confirm', { token, new_password: newPassword, revoke_api_keys: revokeApiKeys }, noRefresh),
+    unwrap(
+      client.POST('/api/auth/password/reset/confirm', {
+        body: { token, new_password: newPassword, revoke_api_keys: revokeApiKeys },
+        ...anonymous,
+      }),
+    ),
 }
 
 export const twoFactorApi = {
-  status: () => get<Schemas['TwoFactorStatus']>('/api/auth/2fa'),
-  setup: (password: string) => post<Schemas['TwoFactorSetup']>('/api/auth/2fa/setup', { password }),
-  enable: (code: string) => post<Schemas['RecoveryCodes']>('/api/auth/2fa/enable', { code }),
-  newRecoveryCodes: (code: string) => post<Schemas['RecoveryCodes']>('/api/auth/2fa/recovery-codes', { code }),
-  disable: (body: Schemas['TwoFactorDisable']) => post<void>('/api/auth/2fa/disable', body),
+  status: () => unwrap(client.GET('/api/auth/2fa')),
+  setup: (password: string) => unwrap(client.POST('/api/auth/2fa/setup', { body: { password } })),
+  enable: (code: string) => unwrap(client.POST('/api/auth/2fa/enable', { body: { code } })),
+  newRecoveryCodes: (code: string) => unwrap(client.POST('/api/auth/2fa/recovery-codes', { body: { code } })),
+  disable: (body: Schemas['TwoFactorDisable']) => unwrap(client.POST('/api/auth/2fa/disable', { body })),
 }

@@ -1,5 +1,6 @@
-import { afterEach, describe, expect, it } from 'vitest'
-import { ApiError, configureHttp, fromBody, http, toApiError } from './http'
+import { afterEach, describe, expect, it, vi } from 'vitest'
+import { authApi } from './auth'
+import { ApiError, client, configureHttp, fromBody, toApiError, unwrap } from './http'
 
 afterEach(() => configureHttp({ token: () => null, language: () => 'en', refresh: async () => false, unauthorized: () => {} }))
 
@@ -30,6 +31,17 @@ describe('errors from the API', () => {
 })
 
 describe('the HTTP client', () => {
+  afterEach(() => vi.unstubAllGlobals())
+
+  function serve(answer: (request: Request) => Response): Request[] {
+    const seen: Request[] = []
+    vi.stubGlobal('fetch', async (request: Request) => {
+      seen.push(request)
+      return answer(request)
+    })
+    return seen
+  }
+
   it('renews the token once on 401, retries, and reports the failure only if that fails too', async () => {
     let token = 'old'
     let refreshes = 0
@@ -43,32 +55,61 @@ describe('the HTTP client', () => {
       },
       unauthorized: () => expired++,
     })
-    const seen: string[] = []
-    const result = await http.get('/api/thing', {
-      adapter: async (config) => {
-        const auth = String(config.headers.Authorization)
-        seen.push(auth)
-        if (auth === 'Bearer old') {
-          const error = Object.assign(new Error('401'), { isAxiosError: true, config, response: { status: 401, data: {}, headers: {}, config } })
-          throw error
-        }
-        return { data: { ok: true }, status: 200, statusText: 'OK', headers: {}, config }
-      },
-    })
-    expect(result.data).toEqual({ ok: true })
-    expect(seen).toEqual(['Bearer old', 'Bearer new'])
+    const seen = serve((request) =>
+      request.headers.get('Authorization') === 'Bearer old'
+        ? Response.json({ detail: 'Invalid or expired token', code: 'invalid_token' }, { status: 401 })
+        : Response.json({ enabled: true, recovery_codes_left: 3 }),
+    )
+    const result = await unwrap(client.GET('/api/auth/2fa'))
+    expect(result).toEqual({ enabled: true, recovery_codes_left: 3 })
+    expect(seen.map((r) => r.headers.get('Authorization'))).toEqual(['Bearer old', 'Bearer new'])
     expect([refreshes, expired]).toEqual([1, 0])
+  })
+
+  it('says the session ended when renewing fails, and answers the 401 as an ApiError', async () => {
+    let expired = 0
+    configureHttp({ token: () => 't', refresh: async () => false, unauthorized: () => expired++ })
+    serve(() => Response.json({ detail: 'Invalid or expired token', code: 'invalid_token' }, { status: 401 }))
+    const error = await unwrap(client.GET('/api/auth/me')).catch((e: unknown) => e)
+    expect(error).toBeInstanceOf(ApiError)
+    expect([(error as ApiError).status, (error as ApiError).code, expired]).toEqual([401, 'invalid_token', 1])
+  })
+
+  it('never renews for sign-in (a wrong password is a 401 of its own), and never sends the marker', async () => {
+    let refreshes = 0
+    configureHttp({ refresh: async () => (refreshes++, true) })
+    const seen = serve(() => Response.json({ detail: 'Wrong username or password', code: 'invalid_credentials' }, { status: 401 }))
+    const error = (await authApi.login('ann', 'wrong').catch((e: unknown) => e)) as ApiError
+    expect([error.status, error.code, refreshes, seen.length]).toEqual([401, 'invalid_credentials', 0, 1])
+    expect([...seen[0]!.headers.keys()].some((k) => k.toLowerCase().startsWith('x-no-'))).toBe(false)
+    expect(await seen[0]!.json()).toEqual({ username: 'ann', password: 'wrong' })
   })
 
   it('sends the UI language, so mails from the server are written in it', async () => {
     configureHttp({ language: () => 'zh-CN' })
-    let sent = ''
-    await http.get('/api/thing', {
-      adapter: async (config) => {
-        sent = String(config.headers['Accept-Language'])
-        return { data: {}, status: 200, statusText: 'OK', headers: {}, config }
-      },
+    const seen = serve(() => Response.json({ enabled: false, recovery_codes_left: 0 }))
+    await unwrap(client.GET('/api/auth/2fa'))
+    expect(seen[0]!.headers.get('Accept-Language')).toBe('zh-CN')
+  })
+
+  it('puts path and query parameters where the route has them', async () => {
+    const seen = serve(() => Response.json({ items: [], next_cursor: null }))
+    await unwrap(client.GET('/api/admin/logs', { params: { query: { limit: 50, model: 'gpt 4o' } } }))
+    await unwrap(client.DELETE('/api/admin/channels/{channel_id}', { params: { path: { channel_id: 7 } } }))
+    expect(seen.map((r) => `${r.method} ${new URL(r.url).pathname}${new URL(r.url).search}`)).toEqual([
+      'GET /api/admin/logs?limit=50&model=gpt%204o',
+      'DELETE /api/admin/channels/7',
+    ])
+  })
+
+  it('reads the wait time of a 429 and names a failed connection', async () => {
+    serve(() => Response.json({ detail: 'Too many', code: 'user_rate_limited' }, { status: 429, headers: { 'Retry-After': '7' } }))
+    const limited = (await unwrap(client.GET('/api/auth/me')).catch((e: unknown) => e)) as ApiError
+    expect([limited.status, limited.retryAfter]).toEqual([429, 7])
+    vi.stubGlobal('fetch', async () => {
+      throw new TypeError('Failed to fetch')
     })
-    expect(sent).toBe('zh-CN')
+    const offline = (await unwrap(client.GET('/api/auth/me')).catch((e: unknown) => e)) as ApiError
+    expect([offline.status, offline.code]).toEqual([0, 'network_error'])
   })
 })

@@ -1,6 +1,8 @@
-// The one HTTP client: bearer token, one automatic refresh on 401, errors as ApiError.
-// It knows nothing of stores or toasts: main.ts registers the token source and the 401 hook.
-import axios, { AxiosError, type AxiosRequestConfig } from 'axios'
+// The one HTTP client, typed from the backend's OpenAPI document: bearer token, one automatic
+// refresh on 401, errors as ApiError. It knows nothing of stores or toasts: main.ts registers the
+// token source and the 401 hook.
+import createClient from 'openapi-fetch'
+import type { paths } from './schema'
 
 export interface FieldError {
   field: string
@@ -51,39 +53,67 @@ export function authHeader(): Record<string, string> {
   return token ? { Authorization: `Bearer ${token}` } : {}
 }
 
-export const http = axios.create({ timeout: 60_000 })
+const TIMEOUT_MS = 60_000
+/** A request header (never sent) asking not to renew the session on 401 (sign-in, refresh). */
+export const NO_REFRESH = { 'X-No-Session-Refresh': '1' }
+const NO_REFRESH_HEADER = 'X-No-Session-Refresh'
 
-http.interceptors.request.use((config) => {
+function prepared(request: Request, signal: AbortSignal): Request {
+  const headers = new Headers(request.headers)
+  headers.delete(NO_REFRESH_HEADER)
   const token = hooks.token()
-  if (token && !config.headers.has('Authorization')) config.headers.set('Authorization', `Bearer ${token}`)
-  config.headers.set('Accept-Language', hooks.language())
-  return config
-})
+  if (token && !headers.has('Authorization')) headers.set('Authorization', `Bearer ${token}`)
+  headers.set('Accept-Language', hooks.language())
+  return new Request(request, { headers, signal })
+}
 
-type Retriable = AxiosRequestConfig & { _retried?: boolean; _noRefresh?: boolean }
+/** The fetch every API call goes through: the bearer token and the UI language on each request,
+ *  one renewal of the session and one retry on 401, a 60 s limit. */
+export async function apiFetch(request: Request): Promise<Response> {
+  const skipRefresh = request.headers.has(NO_REFRESH_HEADER)
+  const again = request.clone() // a body can be read once
+  const signal = AbortSignal.any([request.signal, AbortSignal.timeout(TIMEOUT_MS)])
+  const response = await fetch(prepared(request, signal))
+  if (response.status !== 401 || skipRefresh) return response
+  if (await hooks.refresh()) return fetch(prepared(again, signal))
+  hooks.unauthorized()
+  return response
+}
 
-http.interceptors.response.use(undefined, async (error: AxiosError) => {
-  const config = error.config as Retriable | undefined
-  if (error.response?.status === 401 && config && !config._retried && !config._noRefresh) {
-    config._retried = true
-    if (await hooks.refresh()) {
-      config.headers = { ...(config.headers ?? {}), Authorization: `Bearer ${hooks.token()}` }
-      return http.request(config)
-    }
-    hooks.unauthorized()
+/** The typed client: paths, parameters, bodies and answers are checked against the backend's
+ *  OpenAPI document (`schema.d.ts`, `npm run gen:api`). Use it through `unwrap`. */
+export const client = createClient<paths>({ fetch: apiFetch })
+
+interface Answer<D> {
+  data?: D
+  error?: unknown
+  response: Response
+}
+
+/** The answer's data, or an ApiError for an error answer or a failed request. */
+export async function unwrap<D>(pending: Promise<Answer<D>>): Promise<D> {
+  let answer: Answer<D>
+  try {
+    answer = await pending
+  } catch (error) {
+    throw toApiError(error)
   }
-  throw toApiError(error)
-})
+  const { data, error, response } = answer
+  if (!response.ok) {
+    const header = response.headers.get('retry-after')
+    const retry = header === null ? NaN : Number(header)
+    throw fromBody(response.status, error, Number.isFinite(retry) ? retry : null)
+  }
+  return data as D
+}
 
-/** An ApiError from anything thrown by axios or fetch (the server's `{detail, code}`). */
+/** An ApiError from anything a request threw: a network failure, a timeout, an ApiError. */
 export function toApiError(error: unknown): ApiError {
   if (error instanceof ApiError) return error
-  if (error instanceof AxiosError) {
-    if (!error.response) return new ApiError(error.message || 'Network error', 0, 'network_error')
-    const { status, data, headers } = error.response
-    const retry = Number(headers?.['retry-after'])
-    return fromBody(status, data, Number.isFinite(retry) ? retry : null)
+  if (error instanceof DOMException && (error.name === 'TimeoutError' || error.name === 'AbortError')) {
+    return new ApiError('The server took too long to answer', 0, 'timeout')
   }
+  if (error instanceof TypeError) return new ApiError(error.message || 'Network error', 0, 'network_error')
   return new ApiError(error instanceof Error ? error.message : String(error), 0)
 }
 
@@ -101,20 +131,4 @@ export function fromBody(status: number, data: unknown, retryAfter: number | nul
     return new ApiError(message, status, body.code ?? 'validation_error', fields, retryAfter)
   }
   return new ApiError(typeof detail === 'string' ? detail : `Request failed (${status})`, status, body.code ?? null, [], retryAfter)
-}
-
-export async function get<T>(url: string, params?: object): Promise<T> {
-  return (await http.get<T>(url, { params })).data
-}
-export async function post<T>(url: string, body?: unknown, config?: Retriable): Promise<T> {
-  return (await http.post<T>(url, body, config)).data
-}
-export async function patch<T>(url: string, body?: unknown): Promise<T> {
-  return (await http.patch<T>(url, body)).data
-}
-export async function put<T>(url: string, body?: unknown): Promise<T> {
-  return (await http.put<T>(url, body)).data
-}
-export async function del(url: string): Promise<void> {
-  await http.delete(url)
 }

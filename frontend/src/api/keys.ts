@@ -1,9 +1,9 @@
-import { del, get, post } from './http'
-import type { ApiKey, ApiKeyCreated, Page, Schemas } from './types'
+import { client, unwrap } from './http'
+import type { Query } from './query'
+import type { Schemas } from './types'
 
 export const keysApi = {
-  list: (params: { page?: number; page_size?: number; include_revoked?: boolean } = {}) =>
-    get<Page<ApiKey>>('/api/keys', params),
-  create: (body: Schemas['ApiKeyCreate']) => post<ApiKeyCreated>('/api/keys', body),
-  revoke: (id: number) => del(`/api/keys/${id}`),
+  list: (query: Query<'/api/keys'> = {}) => unwrap(client.GET('/api/keys', { params: { query } })),
+  create: (body: Schemas['ApiKeyCreate']) => unwrap(client.POST('/api/keys', { body })),
+  revoke: (id: number) => unwrap(client.DELETE('/api/keys/{key_id}', { params: { path: { key_id: id } } })),
 }

@@ -1,5 +1,5 @@
-import { del, get, put } from './http'
-import type { Page, Schemas } from './types'
+import { client, unwrap } from './http'
+import type { Query } from './query'
 
 export interface PublicSettings {
   site_name: string
@@ -14,10 +14,12 @@ export interface PublicSettings {
 }
 
 export const settingsApi = {
-  public: () => get<PublicSettings>('/api/settings/public'),
-  all: () => get<Record<string, unknown>>('/api/admin/settings'),
-  schema: () => get<Schemas['SettingsSchema']>('/api/admin/settings/schema'),
-  save: (values: Record<string, unknown>) => put<Record<string, unknown>>('/api/admin/settings', values),
-  reset: (key: string) => del(`/api/admin/settings/${key}`),
-  history: (params: { page?: number; key?: string }) => get<Page<Schemas['SettingChangeRead']>>('/api/admin/settings/history', params),
+  // The server answers a map of the public settings (`PUBLIC_KEYS`) and `mail_enabled`.
+  public: async () => (await unwrap(client.GET('/api/settings/public'))) as unknown as PublicSettings,
+  all: () => unwrap(client.GET('/api/admin/settings')),
+  schema: () => unwrap(client.GET('/api/admin/settings/schema')),
+  save: (values: Record<string, unknown>) => unwrap(client.PUT('/api/admin/settings', { body: values })),
+  reset: (key: string) => unwrap(client.DELETE('/api/admin/settings/{key}', { params: { path: { key } } })),
+  history: (query: Query<'/api/admin/settings/history'>) =>
+    unwrap(client.GET('/api/admin/settings/history', { params: { query } })),
 }

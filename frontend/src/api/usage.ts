@@ -1,8 +1,8 @@
-import { get } from './http'
-import type { CursorPage, LogTotals, Schemas, UsageRecord } from './types'
+import { client, unwrap } from './http'
+import type { Query } from './query'
 
 export const usageApi = {
-  list: (params: Record<string, unknown>) => get<CursorPage<UsageRecord>>('/api/usage', params),
-  totals: (params: Record<string, unknown>) => get<LogTotals>('/api/usage/totals', params),
-  daily: (days: number) => get<Schemas['Trend']>('/api/usage/daily', { days }),
+  list: (query: Query<'/api/usage'>) => unwrap(client.GET('/api/usage', { params: { query } })),
+  totals: (query: Query<'/api/usage/totals'>) => unwrap(client.GET('/api/usage/totals', { params: { query } })),
+  daily: (days: number) => unwrap(client.GET('/api/usage/daily', { params: { query: { days } } })),
 }
