@@ -20,6 +20,7 @@ from app.auth.router import router as auth_router
 from app.channels import encryption
 from app.channels.router import router as channels_router
 from app.composition import AppContext
+from app.conversations import stream_events
 from app.conversations.router import admin_router as admin_conversations_router
 from app.conversations.router import models_router as chat_models_router
 from app.conversations.router import router as conversations_router
@@ -154,6 +155,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     ):
         app.include_router(router)
     gateway_openapi.install(app)
+    stream_events.install(app)
     install_docs(app, ctx.security_headers)
     mount_spa(app, ctx.security_headers)
     return app

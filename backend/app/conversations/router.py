@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 from urllib.parse import quote
 
 import anyio
@@ -33,6 +33,7 @@ from app.conversations.schemas import (
     SendMessage,
     StopResult,
 )
+from app.conversations.stream_events import EVENT_STREAM
 from app.core.deps import ClientIP, RequestId, SessionDep
 from app.core.ids import INT64_MAX, BigRowId, RowId, RowIdFilter
 from app.core.pagination import Page, PageDep
@@ -44,14 +45,6 @@ admin_router = APIRouter(
     dependencies=[Depends(require_admin)],
 )
 models_router = APIRouter(prefix="/api/chat", tags=["chat"])
-
-EVENT_STREAM: dict[int | str, dict[str, Any]] = {
-    200: {
-        "description": "Server-sent events: `message`, `delta`, `reasoning`, `usage`, `error`, "
-        "`done`, each with an id `<reply>.<n>` (send it back as `Last-Event-ID` to resume)",
-        "content": {"text/event-stream": {}},
-    }
-}
 
 
 class EventStream(StreamingResponse):

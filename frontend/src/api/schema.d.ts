@@ -3981,6 +3981,129 @@ export interface components {
             /** Context */
             ctx?: Record<string, never>;
         };
+        /** DeltaEvent */
+        DeltaEvent: {
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            event: "delta";
+            data: components["schemas"]["TextData"];
+        };
+        /** DoneData */
+        DoneData: {
+            /**
+             * Status
+             * @enum {string}
+             */
+            status: "complete" | "stopped" | "error";
+            /** @description The stored assistant message */
+            message: components["schemas"]["MessageRead"] | null;
+        };
+        /**
+         * DoneEvent
+         * @description The last event: how the reply ended, with the message as stored.
+         */
+        DoneEvent: {
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            event: "done";
+            data: components["schemas"]["DoneData"];
+        };
+        /** ErrorData */
+        ErrorData: {
+            /**
+             * Message
+             * @description For the reader; the call log keeps the detail
+             */
+            message: string;
+            /**
+             * Code
+             * @description Stable: e.g. upstream_error, user_rate_limited, replay_gap
+             */
+            code: string;
+            /**
+             * Status
+             * @description Set when the reply was refused
+             * @default null
+             */
+            status: number | null;
+            /**
+             * Retry After
+             * @description Seconds, when worth retrying
+             * @default null
+             */
+            retry_after: number | null;
+        };
+        /** ErrorEvent */
+        ErrorEvent: {
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            event: "error";
+            data: components["schemas"]["ErrorData"];
+        };
+        /**
+         * MessageEvent
+         * @description The user's message as stored (first event of a send or an edit).
+         */
+        MessageEvent: {
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            event: "message";
+            data: components["schemas"]["MessageRead"];
+        };
+        /** ReasoningEvent */
+        ReasoningEvent: {
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            event: "reasoning";
+            data: components["schemas"]["TextData"];
+        };
+        /** TextData */
+        TextData: {
+            /**
+             * Content
+             * @description The next piece of text, to append
+             */
+            content: string;
+        };
+        /** UsageData */
+        UsageData: {
+            /** Prompt Tokens */
+            prompt_tokens: number;
+            /** Completion Tokens */
+            completion_tokens: number;
+            /** Reasoning Tokens */
+            reasoning_tokens: number;
+            /** Cached Tokens */
+            cached_tokens: number;
+            /** Total Tokens */
+            total_tokens: number;
+            /**
+             * Source
+             * @description `none`: nothing was generated (the reply was refused)
+             * @enum {string}
+             */
+            source: "provider" | "estimated" | "none";
+        };
+        /** UsageEvent */
+        UsageEvent: {
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            event: "usage";
+            data: components["schemas"]["UsageData"];
+        };
+        ChatStreamEvent: components["schemas"]["MessageEvent"] | components["schemas"]["DeltaEvent"] | components["schemas"]["ReasoningEvent"] | components["schemas"]["UsageEvent"] | components["schemas"]["ErrorEvent"] | components["schemas"]["DoneEvent"];
     };
     responses: never;
     parameters: never;
@@ -6879,13 +7002,13 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Server-sent events: `message`, `delta`, `reasoning`, `usage`, `error`, `done`, each with an id `<reply>.<n>` (send it back as `Last-Event-ID` to resume) */
+            /** @description Server-sent events (`ChatStreamEvent`: the `event:` name and the JSON of `data:`): `message`, then `reasoning` and `delta` as the answer arrives, `usage`, `error` if it failed, and `done` last. Each has an id `<reply>.<n>`; send it back as `Last-Event-ID` to resume. */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "text/event-stream": string;
+                    "text/event-stream": components["schemas"]["ChatStreamEvent"];
                 };
             };
             /** @description Validation Error */
@@ -6915,13 +7038,13 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Server-sent events: `message`, `delta`, `reasoning`, `usage`, `error`, `done`, each with an id `<reply>.<n>` (send it back as `Last-Event-ID` to resume) */
+            /** @description Server-sent events (`ChatStreamEvent`: the `event:` name and the JSON of `data:`): `message`, then `reasoning` and `delta` as the answer arrives, `usage`, `error` if it failed, and `done` last. Each has an id `<reply>.<n>`; send it back as `Last-Event-ID` to resume. */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "text/event-stream": string;
+                    "text/event-stream": components["schemas"]["ChatStreamEvent"];
                 };
             };
             /** @description Validation Error */
@@ -6950,13 +7073,13 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Server-sent events: `message`, `delta`, `reasoning`, `usage`, `error`, `done`, each with an id `<reply>.<n>` (send it back as `Last-Event-ID` to resume) */
+            /** @description Server-sent events (`ChatStreamEvent`: the `event:` name and the JSON of `data:`): `message`, then `reasoning` and `delta` as the answer arrives, `usage`, `error` if it failed, and `done` last. Each has an id `<reply>.<n>`; send it back as `Last-Event-ID` to resume. */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "text/event-stream": string;
+                    "text/event-stream": components["schemas"]["ChatStreamEvent"];
                 };
             };
             /** @description Validation Error */
@@ -6986,13 +7109,13 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description Server-sent events: `message`, `delta`, `reasoning`, `usage`, `error`, `done`, each with an id `<reply>.<n>` (send it back as `Last-Event-ID` to resume) */
+            /** @description Server-sent events (`ChatStreamEvent`: the `event:` name and the JSON of `data:`): `message`, then `reasoning` and `delta` as the answer arrives, `usage`, `error` if it failed, and `done` last. Each has an id `<reply>.<n>`; send it back as `Last-Event-ID` to resume. */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "text/event-stream": string;
+                    "text/event-stream": components["schemas"]["ChatStreamEvent"];
                 };
             };
             /** @description No reply to attach to */

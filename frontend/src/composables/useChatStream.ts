@@ -4,25 +4,12 @@
 import { createParser } from 'eventsource-parser'
 import { getCurrentInstance, onUnmounted, ref } from 'vue'
 import { ApiError, authHeader, fromBody, refreshSession, sessionExpired } from '@/api/http'
-import type { Message } from '@/api/types'
+import type { Message, Schemas } from '@/api/types'
 
-export interface StreamError {
-  message: string
-  code: string
-  status?: number
-  retry_after?: number | null
-}
-export interface StreamUsage {
-  prompt_tokens: number
-  completion_tokens: number
-  reasoning_tokens: number
-  total_tokens: number
-  source: string
-}
-export interface StreamDone {
-  status: 'complete' | 'stopped' | 'error'
-  message: Message | null
-}
+// What each event carries, as the OpenAPI document describes it (`ChatStreamEvent`).
+export type StreamError = Schemas['ErrorData']
+export type StreamUsage = Schemas['UsageData']
+export type StreamDone = Schemas['DoneData']
 export interface StreamHandlers {
   message?: (message: Message) => void
   delta?: (text: string) => void
