@@ -15,7 +15,8 @@ from tests.live import LiveGateway
 def _check(events: list[Event]) -> list[str]:
     for event in events:
         EVENTS.validate_python({"event": event.name, "data": event.data})
-        assert event.id is not None and "." in event.id
+        assert event.id is not None
+        assert "." in event.id
     return [event.name for event in events]
 
 
