@@ -90,6 +90,25 @@ def wait_ready(
     raise AssertionError("server did not become ready")
 
 
+def admin_with_channel(
+    client: httpx.Client, base_url: str, *, name: str = "long", upstream_key: str = "sk-up-test"
+) -> tuple[dict[str, str], str]:
+    """On a fresh server: the first admin's headers, a channel for `mock-gpt` at `base_url`,
+    and a new API key of the admin's."""
+    login = client.post(
+        "/api/auth/login", json={"username": ADMIN_USERNAME, "password": ADMIN_PASSWORD}
+    )
+    admin = {"Authorization": f"Bearer {login.json()['access_token']}"}
+    channel = client.post(
+        "/api/admin/channels",
+        json={"name": name, "base_url": base_url, "api_key": upstream_key, "models": ["mock-gpt"]},
+        headers=admin,
+    )
+    assert channel.status_code == 201, channel.text
+    key = client.post("/api/keys", json={"name": "k"}, headers=admin).json()["key"]
+    return admin, str(key)
+
+
 @pytest.fixture
 def two_processes(
     tmp_path: Path, fresh_database: DatabaseTarget, redis_url: str

@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from app.devtools.mock_upstream import MockServer
 from app.models import CallLog, Message
 from tests.conftest import ADMIN_PASSWORD, ADMIN_USERNAME, DatabaseTarget
-from tests.processes import app_env, free_port, start_cli, wait_ready
+from tests.processes import admin_with_channel, app_env, free_port, start_cli, wait_ready
 
 pytestmark = pytest.mark.slow
 STREAMS = 20
@@ -64,22 +64,9 @@ def test_sigterm_ends_every_stream_with_a_final_event_and_logs_every_call(
     try:
         wait_ready(base, proc)
         with httpx.Client(base_url=base, timeout=30) as client:
-            login = client.post(
-                "/api/auth/login", json={"username": ADMIN_USERNAME, "password": ADMIN_PASSWORD}
+            admin, key = admin_with_channel(
+                client, mock_upstream.base_url("long"), upstream_key="sk-up-shutdown"
             )
-            admin = {"Authorization": f"Bearer {login.json()['access_token']}"}
-            channel = client.post(
-                "/api/admin/channels",
-                json={
-                    "name": "long",
-                    "base_url": mock_upstream.base_url("long"),
-                    "api_key": "sk-up-shutdown",
-                    "models": ["mock-gpt"],
-                },
-                headers=admin,
-            )
-            assert channel.status_code == 201, channel.text
-            key = client.post("/api/keys", json={"name": "k"}, headers=admin).json()["key"]
             conversation = client.post("/api/conversations", json={}, headers=admin).json()
 
         started = threading.Barrier(STREAMS + 2)

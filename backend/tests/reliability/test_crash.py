@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from app.devtools.mock_upstream import MockServer
 from app.models import CallInFlight, CallLog, Message
 from tests.conftest import ADMIN_PASSWORD, ADMIN_USERNAME, DatabaseTarget
-from tests.processes import app_env, free_port, start_cli, wait_ready
+from tests.processes import admin_with_channel, app_env, free_port, start_cli, wait_ready
 
 pytestmark = pytest.mark.slow
 STREAMS = 6
@@ -70,22 +70,9 @@ def test_a_killed_server_leaves_a_trace_of_every_call_and_every_reply_keeps_its_
     try:
         wait_ready(base, proc)  # type: ignore[arg-type]
         with httpx.Client(base_url=base, timeout=30) as client:
-            login = client.post(
-                "/api/auth/login", json={"username": ADMIN_USERNAME, "password": ADMIN_PASSWORD}
+            admin, key = admin_with_channel(
+                client, mock_upstream.base_url("long"), upstream_key="sk-up-crash"
             )
-            admin = {"Authorization": f"Bearer {login.json()['access_token']}"}
-            created = client.post(
-                "/api/admin/channels",
-                json={
-                    "name": "long",
-                    "base_url": mock_upstream.base_url("long"),
-                    "api_key": "sk-up-crash",
-                    "models": ["mock-gpt"],
-                },
-                headers=admin,
-            )
-            assert created.status_code == 201, created.text
-            key = client.post("/api/keys", json={"name": "k"}, headers=admin).json()["key"]
             conversations = [
                 client.post("/api/conversations", json={}, headers=admin).json()["id"]
                 for _ in range(REPLIES)
