@@ -26,6 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from app.auth.account_mail import AccountMail
 from app.auth.context import AuthContext
 from app.channels import service as channel_service
+from app.channels.admin import ChannelAdmin
 from app.channels.context import ChannelsContext
 from app.channels.health import probe_auto_disabled
 from app.conversations.chat import ChatTurns
@@ -119,6 +120,7 @@ class AppContext:
     registry: ChannelRegistry = field(init=False, repr=False)
     gateway: Gateway = field(init=False, repr=False)
     calls: ModelCalls = field(init=False, repr=False)
+    channel_admin: ChannelAdmin = field(init=False, repr=False)
     call_logs: CallLogWriter = field(init=False, repr=False)
     attempts: AttemptRecorder = field(init=False, repr=False)
     health: Periodic = field(init=False, repr=False)
@@ -251,6 +253,14 @@ class AppContext:
             journal=Journal(self.instance.id),
         )
         self.call_logs.start()
+        self.channel_admin = ChannelAdmin(
+            box=self.secret_box,
+            settings=gw,
+            breaker=self.breaker,
+            http=lambda: self.http,
+            allow_private=self.allow_private_upstreams,
+            changed=self.channels_changed,
+        )
         self.calls = ModelCalls(
             self.gateway, self.call_logs.submit, begin=self.call_logs.begin, active=self.streams
         )
