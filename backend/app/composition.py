@@ -13,6 +13,7 @@ HTTP client, background tasks) are created in `open()` and released in `close()`
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from dataclasses import dataclass, field
 from typing import Any
@@ -34,6 +35,7 @@ from app.conversations.claims import Claims, MemoryClaims, RedisClaims
 from app.conversations.context import ChatContext
 from app.conversations.replies import ReplyManager
 from app.core.app_secrets import AppSecrets, ConfigError
+from app.core.cache import RowCache
 from app.core.client_ip import ClientIPResolver
 from app.core.config import Settings
 from app.core.db import create_engine, create_sessionmaker
@@ -48,32 +50,31 @@ from app.core.send_watchdog import SWEEP_SECONDS, SendWatchdog
 from app.core.tasks import Periodic, TaskSet
 from app.gateway.auth import ApiKeyCache
 from app.gateway.breaker import CircuitBreaker
+from app.gateway.cache import ChannelCache
 from app.gateway.calls import ActiveStreams, ModelCalls
 from app.gateway.concurrency import ConcurrencyGate
 from app.gateway.context import GatewayContext
-from app.gateway.registry import ChannelRegistry
 from app.gateway.service import Gateway
 from app.gateway.upstream import create_session
 from app.health.context import HealthContext
-from app.ipfilter import service as ip_rule_service
 from app.ipfilter.attempts import AttemptRecorder
+from app.ipfilter.cache import BlockListCache
 from app.ipfilter.context import IPFilterContext
 from app.ipfilter.guard import ClientGuard
-from app.ipfilter.matcher import BlockList
 from app.keys.context import KeysContext
 from app.logs.journal import Journal
 from app.logs.recovery import recover
 from app.logs.retention import Retention
 from app.logs.writer import CallLogWriter
-from app.mail.config import MailConfigStore
+from app.mail.cache import MailConfigCache
 from app.mail.context import MailContext
 from app.mail.outbox import Outbox
 from app.ratelimit.admission import Admission
 from app.ratelimit.limiter import RateLimiter
 from app.ratelimit.slots import ConcurrencySlots
 from app.runtime_settings import service as runtime_service
+from app.runtime_settings.cache import RuntimeSettingsCache
 from app.runtime_settings.context import RuntimeSettingsContext
-from app.runtime_settings.store import RuntimeSettingsStore
 from app.stats.context import StatsContext
 from app.stats.metrics import Metrics
 from app.stats.metrics_access import MetricsAccess
@@ -94,7 +95,7 @@ class AppContext:
     client_ip: ClientIPResolver
     redis: Redis | None
     bus: ChangeBus
-    runtime: RuntimeSettingsStore
+    runtime: RuntimeSettingsCache
     limiter: RateLimiter
     slots: ConcurrencySlots
     admission: Admission
@@ -105,7 +106,7 @@ class AppContext:
     metrics: Metrics
     metrics_access: MetricsAccess
     send_watchdog: SendWatchdog
-    mail_config: MailConfigStore
+    mail_config: MailConfigCache
     # Decoding uploaded images: a few at a time, memory given back after each.
     images: ImageDecoding = field(default_factory=ImageDecoding)
     security_headers: SecurityHeaders = field(default_factory=SecurityHeaders)
@@ -117,7 +118,7 @@ class AppContext:
     engine: AsyncEngine = field(init=False, repr=False)
     sessionmaker: async_sessionmaker[AsyncSession] = field(init=False, repr=False)
     http: aiohttp.ClientSession = field(init=False, repr=False)
-    registry: ChannelRegistry = field(init=False, repr=False)
+    registry: ChannelCache = field(init=False, repr=False)
     gateway: Gateway = field(init=False, repr=False)
     calls: ModelCalls = field(init=False, repr=False)
     channel_admin: ChannelAdmin = field(init=False, repr=False)
@@ -144,7 +145,7 @@ class AppContext:
             raise ConfigError(f"TRUSTED_PROXIES: {exc}") from None
         redis = create_redis(redis_url) if redis_url else None
         prefix = settings.redis.key_prefix
-        runtime = RuntimeSettingsStore(settings.runtime.values())
+        runtime = RuntimeSettingsCache(settings.runtime.values())
         limiter = RateLimiter(redis, namespace=prefix)
         slots = ConcurrencySlots(redis, namespace=prefix)
         gate = ConcurrencyGate(runtime.current.llm_concurrency)
@@ -163,29 +164,32 @@ class AppContext:
             limiter=limiter,
             slots=slots,
             admission=Admission(limiter, slots, runtime, redis, prefix),
-            guard=ClientGuard(BlockList(), limiter, runtime),
+            guard=ClientGuard(BlockListCache(), limiter, runtime),
             api_key_cache=ApiKeyCache(settings.gateway.key_cache_seconds),
             breaker=CircuitBreaker(lambda: runtime.current),
             gate=gate,
             metrics=Metrics(),
             metrics_access=_metrics_access(settings),
             send_watchdog=SendWatchdog(lambda: runtime.current.send_timeout_seconds),
-            mail_config=MailConfigStore(settings.mail, secret_box),
+            mail_config=MailConfigCache(settings.mail, secret_box),
         )
 
     def allow_private_upstreams(self) -> bool:
         return self.runtime.current.allow_private_upstreams
 
     async def load_shared_state(self) -> None:
-        """Runtime settings and the IP blacklist from the database; listen for changes elsewhere."""
+        """Runtime settings, mail settings and the IP blacklist from the database; each cache
+        read again when a change is announced here or elsewhere."""
         await runtime_service.seed(self.sessionmaker, self.runtime.defaults)
-        await self.runtime.reload(self.sessionmaker)
-        await self.reload_ip_rules()
-        await self.reload_mail_config()
-        self.bus.on("settings", lambda: self.runtime.reload(self.sessionmaker))
-        self.bus.on("mail", self.reload_mail_config)
-        self.bus.on("ip_rules", self.reload_ip_rules)
-        self.bus.on("channels", self._invalidate_channels)
+        caches: dict[str, RowCache] = {
+            "settings": self.runtime,
+            "mail": self.mail_config,
+            "ip_rules": self.guard.blocklist,
+        }
+        for topic, cache in caches.items():
+            await cache.reload(self.sessionmaker)
+            self.bus.on(topic, functools.partial(cache.reload, self.sessionmaker))
+        self.bus.on("channels", self._reload_channels)
         self.bus.on("credentials", self._forget_credentials)
         self.bus.on_signal(BREAKER_SIGNAL, self._follow_breaker)
         self.breaker.on_change = self._breaker_changed
@@ -200,14 +204,6 @@ class AppContext:
         self.breaker.follow(
             (int(channel_id), str(model)), None if seconds is None else float(seconds)
         )
-
-    async def reload_ip_rules(self) -> None:
-        async with self.sessionmaker() as db:
-            rules = await ip_rule_service.load_block_rules(db)
-        self.guard.blocklist.replace(rules)
-
-    async def reload_mail_config(self) -> None:
-        await self.mail_config.reload(self.sessionmaker)
 
     async def mail_changed(self) -> None:
         """An admin saved the mail settings: use them here at once, then on the other processes."""
@@ -230,9 +226,7 @@ class AppContext:
         """Start what needs a running loop and an open database: HTTP client, gateway, writers."""
         gw = self.settings.gateway
         self.http = create_session(self.allow_private_upstreams)
-        self.registry = ChannelRegistry(
-            self.sessionmaker, self.secret_box, gw.channel_refresh_seconds
-        )
+        self.registry = ChannelCache(self.sessionmaker, self.secret_box, gw.channel_refresh_seconds)
         self.gateway = Gateway(
             settings=gw,
             registry=self.registry,
@@ -396,9 +390,9 @@ class AppContext:
         self.api_key_cache.clear()
         self.bus.announce("credentials")
 
-    async def _invalidate_channels(self) -> None:
+    async def _reload_channels(self) -> None:
         if self._open:
-            self.registry.invalidate()
+            await self.registry.reload()
 
     async def _forget_credentials(self) -> None:
         self.api_key_cache.clear()

@@ -22,12 +22,12 @@ from app.auth import links
 from app.core.config import AuthSettings
 from app.core.errors import RateLimitedError, ServiceUnavailableError
 from app.mail import templates
-from app.mail.config import SmtpConfig
+from app.mail.cache import SmtpConfig
 from app.mail.outbox import Outbox
 from app.models import TokenPurpose, User, UserStatus
 from app.ratelimit.limiter import RateLimiter
 from app.ratelimit.responses import rate_limited
-from app.runtime_settings.store import RuntimeSettingsStore
+from app.runtime_settings.cache import RuntimeSettingsCache
 
 logger = logging.getLogger(__name__)
 HOUR = 3600
@@ -39,7 +39,7 @@ class AccountMail:
         *,
         outbox: Outbox,
         smtp: Callable[[], SmtpConfig],
-        runtime: RuntimeSettingsStore,
+        runtime: RuntimeSettingsCache,
         settings: AuthSettings,
         limiter: RateLimiter,
     ) -> None:

@@ -10,13 +10,13 @@ from app.auth.account_mail import AccountMail
 from app.core.deps import CoreContext, get_context
 from app.core.tasks import TaskSet
 from app.ratelimit.limiter import RateLimiter
-from app.runtime_settings.store import RuntimeSettingsStore
+from app.runtime_settings.cache import RuntimeSettingsCache
 
 
 class AuthContext(CoreContext, Protocol):
     account_mail: AccountMail
     limiter: RateLimiter
-    runtime: RuntimeSettingsStore
+    runtime: RuntimeSettingsCache
     jobs: TaskSet
 
     def credentials_changed(self) -> None: ...

@@ -22,10 +22,10 @@ from app.conversations.reply import ReplySpec
 from app.conversations.schemas import ChatModels, MessageRead
 from app.core.config import ChatSettings
 from app.core.errors import UnprocessableError
-from app.gateway.registry import ChannelRegistry
+from app.gateway.cache import ChannelCache
 from app.models import Conversation, Message, User
 from app.ratelimit.admission import CallerLimits
-from app.runtime_settings.store import RuntimeSettingsStore
+from app.runtime_settings.cache import RuntimeSettingsCache
 
 # Makes the reply's change inside the transaction; returns the stored user message, if any.
 Change = Callable[[AsyncSession, Conversation, str], Awaitable[Message | None]]
@@ -37,8 +37,8 @@ class ChatTurns:
         *,
         sessionmaker: async_sessionmaker[AsyncSession],
         replies: ReplyManager,
-        registry: ChannelRegistry,
-        runtime: RuntimeSettingsStore,
+        registry: ChannelCache,
+        runtime: RuntimeSettingsCache,
         settings: ChatSettings,
     ) -> None:
         self._sessionmaker = sessionmaker

@@ -9,13 +9,13 @@ from fastapi import Depends
 from app.conversations.chat import ChatTurns
 from app.conversations.replies import ReplyManager
 from app.core.deps import CoreContext, get_context
-from app.runtime_settings.store import RuntimeSettingsStore
+from app.runtime_settings.cache import RuntimeSettingsCache
 
 
 class ChatContext(CoreContext, Protocol):
     chat: ChatTurns
     replies: ReplyManager
-    runtime: RuntimeSettingsStore
+    runtime: RuntimeSettingsCache
 
 
 ChatContextDep = Annotated[ChatContext, Depends(get_context)]

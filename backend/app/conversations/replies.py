@@ -48,7 +48,7 @@ from app.core.errors import ConflictError
 from app.core.events import ChangeBus
 from app.gateway.accounting import CallRecord
 from app.gateway.calls import ModelCall, ModelCalls
-from app.runtime_settings.store import RuntimeSettingsStore
+from app.runtime_settings.cache import RuntimeSettingsCache
 
 logger = logging.getLogger(__name__)
 STOP_SIGNAL = "chat_stop"
@@ -63,7 +63,7 @@ class ReplyManager:
         *,
         calls: ModelCalls,
         sessionmaker: async_sessionmaker[AsyncSession],
-        runtime: RuntimeSettingsStore,
+        runtime: RuntimeSettingsCache,
         claims: Claims,
         bus: ChangeBus,
         settings: ChatSettings,

@@ -17,8 +17,8 @@ import aiohttp
 import orjson
 
 from app.core.timers import Deadline
+from app.gateway.cache import RoutableChannel
 from app.gateway.chunks import inband_error
-from app.gateway.registry import RoutableChannel
 from app.gateway.request import ChatRequest
 from app.gateway.sse import SSEDecoder
 from app.gateway.upstream import (
@@ -28,7 +28,7 @@ from app.gateway.upstream import (
     open_post,
     read_body,
 )
-from app.runtime_settings.store import RuntimeSettingsStore
+from app.runtime_settings.cache import RuntimeSettingsCache
 
 
 @dataclass
@@ -83,7 +83,7 @@ class ChannelAttempts:
         self,
         *,
         session: Callable[[], aiohttp.ClientSession],
-        runtime: RuntimeSettingsStore,
+        runtime: RuntimeSettingsCache,
         max_response_bytes: int,
     ) -> None:
         self._session = session

@@ -10,14 +10,14 @@ from app.core.deps import CoreContext, get_context
 from app.gateway.auth import ApiKeyCache
 from app.gateway.calls import ModelCalls
 from app.gateway.service import Gateway
-from app.runtime_settings.store import RuntimeSettingsStore
+from app.runtime_settings.cache import RuntimeSettingsCache
 
 
 class GatewayContext(CoreContext, Protocol):
     api_key_cache: ApiKeyCache
     calls: ModelCalls
     gateway: Gateway
-    runtime: RuntimeSettingsStore
+    runtime: RuntimeSettingsCache
 
 
 GatewayContextDep = Annotated[GatewayContext, Depends(get_context)]

@@ -18,11 +18,11 @@ from app.core.errors import AppError, RateLimitedError, ServiceUnavailableError
 from app.gateway.accounting import CallRecord
 from app.gateway.attempts import ChannelAttempts, CompleteAttempt, StreamAttempt
 from app.gateway.breaker import CircuitBreaker
-from app.gateway.registry import ChannelRegistry, RoutableChannel
+from app.gateway.cache import ChannelCache, RoutableChannel
 from app.gateway.request import ChatRequest
 from app.gateway.upstream import UpstreamError
 from app.ratelimit.limiter import RateLimiter
-from app.runtime_settings.store import RuntimeSettingsStore
+from app.runtime_settings.cache import RuntimeSettingsCache
 
 logger = logging.getLogger(__name__)
 AutoDisable = Callable[[int, str, str], Awaitable[None]]
@@ -56,8 +56,8 @@ class Failover:
         attempts: ChannelAttempts,
         breaker: CircuitBreaker,
         limiter: RateLimiter,
-        runtime: RuntimeSettingsStore,
-        registry: ChannelRegistry,
+        runtime: RuntimeSettingsCache,
+        registry: ChannelCache,
         auto_disable: AutoDisable,
     ) -> None:
         self._attempts = attempts

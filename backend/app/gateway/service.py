@@ -18,15 +18,15 @@ from app.core.errors import AppError, ForbiddenError, NotFoundError, ServiceUnav
 from app.gateway.accounting import CallRecord
 from app.gateway.attempts import Attempt, ChannelAttempts, CompleteAttempt, StreamAttempt
 from app.gateway.breaker import CircuitBreaker
+from app.gateway.cache import ChannelCache
 from app.gateway.caller import Caller
 from app.gateway.concurrency import ConcurrencyGate, GateTimeoutError
 from app.gateway.failover import BUSY_RETRY_AFTER_SECONDS, AutoDisable, Failover
-from app.gateway.registry import ChannelRegistry
 from app.gateway.request import ChatRequest
 from app.gateway.routing import order_candidates
 from app.ratelimit.admission import Admission
 from app.ratelimit.limiter import RateLimiter
-from app.runtime_settings.store import RuntimeSettingsStore
+from app.runtime_settings.cache import RuntimeSettingsCache
 
 
 class Gateway:
@@ -34,12 +34,12 @@ class Gateway:
         self,
         *,
         settings: GatewaySettings,
-        registry: ChannelRegistry,
+        registry: ChannelCache,
         breaker: CircuitBreaker,
         gate: ConcurrencyGate,
         limiter: RateLimiter,
         admission: Admission,
-        runtime: RuntimeSettingsStore,
+        runtime: RuntimeSettingsCache,
         session: Callable[[], aiohttp.ClientSession],
         auto_disable: AutoDisable,
     ) -> None:

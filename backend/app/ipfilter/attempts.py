@@ -19,7 +19,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.core.tasks import Periodic
-from app.ipfilter.matcher import BlockRule
+from app.ipfilter.cache import BlockRule
 from app.models.base import utcnow
 from app.models.ip_rule import BlockedAttempt
 

@@ -11,10 +11,10 @@ from dataclasses import dataclass
 
 from app.core.errors import AppError, ForbiddenError
 from app.ipfilter.attempts import AttemptRecorder
-from app.ipfilter.matcher import BlockList
+from app.ipfilter.cache import BlockListCache
 from app.ratelimit.limiter import RateLimiter
 from app.ratelimit.responses import rpm_exceeded
-from app.runtime_settings.store import RuntimeSettingsStore
+from app.runtime_settings.cache import RuntimeSettingsCache
 
 RATE_LIMITED_PREFIXES = ("/v1/", "/api/auth/", "/api/conversations", "/api/chat")
 BLOCKED_MESSAGE = "Access from your network address is blocked."
@@ -22,9 +22,9 @@ BLOCKED_MESSAGE = "Access from your network address is blocked."
 
 @dataclass
 class ClientGuard:
-    blocklist: BlockList
+    blocklist: BlockListCache
     limiter: RateLimiter
-    runtime: RuntimeSettingsStore
+    runtime: RuntimeSettingsCache
     recorder: AttemptRecorder | None = None
 
     async def check(self, client_ip: str, path: str, user_agent: bytes) -> AppError | None:

@@ -14,7 +14,6 @@ from app.core.client_ip import parse_ip
 from app.core.db import get_or_404
 from app.core.errors import ConflictError, UnprocessableError
 from app.core.pagination import PageParams, like_pattern, paginate
-from app.ipfilter.matcher import BlockRule
 from app.models.base import utcnow
 from app.models.ip_rule import BlockedAttempt, IPRule
 from app.models.user import User
@@ -144,24 +143,6 @@ async def list_rules(
 
 def is_active(rule: IPRule) -> bool:
     return rule.enabled and (rule.expires_at is None or rule.expires_at > utcnow())
-
-
-async def load_block_rules(db: AsyncSession) -> list[BlockRule]:
-    """Every enabled, unexpired rule, compiled form."""
-    now = utcnow()
-    rows = await db.scalars(
-        select(IPRule).where(
-            IPRule.enabled, (IPRule.expires_at.is_(None)) | (IPRule.expires_at > now)
-        )
-    )
-    return [
-        BlockRule(
-            id=row.id,
-            network=ipaddress.ip_network(row.cidr),
-            expires_at=row.expires_at.timestamp() if row.expires_at else None,
-        )
-        for row in rows.all()
-    ]
 
 
 async def list_attempts(

@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from app.core.config import CallLogSettings
 from app.models import CallLog
 from app.models.base import utcnow
-from app.runtime_settings.store import RuntimeSettingsStore
+from app.runtime_settings.cache import RuntimeSettingsCache
 
 logger = logging.getLogger(__name__)
 LOGS = cast(Table, CallLog.__table__)
@@ -38,7 +38,7 @@ class Retention:
     def __init__(
         self,
         engine: AsyncEngine,
-        runtime: RuntimeSettingsStore,
+        runtime: RuntimeSettingsCache,
         settings: CallLogSettings,
         redis: Redis | None = None,
         prefix: str = "acgw",

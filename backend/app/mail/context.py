@@ -7,13 +7,13 @@ from typing import Annotated, Protocol
 from fastapi import Depends
 
 from app.core.deps import CoreContext, get_context
-from app.mail.config import MailConfigStore
-from app.runtime_settings.store import RuntimeSettingsStore
+from app.mail.cache import MailConfigCache
+from app.runtime_settings.cache import RuntimeSettingsCache
 
 
 class MailContext(CoreContext, Protocol):
-    mail_config: MailConfigStore
-    runtime: RuntimeSettingsStore
+    mail_config: MailConfigCache
+    runtime: RuntimeSettingsCache
 
     async def mail_changed(self) -> None: ...
 

@@ -34,7 +34,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app.core.config import MailSettings
 from app.core.security import SecretBox, UndecryptableError
 from app.core.tasks import cancel_and_wait
-from app.mail.config import SmtpConfig
+from app.mail.cache import SmtpConfig
 from app.mail.transport import MailDeliveryError, deliver
 from app.models import MailOutboxEntry
 from app.models.base import utcnow

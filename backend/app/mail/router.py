@@ -7,7 +7,7 @@ from fastapi import APIRouter, Depends
 from app.access.dependencies import AdminUser, require_admin
 from app.core.deps import SessionDep, after_commit
 from app.mail import service
-from app.mail.config import load_row
+from app.mail.cache import load_row
 from app.mail.context import MailContextDep
 from app.mail.dependencies import MailLanguage
 from app.mail.schemas import MailConfigRead, MailConfigUpdate, TestMailRequest, TestMailResult

@@ -9,7 +9,7 @@ from app.core.db import get_or_create
 from app.core.errors import UnprocessableError
 from app.core.security import SecretBox
 from app.mail import templates
-from app.mail.config import CONFIG_ROW_ID, SmtpConfig, from_row
+from app.mail.cache import CONFIG_ROW_ID, SmtpConfig, from_row
 from app.mail.schemas import MailConfigRead, MailConfigUpdate, TestMailResult
 from app.mail.transport import MailDeliveryError, deliver
 from app.models import MailConfig, User

@@ -6,7 +6,7 @@ from email.message import EmailMessage
 
 import aiosmtplib
 
-from app.mail.config import SmtpConfig
+from app.mail.cache import SmtpConfig
 
 
 class MailDeliveryError(Exception):

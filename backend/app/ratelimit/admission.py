@@ -22,7 +22,7 @@ from app.core.errors import RateLimitedError
 from app.ratelimit.limiter import RateLimiter, Rejection
 from app.ratelimit.responses import rate_limited, rpm_exceeded
 from app.ratelimit.slots import LEASE_SECONDS, ConcurrencySlots, Lease
-from app.runtime_settings.store import RuntimeSettingsStore
+from app.runtime_settings.cache import RuntimeSettingsCache
 
 # Seconds a caller at their concurrency cap is told to wait: a running call may end any moment.
 STREAMS_RETRY_AFTER = 1
@@ -85,7 +85,7 @@ class Admission:
         self,
         limiter: RateLimiter,
         slots: ConcurrencySlots,
-        runtime: RuntimeSettingsStore,
+        runtime: RuntimeSettingsCache,
         redis: Redis | None = None,
         namespace: str = "acgw",
     ) -> None:

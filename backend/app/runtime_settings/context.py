@@ -8,7 +8,7 @@ from fastapi import Depends
 
 from app.core.deps import CoreContext, get_context
 from app.core.runtime_values import RuntimeValues
-from app.runtime_settings.store import RuntimeSettingsStore
+from app.runtime_settings.cache import RuntimeSettingsCache
 
 
 class MailAvailability(Protocol):
@@ -18,7 +18,7 @@ class MailAvailability(Protocol):
 
 
 class RuntimeSettingsContext(CoreContext, Protocol):
-    runtime: RuntimeSettingsStore
+    runtime: RuntimeSettingsCache
 
     @property
     def account_mail(self) -> MailAvailability: ...

@@ -131,7 +131,8 @@ async def test_forwarded_for_is_believed_only_from_trusted_proxies(
     assert spoofed.status_code == 200  # a client cannot claim someone else's address
     # Behind a trusted proxy, the rightmost untrusted hop is the client.
     proxied = await harness_factory(server={"trusted_proxies": [OWN_ADDRESS, "10.0.0.0/8"]})
-    await ctx_of(proxied).reload_ip_rules()
+    ctx = ctx_of(proxied)
+    await ctx.guard.blocklist.reload(ctx.sessionmaker)
     chains = {
         "198.51.100.7": 403,
         "1.2.3.4, 198.51.100.7": 403,

@@ -8,7 +8,7 @@ import random
 import pytest
 
 from app.core.errors import UnprocessableError
-from app.ipfilter.matcher import BlockList, BlockRule
+from app.ipfilter.cache import BlockListCache, BlockRule
 from app.ipfilter.service import parse_rule
 
 
@@ -17,7 +17,7 @@ def rule(rule_id: int, cidr: str, expires_at: float | None = None) -> BlockRule:
 
 
 def test_nested_and_disjoint_ranges_in_both_families() -> None:
-    blocklist = BlockList(
+    blocklist = BlockListCache(
         [
             rule(1, "10.0.0.0/8"),
             rule(2, "10.1.0.0/16"),
@@ -51,7 +51,7 @@ def test_matches_brute_force_on_10000_random_rules() -> None:
         if network not in networks:
             networks.add(network)
             rules.append(BlockRule(len(rules) + 1, network))
-    blocklist = BlockList(rules)
+    blocklist = BlockListCache(rules)
     assert len(blocklist) == 10_000
     bounds = [(int(r.network.network_address), int(r.network.broadcast_address)) for r in rules]
     hits = 0
@@ -70,7 +70,7 @@ def test_matches_brute_force_on_10000_random_rules() -> None:
 
 def test_expired_rules_stop_matching_without_a_reload() -> None:
     now = [1000.0]
-    blocklist = BlockList(
+    blocklist = BlockListCache(
         [rule(1, "198.51.100.0/24", expires_at=1010.0), rule(2, "198.51.100.7/32")],
         clock=lambda: now[0],
     )

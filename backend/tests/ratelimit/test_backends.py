@@ -16,7 +16,7 @@ from app.ratelimit.admission import Admission, CallerLimits
 from app.ratelimit.limiter import RateLimiter
 from app.ratelimit.memory import SWEEP_SECONDS, MovingWindows
 from app.ratelimit.slots import ConcurrencySlots
-from app.runtime_settings.store import RuntimeSettingsStore
+from app.runtime_settings.cache import RuntimeSettingsCache
 
 
 class FakeClock:
@@ -154,8 +154,8 @@ async def _admission_is_all_or_nothing(admission: Admission, slots: ConcurrencyS
     await slots.close()
 
 
-def _store() -> RuntimeSettingsStore:
-    return RuntimeSettingsStore(RuntimeValues())
+def _store() -> RuntimeSettingsCache:
+    return RuntimeSettingsCache(RuntimeValues())
 
 
 async def test_admission_in_memory() -> None:

@@ -13,7 +13,7 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from app.ipfilter.matcher import BlockRule
+from app.ipfilter.cache import BlockRule
 from app.models import UsageDaily
 from app.stats import rollup
 from tests.conftest import AccountFactory, Harness, HarnessFactory

@@ -86,7 +86,7 @@ def to_routable(channel: Channel, api_key: str) -> RoutableChannel:
     )
 
 
-class ChannelRegistry:
+class ChannelCache:
     def __init__(
         self,
         sessionmaker: async_sessionmaker[AsyncSession],
@@ -101,7 +101,14 @@ class ChannelRegistry:
         self._lock = asyncio.Lock()
 
     def invalidate(self) -> None:
+        """Read the channels again on the next call (from code that cannot wait for it)."""
         self._expires_at = 0.0
+
+    async def reload(self, sessionmaker: async_sessionmaker[AsyncSession] | None = None) -> None:
+        """Read the channels now (with this cache's own sessionmaker unless given another)."""
+        async with self._lock:
+            self._expires_at = time.monotonic() + self._refresh_seconds
+            self._snapshot = await self._load(sessionmaker or self._sessionmaker)
 
     async def snapshot(self) -> Snapshot:
         if self._snapshot is not None and time.monotonic() < self._expires_at:
@@ -109,11 +116,11 @@ class ChannelRegistry:
         async with self._lock:
             if self._snapshot is None or time.monotonic() >= self._expires_at:
                 self._expires_at = time.monotonic() + self._refresh_seconds
-                self._snapshot = await self._load()
+                self._snapshot = await self._load(self._sessionmaker)
         return self._snapshot
 
-    async def _load(self) -> Snapshot:
-        async with self._sessionmaker() as db:
+    async def _load(self, sessionmaker: async_sessionmaker[AsyncSession]) -> Snapshot:
+        async with sessionmaker() as db:
             rows = (
                 await db.scalars(select(Channel).where(Channel.status == ChannelStatus.ENABLED))
             ).all()

@@ -1,6 +1,6 @@
 """Which SMTP server to use: what an admin saved (`mail_config`), else the `SMTP_*` environment.
 
-Held in memory by `MailConfigStore` and reloaded when an admin saves (on every process, through
+Held in memory by `MailConfigCache` and reloaded when an admin saves (on every process, through
 the change bus). The password is decrypted only here, into memory; no API returns it.
 """
 
@@ -82,7 +82,7 @@ async def load_row(db: AsyncSession) -> MailConfig | None:
     return await db.scalar(select(MailConfig).where(MailConfig.id == CONFIG_ROW_ID))
 
 
-class MailConfigStore:
+class MailConfigCache:
     def __init__(self, settings: MailSettings, box: SecretBox) -> None:
         self._settings = settings
         self._box = box

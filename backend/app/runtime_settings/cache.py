@@ -1,4 +1,4 @@
-"""`RuntimeSettingsStore`: the values in force, held in memory and reloaded when they change.
+"""`RuntimeSettingsCache`: the values in force, held in memory and reloaded when they change.
 
 Reads are a plain attribute access (`store.current.ip_rpm`), so the hot path never touches the
 database. A write reloads the store in the writing process and, through the change bus, in every
@@ -20,7 +20,7 @@ logger = logging.getLogger(__name__)
 Listener = Callable[[RuntimeValues, RuntimeValues], None]
 
 
-class RuntimeSettingsStore:
+class RuntimeSettingsCache:
     def __init__(self, defaults: RuntimeValues) -> None:
         self.defaults = defaults
         self.current = defaults

@@ -1,4 +1,4 @@
-"""`BlockList`: which rule (if any) covers a client address, in O(log n) for any number of rules.
+"""`BlockListCache`: which rule (if any) covers a client address, in O(log n) for any number of rules.
 
 CIDR blocks never partly overlap — two blocks are either disjoint or one contains the other — so
 the rules of each address family are sorted by start (wider first on ties) and each remembers the
@@ -18,7 +18,12 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
 from app.core.client_ip import IPNetwork
+from app.models import IPRule
+from app.models.base import utcnow
 
 
 @dataclass(frozen=True)
@@ -55,7 +60,7 @@ class _Family:
         return None
 
 
-class BlockList:
+class BlockListCache:
     def __init__(
         self, rules: Iterable[BlockRule] = (), clock: Callable[[], float] = time.time
     ) -> None:
@@ -68,6 +73,25 @@ class BlockList:
 
     def __len__(self) -> int:
         return len(self._v4.rules) + len(self._v6.rules)
+
+    async def reload(self, sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+        """Every enabled, unexpired rule from the database, compiled."""
+        now = utcnow()
+        async with sessionmaker() as db:
+            rows = await db.scalars(
+                select(IPRule).where(
+                    IPRule.enabled, (IPRule.expires_at.is_(None)) | (IPRule.expires_at > now)
+                )
+            )
+            rules = [
+                BlockRule(
+                    id=row.id,
+                    network=ipaddress.ip_network(row.cidr),
+                    expires_at=row.expires_at.timestamp() if row.expires_at else None,
+                )
+                for row in rows.all()
+            ]
+        self.replace(rules)
 
     def replace(self, rules: Iterable[BlockRule]) -> None:
         """Compile a new rule set (the old one keeps answering until this returns)."""
