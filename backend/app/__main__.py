@@ -23,6 +23,7 @@ from app.composition import AppContext
 from app.core import migrate
 from app.core.app_secrets import ConfigError, load_app_secrets
 from app.core.config import Settings
+from app.core.db import commit
 from app.devtools import demo
 from app.devtools.mock_upstream import MockServer
 from app.serving import server
@@ -82,7 +83,7 @@ async def _reset_password(
         generated, revoked = await user_service.admin_reset_password(
             db, ctx.hasher, user, password, revoke_api_keys=revoke_keys
         )
-        await db.commit()
+        await commit(db)  # revoked keys are announced to running servers (with Redis)
     print(f"Password for '{user.username}' changed; their sessions were signed out.")
     if revoke_keys:
         print(f"{revoked} API key(s) revoked.")

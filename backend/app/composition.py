@@ -39,11 +39,10 @@ from app.core.cache import RowCache
 from app.core.client_ip import ClientIPResolver
 from app.core.config import Settings
 from app.core.db import create_engine, create_sessionmaker
-from app.core.events import ChangeBus
+from app.core.events import BUS_INFO, ChangeBus
 from app.core.images import ImageDecoding
 from app.core.instances import HEARTBEAT_SECONDS, InstanceRegistry
 from app.core.redis import create_redis
-from app.core.runtime_values import RuntimeValues
 from app.core.security import PasswordHasher, SecretBox, TokenCodec
 from app.core.security_headers import SecurityHeaders
 from app.core.send_watchdog import SWEEP_SECONDS, SendWatchdog
@@ -59,9 +58,7 @@ from app.gateway.upstream import create_session
 from app.health.context import HealthContext
 from app.ipfilter.attempts import AttemptRecorder
 from app.ipfilter.cache import BlockListCache
-from app.ipfilter.context import IPFilterContext
 from app.ipfilter.guard import ClientGuard
-from app.keys.context import KeysContext
 from app.logs.journal import Journal
 from app.logs.recovery import recover
 from app.logs.retention import Retention
@@ -205,21 +202,10 @@ class AppContext:
             (int(channel_id), str(model)), None if seconds is None else float(seconds)
         )
 
-    async def mail_changed(self) -> None:
-        """An admin saved the mail settings: use them here at once, then on the other processes."""
-        await self.bus.publish("mail")
-
-    def settings_changed(self, values: RuntimeValues) -> None:
-        """An admin saved settings here: apply them now, then tell the other processes."""
-        self.runtime.apply(values)
-        self.bus.announce("settings")
-
-    async def ip_rules_changed(self) -> None:
-        await self.bus.publish("ip_rules")
-
     def open_database(self) -> AsyncEngine:
         self.engine = create_engine(self.settings)
-        self.sessionmaker = create_sessionmaker(self.engine)
+        # Services announce their changes on the bus through their session (`core.events`).
+        self.sessionmaker = create_sessionmaker(self.engine, info={BUS_INFO: self.bus})
         return self.engine
 
     def start_services(self) -> None:
@@ -253,7 +239,6 @@ class AppContext:
             breaker=self.breaker,
             http=lambda: self.http,
             allow_private=self.allow_private_upstreams,
-            changed=self.channels_changed,
         )
         self.calls = ModelCalls(
             self.gateway, self.call_logs.submit, begin=self.call_logs.begin, active=self.streams
@@ -381,14 +366,9 @@ class AppContext:
         return enabled
 
     def channels_changed(self) -> None:
-        """Channels were edited: reload them here at once, and on the other processes."""
+        """The health probe switched channels back on: reload them here and elsewhere."""
         self.registry.invalidate()
         self.bus.announce("channels")
-
-    def credentials_changed(self) -> None:
-        """A key was revoked or an account disabled: forget cached key lookups everywhere."""
-        self.api_key_cache.clear()
-        self.bus.announce("credentials")
 
     async def _reload_channels(self) -> None:
         if self._open:
@@ -437,12 +417,10 @@ def _offers_what_every_domain_asks(
     ChatContext,
     GatewayContext,
     HealthContext,
-    IPFilterContext,
-    KeysContext,
     MailContext,
     RuntimeSettingsContext,
     StatsContext,
     UsersContext,
 ]:
     """Never called: mypy checks here that the context satisfies each domain's protocol."""
-    return (ctx, ctx, ctx, ctx, ctx, ctx, ctx, ctx, ctx, ctx, ctx)
+    return (ctx, ctx, ctx, ctx, ctx, ctx, ctx, ctx, ctx)

@@ -22,7 +22,7 @@ from app.auth.schemas import (
     TwoFactorStatus,
 )
 from app.auth.service import confirm_password
-from app.core.deps import ClientIP, SessionDep, after_commit
+from app.core.deps import ClientIP, SessionDep
 from app.mail.dependencies import MailLanguage
 from app.users.schemas import UserRead
 
@@ -56,7 +56,6 @@ async def send_verification(
 async def verify_email(body: LinkToken, ctx: AuthContextDep, db: SessionDep) -> UserRead:
     """Use a confirmation link (no sign-in needed: the link may be opened anywhere)."""
     user = await verification.verify_email(db, body.token)
-    after_commit(db, ctx.credentials_changed)
     return UserRead.model_validate(user)
 
 
@@ -77,15 +76,13 @@ async def confirm_password_reset(
 ) -> None:
     """Choose a new password with a reset link; every session of the account is signed out (and,
     with `revoke_api_keys`, every API key revoked)."""
-    revoked = await password_reset.confirm(
+    await password_reset.confirm(
         db,
         ctx.hasher,
         body.token,
         body.new_password.get_secret_value(),
         revoke_api_keys=body.revoke_api_keys,
     )
-    if revoked:
-        after_commit(db, ctx.credentials_changed)
 
 
 @router.get("/2fa")

@@ -19,7 +19,5 @@ class AuthContext(CoreContext, Protocol):
     runtime: RuntimeSettingsCache
     jobs: TaskSet
 
-    def credentials_changed(self) -> None: ...
-
 
 AuthContextDep = Annotated[AuthContext, Depends(get_context)]

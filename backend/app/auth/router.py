@@ -24,7 +24,7 @@ from app.auth.schemas import (
 )
 from app.auth.service import IssuedTokens, TwoFactorChallenge
 from app.auth.throttle import check_registration
-from app.core.deps import ClientIP, SessionDep, UserAgent, after_commit
+from app.core.deps import ClientIP, SessionDep, UserAgent
 from app.core.errors import ForbiddenError, UnauthorizedError
 from app.mail.dependencies import MailLanguage
 from app.users import service as user_service
@@ -225,7 +225,6 @@ async def update_me(
     changes = body.model_dump(exclude_unset=True)
     updated = await user_service.update_profile(db, user, changes)
     if "email" in changes:
-        after_commit(db, ctx.credentials_changed)  # the /v1 key cache holds "confirmed"
         message = await ctx.account_mail.offer_verification(db, updated, language, client_ip)
         if message is not None:
             await ctx.account_mail.send(db, message, "verify_email")
@@ -242,7 +241,7 @@ async def change_password(
     client_ip: ClientIP,
 ) -> None:
     """Change password; signs out your other sessions (and revokes your API keys if asked)."""
-    revoked = await auth_service.change_password(
+    await auth_service.change_password(
         db,
         ctx.hasher,
         throttle,
@@ -252,8 +251,6 @@ async def change_password(
         client_ip=client_ip,
         revoke_api_keys=body.revoke_api_keys,
     )
-    if revoked:
-        after_commit(db, ctx.credentials_changed)
 
 
 @router.get("/sessions")

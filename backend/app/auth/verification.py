@@ -6,6 +6,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth import links
 from app.core.errors import ConflictError, ForbiddenError, UnprocessableError
+from app.core.events import announce
 from app.core.runtime_values import RuntimeValues
 from app.models import TokenPurpose, User
 from app.models.base import utcnow
@@ -44,4 +45,5 @@ async def verify_email(db: AsyncSession, token: str) -> User:
         raise links.invalid_link()  # the address changed since the link was sent
     user.email_verified_at = utcnow()
     await db.flush()
+    announce(db, "credentials")  # the /v1 key cache holds whether the address is confirmed
     return user

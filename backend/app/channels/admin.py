@@ -2,8 +2,8 @@
 
 It holds what the work needs besides the request's session — the key box, the gateway's default
 timeouts, the HTTP client, whether private upstreams are allowed — and announces every change
-itself once the request's transaction has committed (the routing cache here and on the other
-processes reloads), so no route can forget to.
+itself (`core.events.announce`: once the transaction has committed, the channel cache here and on
+the other processes reloads), so no route can forget to.
 """
 
 from __future__ import annotations
@@ -22,8 +22,8 @@ from app.channels.schemas import (
     FetchModelsRequest,
 )
 from app.core.config import GatewaySettings
-from app.core.deps import after_commit
 from app.core.errors import UnprocessableError
+from app.core.events import announce
 from app.core.pagination import PageParams
 from app.core.security import SecretBox
 from app.gateway.breaker import CircuitBreaker
@@ -40,14 +40,12 @@ class ChannelAdmin:
         breaker: CircuitBreaker,
         http: Callable[[], aiohttp.ClientSession],
         allow_private: Callable[[], bool],
-        changed: Callable[[], None],
     ) -> None:
         self._box = box
         self._settings = settings
         self._breaker = breaker
         self._http = http
         self._allow_private = allow_private
-        self._changed = changed
 
     def read(self, channel: Channel) -> ChannelRead:
         read = ChannelRead.model_validate(channel)
@@ -55,7 +53,7 @@ class ChannelAdmin:
         return read
 
     def _announce(self, db: AsyncSession) -> None:
-        after_commit(db, self._changed)
+        announce(db, "channels")
 
     async def list_page(
         self,

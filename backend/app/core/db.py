@@ -9,9 +9,10 @@ asyncpg. Engines are built in the lifespan; nothing connects at import time.
 from __future__ import annotations
 
 import contextlib
+import inspect
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -125,8 +126,11 @@ def _install_sqlite_pragmas(engine: AsyncEngine, busy_timeout_ms: int) -> None:
             cursor.close()
 
 
-def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
-    return async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
+def create_sessionmaker(
+    engine: AsyncEngine, info: dict[str, object] | None = None
+) -> async_sessionmaker[AsyncSession]:
+    """`info`: put into every session's `info` (e.g. the change bus, `core.events.announce`)."""
+    return async_sessionmaker(engine, expire_on_commit=False, autoflush=False, info=info)
 
 
 async def get_or_create(
@@ -159,3 +163,20 @@ async def get_or_404(db: AsyncSession, model: type[T], ident: object, what: str)
     if row is None:
         raise NotFoundError(f"{what} not found")
     return row
+
+
+AFTER_COMMIT = "after_commit"
+
+
+def after_commit(db: AsyncSession, callback: Callable[[], Awaitable[None] | None]) -> None:
+    """Run `callback` (sync or async) once this request's transaction has committed."""
+    db.info.setdefault(AFTER_COMMIT, []).append(callback)
+
+
+async def commit(session: AsyncSession) -> None:
+    """Commit, then run what was registered with `after_commit` (e.g. change notices)."""
+    await session.commit()
+    for callback in session.info.pop(AFTER_COMMIT, []):
+        result = callback()
+        if inspect.isawaitable(result):
+            await result

@@ -8,14 +8,14 @@ The composition root checks statically that its context satisfies every one of t
 
 from __future__ import annotations
 
-import inspect
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from typing import Annotated, Any, Protocol, cast
 
 from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from app.core.config import Settings
+from app.core.db import commit
 from app.core.errors import AppError
 from app.core.security import PasswordHasher, SecretBox, TokenCodec
 
@@ -39,22 +39,6 @@ async def get_context(request: Request) -> Any:
 CoreContextDep = Annotated[CoreContext, Depends(get_context)]
 
 
-AFTER_COMMIT = "after_commit"
-
-
-def after_commit(db: AsyncSession, callback: Callable[[], Awaitable[None] | None]) -> None:
-    """Run `callback` (sync or async) once this request's transaction has committed."""
-    db.info.setdefault(AFTER_COMMIT, []).append(callback)
-
-
-async def _commit(session: AsyncSession) -> None:
-    await session.commit()
-    for callback in session.info.pop(AFTER_COMMIT, []):
-        result = callback()
-        if inspect.isawaitable(result):
-            await result
-
-
 async def get_session(ctx: CoreContextDep) -> AsyncIterator[AsyncSession]:
     """One session per request; commits when the route returns, before the response is sent.
 
@@ -67,7 +51,7 @@ async def get_session(ctx: CoreContextDep) -> AsyncIterator[AsyncSession]:
             yield session
         except AppError as exc:
             if exc.commit:
-                await _commit(session)
+                await commit(session)
             else:
                 await session.rollback()
             raise
@@ -75,7 +59,7 @@ async def get_session(ctx: CoreContextDep) -> AsyncIterator[AsyncSession]:
             await session.rollback()
             raise
         else:
-            await _commit(session)
+            await commit(session)
 
 
 # scope="function": the commit happens when the route returns, not after the response is sent.

@@ -20,7 +20,9 @@ from collections.abc import Awaitable, Callable
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
+from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.core.db import after_commit
 from app.core.tasks import TaskSet, cancel_and_wait
 
 logger = logging.getLogger(__name__)
@@ -131,3 +133,17 @@ class ChangeBus:
         await self._sends.drain()
         await cancel_and_wait(self._listener)
         self._listener = None
+
+
+BUS_INFO = "change_bus"  # a session's info key: the bus its changes are announced on
+
+
+def announce(db: AsyncSession, topic: str) -> None:
+    """Once `db` has committed, `topic` changed: reload it here, then on every other process.
+
+    Services call this for what they change (the composition root puts its bus into every
+    session's `info`); a session without one — a command-line tool's — has no one to tell.
+    """
+    bus = db.info.get(BUS_INFO)
+    if isinstance(bus, ChangeBus):
+        after_commit(db, lambda: bus.publish(topic))

@@ -7,11 +7,10 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, status
 
 from app.access.dependencies import AdminUser, require_admin
-from app.core.deps import ClientIP, SessionDep, after_commit
+from app.core.deps import ClientIP, SessionDep
 from app.core.ids import RowId, RowIdFilter
 from app.core.pagination import Page, PageDep
 from app.ipfilter import service
-from app.ipfilter.context import IPFilterContextDep
 from app.ipfilter.schemas import BlockedAttemptRead, IPRuleCreate, IPRuleRead, IPRuleUpdate
 from app.models.ip_rule import IPRule
 
@@ -42,7 +41,6 @@ async def list_rules(
 @router.post("", status_code=status.HTTP_201_CREATED)
 async def create_rule(
     body: IPRuleCreate,
-    ctx: IPFilterContextDep,
     db: SessionDep,
     admin: AdminUser,
     client_ip: ClientIP,
@@ -50,7 +48,6 @@ async def create_rule(
     """Block an address or range (201); one matching every address, or the caller's own, needs
     `confirm`."""
     rule = await service.create(db, admin, client_ip, body.model_dump())
-    after_commit(db, ctx.ip_rules_changed)
     return _read(rule)
 
 
@@ -74,18 +71,16 @@ async def get_rule(rule_id: RowId, db: SessionDep) -> IPRuleRead:
 
 @router.patch("/{rule_id}")
 async def update_rule(
-    rule_id: RowId, body: IPRuleUpdate, ctx: IPFilterContextDep, db: SessionDep, client_ip: ClientIP
+    rule_id: RowId, body: IPRuleUpdate, db: SessionDep, client_ip: ClientIP
 ) -> IPRuleRead:
     """Change a rule's `reason`, `expires_at` or `enabled`."""
     rule = await service.update(
         db, await service.get(db, rule_id), client_ip, body.model_dump(exclude_unset=True)
     )
-    after_commit(db, ctx.ip_rules_changed)
     return _read(rule)
 
 
 @router.delete("/{rule_id}", status_code=status.HTTP_204_NO_CONTENT)
-async def delete_rule(rule_id: RowId, ctx: IPFilterContextDep, db: SessionDep) -> None:
+async def delete_rule(rule_id: RowId, db: SessionDep) -> None:
     """Delete a blacklist rule (takes effect on every process at once)."""
     await service.delete(db, await service.get(db, rule_id))
-    after_commit(db, ctx.ip_rules_changed)

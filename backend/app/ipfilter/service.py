@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.core.client_ip import parse_ip
 from app.core.db import get_or_404
 from app.core.errors import ConflictError, UnprocessableError
+from app.core.events import announce
 from app.core.pagination import PageParams, like_pattern, paginate
 from app.models.base import utcnow
 from app.models.ip_rule import BlockedAttempt, IPRule
@@ -100,6 +101,7 @@ async def create(db: AsyncSession, actor: User, actor_ip: str, fields: dict[str,
             await db.flush()
     except IntegrityError:
         raise ConflictError(f"A rule for {network} already exists", code="duplicate_rule") from None
+    announce(db, "ip_rules")
     return rule
 
 
@@ -114,6 +116,7 @@ async def update(db: AsyncSession, rule: IPRule, actor_ip: str, changes: dict[st
     if "expires_at" in changes:
         rule.expires_at = changes["expires_at"]
     await db.flush()
+    announce(db, "ip_rules")
     return rule
 
 
@@ -124,6 +127,7 @@ async def get(db: AsyncSession, rule_id: int) -> IPRule:
 async def delete(db: AsyncSession, rule: IPRule) -> None:
     await db.delete(rule)
     await db.flush()
+    announce(db, "ip_rules")
 
 
 async def list_rules(

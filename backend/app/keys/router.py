@@ -5,11 +5,10 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, status
 
 from app.access.dependencies import CurrentUser, require_admin
-from app.core.deps import SessionDep, after_commit
+from app.core.deps import SessionDep
 from app.core.ids import RowId, RowIdFilter
 from app.core.pagination import Page, PageDep
 from app.keys import service as key_service
-from app.keys.context import KeysContextDep
 from app.keys.schemas import (
     AdminApiKeyRead,
     ApiKeyCreate,
@@ -62,20 +61,18 @@ async def get_key(key_id: RowId, user: CurrentUser, db: SessionDep) -> ApiKeyRea
 
 @router.patch("/{key_id}")
 async def update_key(
-    key_id: RowId, body: ApiKeyUpdate, user: CurrentUser, ctx: KeysContextDep, db: SessionDep
+    key_id: RowId, body: ApiKeyUpdate, user: CurrentUser, db: SessionDep
 ) -> ApiKeyRead:
     """Rename, change expiry, model allow-list or the key's own limits."""
     key = await key_service.get_for_user(db, user.id, key_id)
     updated = await key_service.update(db, key, body.model_dump(exclude_unset=True))
-    after_commit(db, ctx.credentials_changed)
     return key_service.to_read(updated)
 
 
 @router.delete("/{key_id}", status_code=status.HTTP_204_NO_CONTENT)
-async def revoke_key(key_id: RowId, user: CurrentUser, ctx: KeysContextDep, db: SessionDep) -> None:
+async def revoke_key(key_id: RowId, user: CurrentUser, db: SessionDep) -> None:
     """Revoke (the key stays listed as revoked)."""
     await key_service.revoke(db, await key_service.get_for_user(db, user.id, key_id))
-    after_commit(db, ctx.credentials_changed)
 
 
 @admin_router.get("")
@@ -94,7 +91,6 @@ async def admin_list_keys(
 
 
 @admin_router.delete("/{key_id}", status_code=status.HTTP_204_NO_CONTENT)
-async def admin_revoke_key(key_id: RowId, ctx: KeysContextDep, db: SessionDep) -> None:
+async def admin_revoke_key(key_id: RowId, db: SessionDep) -> None:
     """Admins: revoke anyone's API key (it stops working on every process at once)."""
     await key_service.revoke(db, await key_service.get_any(db, key_id))
-    after_commit(db, ctx.credentials_changed)

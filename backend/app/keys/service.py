@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.db import get_or_404
 from app.core.errors import ConflictError, NotFoundError, UnauthorizedError, UnprocessableError
+from app.core.events import announce
 from app.core.pagination import PageParams, like_pattern, paginate
 from app.core.security import API_KEY_PREFIX, generate_api_key, hash_api_key
 from app.keys.schemas import AdminApiKeyRead, ApiKeyRead, KeyStatus
@@ -138,6 +139,7 @@ async def update(db: AsyncSession, key: ApiKey, changes: dict[str, object]) -> A
             value = changes[limit]
             setattr(key, limit, value if isinstance(value, int) else None)
     await db.flush()
+    announce(db, "credentials")
     return key
 
 
@@ -146,6 +148,7 @@ async def revoke(db: AsyncSession, key: ApiKey) -> ApiKey:
     if key.revoked_at is None:
         key.revoked_at = utcnow()
         await db.flush()
+        announce(db, "credentials")
     return key
 
 
@@ -158,7 +161,10 @@ async def revoke_all_for_user(db: AsyncSession, user_id: int) -> int:
         .values(revoked_at=utcnow())
         .execution_options(synchronize_session=False)
     )
-    return int(getattr(result, "rowcount", 0) or 0)
+    revoked = int(getattr(result, "rowcount", 0) or 0)
+    if revoked:
+        announce(db, "credentials")
+    return revoked
 
 
 async def admin_list(

@@ -15,7 +15,5 @@ class MailContext(CoreContext, Protocol):
     mail_config: MailConfigCache
     runtime: RuntimeSettingsCache
 
-    async def mail_changed(self) -> None: ...
-
 
 MailContextDep = Annotated[MailContext, Depends(get_context)]

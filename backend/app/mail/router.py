@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends
 
 from app.access.dependencies import AdminUser, require_admin
-from app.core.deps import SessionDep, after_commit
+from app.core.deps import SessionDep
 from app.mail import service
 from app.mail.cache import load_row
 from app.mail.context import MailContextDep
@@ -28,7 +28,6 @@ async def save_mail_config(
 ) -> MailConfigRead:
     """Save the SMTP settings. `password` omitted keeps the stored one; "" or null removes it."""
     config, row = await service.save(db, ctx.secret_box, ctx.mail_config.current, body, admin)
-    after_commit(db, ctx.mail_changed)
     return service.describe(config, row)
 
 

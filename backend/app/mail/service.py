@@ -7,6 +7,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.core.config import MailSettings
 from app.core.db import get_or_create
 from app.core.errors import UnprocessableError
+from app.core.events import announce
 from app.core.security import SecretBox
 from app.mail import templates
 from app.mail.cache import CONFIG_ROW_ID, SmtpConfig, from_row
@@ -57,6 +58,7 @@ async def save(
         row.password_encrypted = box.encrypt(secret) if secret else None
     await db.flush()
     await db.refresh(row)
+    announce(db, "mail")
     return from_row(row, box), row
 
 

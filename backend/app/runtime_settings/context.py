@@ -7,7 +7,6 @@ from typing import Annotated, Protocol
 from fastapi import Depends
 
 from app.core.deps import CoreContext, get_context
-from app.core.runtime_values import RuntimeValues
 from app.runtime_settings.cache import RuntimeSettingsCache
 
 
@@ -22,8 +21,6 @@ class RuntimeSettingsContext(CoreContext, Protocol):
 
     @property
     def account_mail(self) -> MailAvailability: ...
-
-    def settings_changed(self, values: RuntimeValues) -> None: ...
 
 
 RuntimeSettingsContextDep = Annotated[RuntimeSettingsContext, Depends(get_context)]

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Depends, Query
 
 from app.access.dependencies import AdminUser, require_admin
-from app.core.deps import SessionDep, after_commit
+from app.core.deps import SessionDep
 from app.core.pagination import Page, PageDep
 from app.core.runtime_values import PUBLIC_KEYS, field_info
 from app.runtime_settings import service
@@ -39,7 +39,6 @@ async def update_settings(
 ) -> SettingsMap:
     """Change some options (`{key: value}`); the others stay. Applies at once, on every process."""
     new = await service.update(db, ctx.runtime.current, changes, admin)
-    after_commit(db, lambda: ctx.settings_changed(new))
     return new.model_dump()
 
 
@@ -49,7 +48,6 @@ async def reset_setting(
 ) -> SettingsMap:
     """Make one option follow its default again."""
     new = await service.reset(db, ctx.runtime.current, ctx.runtime.defaults, key, admin)
-    after_commit(db, lambda: ctx.settings_changed(new))
     return new.model_dump()
 
 

@@ -10,6 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.core.errors import UnprocessableError
+from app.core.events import announce
 from app.core.pagination import PageParams, paginate
 from app.core.runtime_values import RuntimeValues
 from app.models.base import utcnow
@@ -138,6 +139,7 @@ async def update(
             actor=actor,
         )
     await db.flush()
+    announce(db, "settings")
     return new
 
 
@@ -157,6 +159,7 @@ async def reset(
     old_value = current.model_dump()[key]
     _write(db, row, key, old_value, default, overridden=False, action="reset", actor=actor)
     await db.flush()
+    announce(db, "settings")
     return new
 
 

@@ -13,7 +13,5 @@ from app.core.images import ImageDecoding
 class UsersContext(CoreContext, Protocol):
     images: ImageDecoding
 
-    def credentials_changed(self) -> None: ...
-
 
 UsersContextDep = Annotated[UsersContext, Depends(get_context)]

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, status
 
 from app.access.dependencies import AdminUser, require_admin
-from app.core.deps import SessionDep, after_commit
+from app.core.deps import SessionDep
 from app.core.ids import RowId
 from app.core.pagination import Page, PageDep
 from app.models import UserRole, UserStatus
@@ -68,7 +68,6 @@ async def update_user(
     updated = await user_service.admin_update(
         db, admin, target, body.model_dump(exclude_unset=True)
     )
-    after_commit(db, ctx.credentials_changed)
     return UserRead.model_validate(updated)
 
 
@@ -84,8 +83,6 @@ async def reset_password(
         body.password.get_secret_value() if body.password else None,
         revoke_api_keys=body.revoke_api_keys,
     )
-    if revoked:
-        after_commit(db, ctx.credentials_changed)
     return PasswordResetResult(password=generated, api_keys_revoked=revoked)
 
 
@@ -98,8 +95,6 @@ async def sign_out_everywhere(
     revoked = await user_service.sign_out_everywhere(
         db, target, revoke_api_keys=body.revoke_api_keys
     )
-    if revoked:
-        after_commit(db, ctx.credentials_changed)
     return SignedOut(api_keys_revoked=revoked)
 
 
@@ -114,4 +109,3 @@ async def delete_user(
     user_id: RowId, admin: AdminUser, ctx: UsersContextDep, db: SessionDep
 ) -> None:
     await user_service.admin_delete(db, admin, await user_service.get(db, user_id))
-    after_commit(db, ctx.credentials_changed)

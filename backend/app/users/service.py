@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.access import sessions
 from app.core.db import get_or_404
 from app.core.errors import ConflictError
+from app.core.events import announce
 from app.core.pagination import PageParams, like_pattern, paginate
 from app.core.security import PasswordHasher
 from app.keys import service as key_service
@@ -96,6 +97,7 @@ async def update_profile(db: AsyncSession, user: User, changes: dict[str, object
         await _ensure_unique(db, username=None, email=email, exclude_id=user.id)
         user.email = email
         user.email_verified_at = None
+        announce(db, "credentials")  # the /v1 key cache holds whether the address is confirmed
     if "display_name" in changes:
         name = changes["display_name"]
         assert name is None or isinstance(name, str)
@@ -181,6 +183,7 @@ async def admin_update(
             # as long as the account is disabled (re-enabling brings the keys back, not sessions).
             await sessions.revoke_all_for_user(db, target.id)
     await db.flush()
+    announce(db, "credentials")  # status, role, limits: what cached key lookups hold
     return target
 
 
@@ -219,6 +222,7 @@ async def admin_delete(db: AsyncSession, actor: User, target: User) -> None:
     await _guard_admin_change(db, actor, target, "delete")
     await db.delete(target)
     await db.flush()
+    announce(db, "credentials")
 
 
 def generate_password() -> str:
