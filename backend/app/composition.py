@@ -30,8 +30,8 @@ from app.channels import service as channel_service
 from app.channels.admin import ChannelAdmin
 from app.channels.context import ChannelsContext
 from app.channels.health import probe_auto_disabled
+from app.conversations import services as conversations
 from app.conversations.chat import ChatTurns
-from app.conversations.claims import Claims, MemoryClaims, RedisClaims
 from app.conversations.context import ChatContext
 from app.conversations.replies import ReplyManager
 from app.core.app_secrets import AppSecrets, ConfigError
@@ -47,6 +47,7 @@ from app.core.security import PasswordHasher, SecretBox, TokenCodec
 from app.core.security_headers import SecurityHeaders
 from app.core.send_watchdog import SWEEP_SECONDS, SendWatchdog
 from app.core.tasks import Periodic, TaskSet
+from app.gateway import services as gateway
 from app.gateway.auth import ApiKeyCache
 from app.gateway.breaker import CircuitBreaker
 from app.gateway.cache import ChannelCache
@@ -66,6 +67,7 @@ from app.logs.writer import CallLogWriter
 from app.mail.cache import MailConfigCache
 from app.mail.context import MailContext
 from app.mail.outbox import Outbox
+from app.ratelimit import services as ratelimit
 from app.ratelimit.admission import Admission
 from app.ratelimit.limiter import RateLimiter
 from app.ratelimit.slots import ConcurrencySlots
@@ -143,8 +145,7 @@ class AppContext:
         redis = create_redis(redis_url) if redis_url else None
         prefix = settings.redis.key_prefix
         runtime = RuntimeSettingsCache(settings.runtime.values())
-        limiter = RateLimiter(redis, namespace=prefix)
-        slots = ConcurrencySlots(redis, namespace=prefix)
+        limits = ratelimit.build(redis, prefix, runtime)
         gate = ConcurrencyGate(runtime.current.llm_concurrency)
         runtime.listen(lambda _old, new: gate.resize(new.llm_concurrency))
         secret_box = SecretBox(secrets.encryption_keys)
@@ -158,10 +159,10 @@ class AppContext:
             redis=redis,
             bus=ChangeBus(redis, prefix),
             runtime=runtime,
-            limiter=limiter,
-            slots=slots,
-            admission=Admission(limiter, slots, runtime, redis, prefix),
-            guard=ClientGuard(BlockListCache(), limiter, runtime),
+            limiter=limits.limiter,
+            slots=limits.slots,
+            admission=limits.admission,
+            guard=ClientGuard(BlockListCache(), limits.limiter, runtime),
             api_key_cache=ApiKeyCache(settings.gateway.key_cache_seconds),
             breaker=CircuitBreaker(lambda: runtime.current),
             gate=gate,
@@ -212,18 +213,6 @@ class AppContext:
         """Start what needs a running loop and an open database: HTTP client, gateway, writers."""
         gw = self.settings.gateway
         self.http = create_session(self.allow_private_upstreams)
-        self.registry = ChannelCache(self.sessionmaker, self.secret_box, gw.channel_refresh_seconds)
-        self.gateway = Gateway(
-            settings=gw,
-            registry=self.registry,
-            breaker=self.breaker,
-            gate=self.gate,
-            limiter=self.limiter,
-            admission=self.admission,
-            runtime=self.runtime,
-            session=lambda: self.http,
-            auto_disable=self._auto_disable,
-        )
         self.instance = InstanceRegistry(self.engine, self.settings.server.data_dir)
         self.call_logs = CallLogWriter(
             self.engine,
@@ -240,9 +229,21 @@ class AppContext:
             http=lambda: self.http,
             allow_private=self.allow_private_upstreams,
         )
-        self.calls = ModelCalls(
-            self.gateway, self.call_logs.submit, begin=self.call_logs.begin, active=self.streams
+        models = gateway.build(
+            settings=gw,
+            sessionmaker=self.sessionmaker,
+            box=self.secret_box,
+            breaker=self.breaker,
+            gate=self.gate,
+            limits=ratelimit.RateLimits(self.limiter, self.slots, self.admission),
+            runtime=self.runtime,
+            http=lambda: self.http,
+            auto_disable=self._auto_disable,
+            submit=self.call_logs.submit,
+            begin=self.call_logs.begin,
+            active=self.streams,
         )
+        self.registry, self.gateway, self.calls = models.channels, models.gateway, models.calls
         self.instances = Periodic("server-instances", HEARTBEAT_SECONDS, self._instance_tick)
         self.attempts = AttemptRecorder(self.engine)
         self.attempts.start()
@@ -266,16 +267,17 @@ class AppContext:
         self.gauges.start()
         self.stalled_sends = Periodic("send-watchdog", SWEEP_SECONDS, self.send_watchdog.sweep)
         self.stalled_sends.start()
-        self.replies = ReplyManager(
+        chat = conversations.build(
+            settings=self.settings.chat,
             calls=self.calls,
+            channels=self.registry,
             sessionmaker=self.sessionmaker,
             runtime=self.runtime,
-            claims=self._claims(),
             bus=self.bus,
-            settings=self.settings.chat,
             redis=self.redis,
             prefix=self.settings.redis.key_prefix,
         )
+        self.replies, self.chat = chat.replies, chat.chat
         self.outbox = Outbox(
             self.settings.mail,
             lambda: self.mail_config.current,
@@ -289,13 +291,6 @@ class AppContext:
             runtime=self.runtime,
             settings=self.settings.auth,
             limiter=self.limiter,
-        )
-        self.chat = ChatTurns(
-            sessionmaker=self.sessionmaker,
-            replies=self.replies,
-            registry=self.registry,
-            runtime=self.runtime,
-            settings=self.settings.chat,
         )
         self._open = True
 
@@ -342,17 +337,6 @@ class AppContext:
                 self.replies.running_here,
             )
         await self.replies.shutdown()
-
-    def _claims(self) -> Claims:
-        chat = self.settings.chat
-        if self.redis is None:
-            return MemoryClaims(chat.replay_keep_seconds)
-        return RedisClaims(
-            self.redis,
-            self.settings.redis.key_prefix,
-            chat.lock_lease_seconds,
-            chat.replay_keep_seconds,
-        )
 
     async def _auto_disable(self, channel_id: int, reason: str, detail: str) -> None:
         await channel_service.auto_disable(self.sessionmaker, channel_id, reason, detail)
