@@ -2,7 +2,7 @@ import { mount } from '@vue/test-utils'
 import { describe, expect, it } from 'vitest'
 import { defineComponent, h, nextTick } from 'vue'
 import type { Page } from '@/api/types'
-import { usePagedList, type PageRequest } from './usePagedList'
+import { useCursorList, usePagedList, type PageRequest } from './usePagedList'
 
 function deferred<T>() {
   let resolve!: (value: T) => void
@@ -73,5 +73,23 @@ describe('usePagedList', () => {
     slow.resolve(page(['page 1']))
     await flush()
     expect([list().rows.value, list().loading.value]).toEqual([['page 2'], false])
+  })
+})
+
+describe('useCursorList', () => {
+  it('reads on, then starts again from the first page, and keeps only the newest answer', async () => {
+    const pages: Record<string, { items: string[]; next_cursor: string | null }> = {
+      first: { items: ['a', 'b'], next_cursor: 'c1' },
+      c1: { items: ['c'], next_cursor: null },
+    }
+    const asked: (string | null)[] = []
+    const list = useCursorList<string>(async (cursor) => (asked.push(cursor), pages[cursor ?? 'first']!))
+    await list.reload()
+    await list.more()
+    expect([list.rows.value, list.cursor.value]).toEqual([['a', 'b', 'c'], null])
+    await list.more() // nothing more to read
+    await list.reload()
+    expect(list.rows.value).toEqual(['a', 'b'])
+    expect(asked).toEqual([null, 'c1', null])
   })
 })

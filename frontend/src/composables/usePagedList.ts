@@ -57,3 +57,48 @@ export function usePagedList<T>(
   )
   return { rows, total, page, pageSize, query, loading, load }
 }
+
+export interface CursorList<T> {
+  rows: Ref<T[]>
+  cursor: Ref<string | null>
+  loading: Ref<boolean>
+  /** From the first page again (new filters). */
+  reload: () => Promise<void>
+  /** The next page, appended. */
+  more: () => Promise<void>
+}
+
+/** A list read page by page with a cursor (call logs, "My usage"): newest first, "load more". */
+export function useCursorList<T>(
+  fetchPage: (cursor: string | null) => Promise<{ items: T[]; next_cursor?: string | null }>,
+): CursorList<T> {
+  const rows = ref<T[]>([]) as Ref<T[]>
+  const cursor = ref<string | null>(null)
+  const loading = ref(false)
+  let latest = 0
+
+  async function read(after: string | null): Promise<void> {
+    const mine = ++latest
+    loading.value = true
+    try {
+      const page = await fetchPage(after)
+      if (mine !== latest) return
+      rows.value = after === null ? page.items : [...rows.value, ...page.items]
+      cursor.value = page.next_cursor ?? null
+    } finally {
+      if (mine === latest) loading.value = false
+    }
+  }
+
+  return {
+    rows,
+    cursor,
+    loading,
+    reload: () => {
+      rows.value = []
+      cursor.value = null
+      return read(null)
+    },
+    more: () => (cursor.value ? read(cursor.value) : Promise.resolve()),
+  }
+}
