@@ -90,6 +90,25 @@ def wait_ready(
     raise AssertionError("server did not become ready")
 
 
+def unlimited_env(
+    data_dir: Path, database: DatabaseTarget, port: int, **extra: str
+) -> dict[str, str]:
+    """A server's environment with the first admin set and no per-address or per-user limits
+    (a test's many streams from one address must not be refused), titles off."""
+    return app_env(
+        data_dir,
+        database,
+        PORT=str(port),
+        ADMIN_USERNAME=ADMIN_USERNAME,
+        ADMIN_PASSWORD=ADMIN_PASSWORD,
+        IP_RPM="0",
+        DEFAULT_USER_RPM="0",
+        DEFAULT_USER_CONCURRENT_STREAMS="0",
+        CHAT_AUTO_TITLE="false",
+        **extra,
+    )
+
+
 def admin_with_channel(
     client: httpx.Client, base_url: str, *, name: str = "long", upstream_key: str = "sk-up-test"
 ) -> tuple[dict[str, str], str]:

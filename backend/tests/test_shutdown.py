@@ -16,8 +16,8 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from app.devtools.mock_upstream import MockServer
 from app.models import CallLog, Message
-from tests.conftest import ADMIN_PASSWORD, ADMIN_USERNAME, DatabaseTarget
-from tests.processes import admin_with_channel, app_env, free_port, start_cli, wait_ready
+from tests.conftest import DatabaseTarget
+from tests.processes import admin_with_channel, free_port, start_cli, unlimited_env, wait_ready
 
 pytestmark = pytest.mark.slow
 STREAMS = 20
@@ -46,18 +46,8 @@ def test_sigterm_ends_every_stream_with_a_final_event_and_logs_every_call(
 ) -> None:
     mock_upstream.set_profile("long", chunks=400, interval=0.05)
     port = free_port()
-    env = app_env(
-        tmp_path,
-        fresh_database,
-        PORT=str(port),
-        ADMIN_USERNAME=ADMIN_USERNAME,
-        ADMIN_PASSWORD=ADMIN_PASSWORD,
-        IP_RPM="0",
-        DEFAULT_USER_RPM="0",
-        DEFAULT_USER_CONCURRENT_STREAMS="0",
-        SHUTDOWN_DELAY_SECONDS="1",
-        SHUTDOWN_GRACE_SECONDS="2",
-        CHAT_AUTO_TITLE="false",
+    env = unlimited_env(
+        tmp_path, fresh_database, port, SHUTDOWN_DELAY_SECONDS="1", SHUTDOWN_GRACE_SECONDS="2"
     )
     proc = start_cli(["serve"], env)
     base = f"http://127.0.0.1:{port}"

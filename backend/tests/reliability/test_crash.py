@@ -22,8 +22,8 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from app.devtools.mock_upstream import MockServer
 from app.models import CallInFlight, CallLog, Message
-from tests.conftest import ADMIN_PASSWORD, ADMIN_USERNAME, DatabaseTarget
-from tests.processes import admin_with_channel, app_env, free_port, start_cli, wait_ready
+from tests.conftest import DatabaseTarget
+from tests.processes import admin_with_channel, free_port, start_cli, unlimited_env, wait_ready
 
 pytestmark = pytest.mark.slow
 STREAMS = 6
@@ -46,18 +46,7 @@ async def _state(database: DatabaseTarget) -> tuple[list[CallLog], list[Message]
 
 
 def _serve(tmp_path: Path, database: DatabaseTarget, port: int) -> object:
-    env = app_env(
-        tmp_path / "data",
-        database,
-        PORT=str(port),
-        ADMIN_USERNAME=ADMIN_USERNAME,
-        ADMIN_PASSWORD=ADMIN_PASSWORD,
-        IP_RPM="0",
-        DEFAULT_USER_RPM="0",
-        DEFAULT_USER_CONCURRENT_STREAMS="0",
-        CHAT_AUTO_TITLE="false",
-    )
-    return start_cli(["serve"], env)
+    return start_cli(["serve"], unlimited_env(tmp_path / "data", database, port))
 
 
 def test_a_killed_server_leaves_a_trace_of_every_call_and_every_reply_keeps_its_text(
