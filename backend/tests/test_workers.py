@@ -69,6 +69,8 @@ def test_workers_share_one_port_and_behave_as_one(
             assert "acgw_calls_in_flight" in metrics
     finally:
         proc.send_signal(signal.SIGTERM)
-        _out, err = proc.communicate(timeout=60)
+        out, err = proc.communicate(timeout=60)
     assert proc.returncode in (0, -signal.SIGTERM), err
+    # Every worker starts (and stops) cleanly the first time: no traceback anywhere.
+    assert "Traceback" not in out + err, out + err
     assert (tmp_path / "metrics").is_dir(), "a shared directory for the workers' metrics"
