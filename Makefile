@@ -11,7 +11,7 @@ TEST_REDIS_URL ?= redis://127.0.0.1:6379/15
 
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: help lock upgrade run demo bench bench-limits bench-stats soak mock-upstream test lint format migrate bootstrap reset-password rebuild-stats frontend dev e2e-browser \
+.PHONY: help lock upgrade run demo bench bench-scale bench-limits bench-stats soak mock-upstream test lint format migrate bootstrap reset-password rebuild-stats frontend dev e2e-browser \
         docs bytecode test-fast test-backend test-backend-sqlite test-backend-postgres test-frontend test-e2e clean
 
 help:
@@ -106,6 +106,11 @@ bench-stats: $(VENV)/.runtime-installed
 # Soak: 30 minutes of mixed traffic with upstream faults injected at random (MINUTES=…, DATABASE=…).
 soak: $(VENV)/.runtime-installed
 	$(PY) bench/soak.py --minutes $${MINUTES:-30} $(if $(DATABASE),--database $(DATABASE))
+
+# Workers: CPU per call and per chunk with WORKERS=1,2 (N="1 2 4 8" on a bigger machine), and
+# call-log rows against calls made on one SQLite file.
+bench-scale: $(VENV)/.runtime-installed
+	$(PY) bench/scale.py --workers $(or $(N),1 2)
 
 bench-limits: $(VENV)/.runtime-installed
 	taskset -c 0 $(PY) bench/guard_bench.py --redis $(TEST_REDIS_URL)
