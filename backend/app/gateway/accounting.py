@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+import os
 import time
 import uuid
 from collections.abc import Callable
@@ -12,6 +14,19 @@ from typing import Any, Literal
 from app.core.ids import INT32_MAX
 from app.gateway.usage import Usage, estimated
 from app.models.base import utcnow
+
+_PROCESS = uuid.uuid4().hex[:16]
+_SEQUENCE = itertools.count()
+
+
+def _new_process() -> None:
+    """A forked child names its calls apart from its parent."""
+    global _PROCESS, _SEQUENCE
+    _PROCESS = uuid.uuid4().hex[:16]
+    _SEQUENCE = itertools.count()
+
+
+os.register_at_fork(after_in_child=_new_process)
 
 # interrupted: the server stopped (a crash, kill -9) while the call ran; written by the next one.
 EndReason = Literal["done", "client_gone", "upstream_error", "timeout", "rejected", "interrupted"]
@@ -43,7 +58,8 @@ class CallRecord:
     tool_parts: list[str] = field(default_factory=list)
     finished: bool = False
     # Names the call in `calls_in_flight` while it runs (request ids can come from clients).
-    journal_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    # Unique across processes without a random draw per call: this process's prefix, then a count.
+    journal_id: str = field(default_factory=lambda: f"{_PROCESS}{next(_SEQUENCE):x}")
 
     def mark_first_token(self) -> None:
         if self.ttft_ms is None:

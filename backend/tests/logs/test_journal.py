@@ -177,3 +177,19 @@ async def test_a_server_elsewhere_is_dead_once_unseen_for_a_while(
         await db.execute(update(ServerInstance).values(seen_at=utcnow()))
         await db.commit()
     assert await ctx.instance.dead() == []
+
+
+def test_journal_ids_are_unique_in_a_process_and_apart_from_a_forked_child() -> None:
+    ids = {_call().journal_id for _ in range(1000)}
+    assert len(ids) == 1000
+    assert all(len(i) <= 32 for i in ids)  # the column's width
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: its next id, to the parent
+        os.write(write, _call().journal_id.encode())
+        os._exit(0)
+    os.close(write)
+    child_id = os.read(read, 64).decode()
+    os.waitpid(pid, 0)
+    assert child_id not in ids
+    assert child_id[:16] != next(iter(ids))[:16]
