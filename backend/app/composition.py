@@ -342,21 +342,13 @@ class AppContext:
         await channel_service.auto_disable(self.sessionmaker, channel_id, reason, detail)
 
     async def _probe_channels(self) -> list[int]:
-        enabled = await probe_auto_disabled(
+        return await probe_auto_disabled(
             self.sessionmaker, self.http, self.secret_box, self.allow_private_upstreams()
         )
-        if enabled:
-            self.channels_changed()
-        return enabled
-
-    def channels_changed(self) -> None:
-        """The health probe switched channels back on: reload them here and elsewhere."""
-        self.registry.invalidate()
-        self.bus.announce("channels")
 
     async def _reload_channels(self) -> None:
         if self._open:
-            await self.registry.reload()
+            await self.registry.reload(self.sessionmaker)
 
     async def _forget_credentials(self) -> None:
         self.api_key_cache.clear()

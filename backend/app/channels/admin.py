@@ -2,8 +2,8 @@
 
 It holds what the work needs besides the request's session — the key box, the gateway's default
 timeouts, the HTTP client, whether private upstreams are allowed — and announces every change
-itself (`core.events.announce`: once the transaction has committed, the channel cache here and on
-the other processes reloads), so no route can forget to.
+through `channel_service` (`core.events.announce`: once the transaction has committed, the channel
+cache here and on the other processes reloads), so no route can forget to.
 """
 
 from __future__ import annotations
@@ -27,7 +27,6 @@ from app.core.events import announce
 from app.core.pagination import PageParams
 from app.core.security import SecretBox
 from app.gateway.breaker import CircuitBreaker
-from app.gateway.upstream import Timeouts
 from app.models import Channel, ChannelStatus
 
 
@@ -52,9 +51,6 @@ class ChannelAdmin:
         read.breaker_open = self._breaker.open_models(channel.id)
         return read
 
-    def _announce(self, db: AsyncSession) -> None:
-        announce(db, "channels")
-
     async def list_page(
         self,
         db: AsyncSession,
@@ -76,7 +72,6 @@ class ChannelAdmin:
         channel = await channel_service.create(
             db, self._box, self._settings, body, allow_private=self._allow_private()
         )
-        self._announce(db)
         return ChannelRead.model_validate(channel)
 
     async def update(self, db: AsyncSession, channel_id: int, body: ChannelUpdate) -> ChannelRead:
@@ -84,18 +79,15 @@ class ChannelAdmin:
         updated = await channel_service.update(
             db, self._box, self._settings, channel, body, allow_private=self._allow_private()
         )
-        self._announce(db)
         return ChannelRead.model_validate(updated)
 
     async def set_enabled(self, db: AsyncSession, channel_id: int, enabled: bool) -> ChannelRead:
         channel = await channel_service.get(db, channel_id)
         changed = await channel_service.set_enabled(db, channel, enabled)
-        self._announce(db)
         return ChannelRead.model_validate(changed)
 
     async def delete(self, db: AsyncSession, channel_id: int) -> None:
         await channel_service.delete(db, await channel_service.get(db, channel_id))
-        self._announce(db)
 
     async def test(self, db: AsyncSession, channel_id: int, model: str | None) -> ChannelTestResult:
         """One small real request through the channel (even a disabled one), recorded on it."""
@@ -126,19 +118,15 @@ class ChannelAdmin:
         if apply:
             channel.models = models
             await db.flush()
-            self._announce(db)
+            announce(db, "channels")
         return models
 
     async def fetch_models_for(self, body: FetchModelsRequest) -> list[str]:
         """An upstream's model list before its channel is saved (the default timeouts)."""
-        gw = self._settings
-        timeouts = Timeouts(
-            gw.connect_timeout, gw.first_byte_timeout, gw.idle_timeout, gw.total_timeout
-        )
         return await channel_service.fetch_models(
             self._http(),
             body.base_url,
             body.api_key.get_secret_value(),
-            timeouts,
+            channel_service.default_timeouts(self._settings),
             self._allow_private(),
         )

@@ -13,6 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.channels import service as channel_service
+from app.core.db import commit
 from app.core.security import SecretBox, UndecryptableError
 from app.models import Channel, ChannelStatus
 
@@ -54,5 +55,5 @@ async def probe_auto_disabled(
                 await channel_service.set_enabled(db, fresh, True)
                 enabled.append(fresh.id)
                 logger.info("Channel %s (#%d) works again; re-enabled", fresh.name, fresh.id)
-            await db.commit()
+            await commit(db)  # a re-enabled channel is announced (channel_service.set_enabled)
     return enabled

@@ -13,8 +13,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.channels.schemas import ChannelCreate, ChannelTestResult, ChannelUpdate
 from app.core.config import GatewaySettings
-from app.core.db import get_or_404
+from app.core.db import commit, get_or_404
 from app.core.errors import UnprocessableError
+from app.core.events import announce
 from app.core.pagination import PageParams, like_pattern
 from app.core.security import SecretBox, UndecryptableError, mask_secret
 from app.gateway import upstream
@@ -88,6 +89,7 @@ async def create(
         _set_status(channel, ChannelStatus.DISABLED, "admin", None)
     db.add(channel)
     await db.flush()
+    announce(db, "channels")  # routing reloads here and on every process
     return channel
 
 
@@ -119,6 +121,7 @@ async def update(
             continue
         setattr(channel, name, value)
     await db.flush()
+    announce(db, "channels")  # routing reloads here and on every process
     return channel
 
 
@@ -128,12 +131,14 @@ async def set_enabled(db: AsyncSession, channel: Channel, enabled: bool) -> Chan
     else:
         _set_status(channel, ChannelStatus.DISABLED, "admin", None)
     await db.flush()
+    announce(db, "channels")  # routing reloads here and on every process
     return channel
 
 
 async def delete(db: AsyncSession, channel: Channel) -> None:
     await db.delete(channel)
     await db.flush()
+    announce(db, "channels")  # routing reloads here and on every process
 
 
 async def list_channels(
@@ -176,7 +181,18 @@ async def auto_disable(
         if channel is None or channel.status is not ChannelStatus.ENABLED:
             return
         _set_status(channel, ChannelStatus.AUTO_DISABLED, reason, detail[:2000])
-        await db.commit()
+        announce(db, "channels")
+        await commit(db)
+
+
+def default_timeouts(settings: GatewaySettings) -> Timeouts:
+    """What a new channel gets unless it says otherwise."""
+    return Timeouts(
+        connect=settings.connect_timeout,
+        first_byte=settings.first_byte_timeout,
+        idle=settings.idle_timeout,
+        total=settings.total_timeout,
+    )
 
 
 def timeouts_of(channel: Channel) -> Timeouts:

@@ -104,11 +104,11 @@ class ChannelCache:
         """Read the channels again on the next call (from code that cannot wait for it)."""
         self._expires_at = 0.0
 
-    async def reload(self, sessionmaker: async_sessionmaker[AsyncSession] | None = None) -> None:
-        """Read the channels now (with this cache's own sessionmaker unless given another)."""
+    async def reload(self, sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+        """Read the channels now."""
         async with self._lock:
             self._expires_at = time.monotonic() + self._refresh_seconds
-            self._snapshot = await self._load(sessionmaker or self._sessionmaker)
+            self._snapshot = await self._load(sessionmaker)
 
     async def snapshot(self) -> Snapshot:
         if self._snapshot is not None and time.monotonic() < self._expires_at:

@@ -18,7 +18,7 @@ from app.core.errors import AppError, RateLimitedError, ServiceUnavailableError
 from app.gateway.accounting import CallRecord
 from app.gateway.attempts import ChannelAttempts, CompleteAttempt, StreamAttempt
 from app.gateway.breaker import CircuitBreaker
-from app.gateway.cache import ChannelCache, RoutableChannel
+from app.gateway.cache import RoutableChannel
 from app.gateway.request import ChatRequest
 from app.gateway.upstream import UpstreamError
 from app.ratelimit.limiter import RateLimiter
@@ -57,14 +57,12 @@ class Failover:
         breaker: CircuitBreaker,
         limiter: RateLimiter,
         runtime: RuntimeSettingsCache,
-        registry: ChannelCache,
         auto_disable: AutoDisable,
     ) -> None:
         self._attempts = attempts
         self._breaker = breaker
         self._limiter = limiter
         self._runtime = runtime
-        self._registry = registry
         self._auto_disable = auto_disable
 
     async def run(
@@ -110,8 +108,9 @@ class Failover:
                 if verdict in ("auth", "quota"):
                     self._breaker.release_probe(key)
                     reason = "auth_failed" if verdict == "auth" else "quota_exceeded"
+                    # Announced on commit: routing reloads here (before the next attempt) and
+                    # on every other process.
                     await self._auto_disable(channel.id, reason, error.message)
-                    self._registry.invalidate()
                 else:
                     self._breaker.record_failure(key, error.retry_after)
                 logger.warning(

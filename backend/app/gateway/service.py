@@ -57,7 +57,6 @@ class Gateway:
             breaker=breaker,
             limiter=limiter,
             runtime=runtime,
-            registry=registry,
             auto_disable=auto_disable,
         )
 

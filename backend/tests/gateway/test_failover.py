@@ -251,7 +251,7 @@ def test_a_channel_with_an_undecryptable_key_is_disabled_alone(
                 update(Channel).where(Channel.id == broken["id"]).values(api_key_encrypted=foreign)
             )
             await db.commit()
-        gateway.ctx.channels_changed()
+        await gateway.ctx.registry.reload(gateway.ctx.sessionmaker)
 
     gateway.run(corrupt)
     with _client(gateway, gateway.create_key()) as client:
