@@ -38,11 +38,11 @@ from app.gateway.service import Gateway
 from app.gateway.streaming import payload_batches
 from app.gateway.upstream import UpstreamError
 from app.gateway.usage import Usage
+from app.logs.journal import ReplyState
 
 CLIENT_CLOSED = 499  # nginx's "client closed request"
 SHUTDOWN_MESSAGE = "The server is restarting; the answer was cut short. Send the request again."
 Submit = Callable[[dict[str, Any]], None]
-ReplyState = Callable[[], dict[str, Any]]
 Begin = Callable[[CallRecord, ReplyState | None], None]
 
 

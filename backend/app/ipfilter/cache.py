@@ -17,13 +17,19 @@ import math
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, and_, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.core.client_ip import IPNetwork
 from app.models import IPRule
 from app.models.base import utcnow
+
+
+def in_force(now: datetime) -> ColumnElement[bool]:
+    """Rules that block now: enabled, and not expired."""
+    return and_(IPRule.enabled, or_(IPRule.expires_at.is_(None), IPRule.expires_at > now))
 
 
 @dataclass(frozen=True)
@@ -78,11 +84,7 @@ class BlockListCache:
         """Every enabled, unexpired rule from the database, compiled."""
         now = utcnow()
         async with sessionmaker() as db:
-            rows = await db.scalars(
-                select(IPRule).where(
-                    IPRule.enabled, (IPRule.expires_at.is_(None)) | (IPRule.expires_at > now)
-                )
-            )
+            rows = await db.scalars(select(IPRule).where(in_force(now)))
             rules = [
                 BlockRule(
                     id=row.id,

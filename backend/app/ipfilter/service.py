@@ -15,6 +15,7 @@ from app.core.db import get_or_404
 from app.core.errors import ConflictError, UnprocessableError
 from app.core.events import announce
 from app.core.pagination import PageParams, like_pattern, paginate
+from app.ipfilter.cache import in_force
 from app.models.base import utcnow
 from app.models.ip_rule import BlockedAttempt, IPRule
 from app.models.user import User
@@ -140,8 +141,7 @@ async def list_rules(
             IPRule.cidr.like(pattern, escape="\\") | IPRule.reason.like(pattern, escape="\\")
         )
     if active_only:
-        now = utcnow()
-        stmt = stmt.where(IPRule.enabled, (IPRule.expires_at.is_(None)) | (IPRule.expires_at > now))
+        stmt = stmt.where(in_force(utcnow()))
     return await paginate(db, stmt, page)
 
 
