@@ -14,7 +14,9 @@ export const authApi = {
   register: (body: Schemas['RegisterRequest']) => unwrap(client.POST('/api/auth/register', { body })),
   refresh: (refreshToken: string) =>
     unwrap(client.POST('/api/auth/refresh', { body: { refresh_token: refreshToken }, ...anonymous })),
-  logout: (_refreshToken: string) => unwrap(client.POST('/api/auth/logout', { ...anonymous })),
+  /** End the session the access token names (sent explicitly: the store has already forgotten it). */
+  logout: (accessToken: string) =>
+    unwrap(client.POST('/api/auth/logout', { headers: { ...NO_REFRESH, Authorization: `Bearer ${accessToken}` } })),
   me: () => unwrap(client.GET('/api/auth/me')),
   updateMe: (body: Schemas['MeUpdate']) => unwrap(client.PATCH('/api/auth/me', { body })),
   changePassword: (body: Schemas['PasswordChange']) => unwrap(client.POST('/api/auth/me/password', { body })),

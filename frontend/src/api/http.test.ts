@@ -85,6 +85,17 @@ describe('the HTTP client', () => {
     expect(await seen[0]!.json()).toEqual({ username: 'ann', password: 'wrong' })
   })
 
+  it('signs out with the token it is given, after the store has forgotten it', async () => {
+    configureHttp({ token: () => null })
+    const seen = serve(() => new Response(null, { status: 204 }))
+    await authApi.logout('a1')
+    expect([seen[0]!.method, new URL(seen[0]!.url).pathname, seen[0]!.headers.get('Authorization')]).toEqual([
+      'POST',
+      '/api/auth/logout',
+      'Bearer a1',
+    ])
+  })
+
   it('sends the UI language, so mails from the server are written in it', async () => {
     configureHttp({ language: () => 'zh-CN' })
     const seen = serve(() => Response.json({ enabled: false, recovery_codes_left: 0 }))

@@ -79,7 +79,7 @@ export const useAuthStore = defineStore('auth', () => {
   }
 
   async function logout(): Promise<void> {
-    const token = refreshToken.value
+    const token = accessToken.value
     forget()
     if (token) await authApi.logout(token).catch(() => undefined)
   }

@@ -79,7 +79,7 @@ describe('auth store', () => {
     await auth.logout()
     expect(auth.signedIn).toBe(false)
     expect(localStorage.getItem('acgw.access')).toBeNull()
-    expect(authApi.logout).toHaveBeenCalledWith('r1')
+    expect(authApi.logout).toHaveBeenCalledWith('a1') // the server ends the session it names
   })
 })
 
