@@ -1,6 +1,6 @@
 """One model call, from routing to its one call-log row: the facade every caller of a model uses.
 
-`/v1` (`relay.py`), the web chat (`conversations/replies.py`) and conversation titles all go
+`/v1` (`relay.py`), the web chat (`conversations/generation.py`) and conversation titles all go
 through `ModelCall`: `start()` routes and fails over until a channel answers, then `answer()` (a
 whole answer) or `events()` (typed events as the stream arrives, `call_events.py`), and `close()`.
 The call owns everything in between — the upstream connection and concurrency slot, the crash

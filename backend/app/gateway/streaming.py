@@ -1,7 +1,7 @@
 """Reading a started stream: what to pass on, per network read, until `[DONE]` or a failure.
 
-Shared by the `/v1` relay (which frames the payloads as SSE) and the web chat (which reads the text
-the processor records on the call). A read that ends with `[DONE]` is the last; an upstream that
+Read by `calls.ModelCall.events`, which turns each read into the call's events (the payloads to
+relay, and the text the processor recorded). A read that ends with `[DONE]` is the last; an upstream that
 stops without it, or fails part-way, raises `UpstreamError` after what came before the failure in
 the same read has been yielded.
 """
