@@ -18,7 +18,6 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
-import aiohttp
 import orjson
 from redis.asyncio import Redis
 from sqlalchemy.exc import SQLAlchemyError
@@ -54,8 +53,9 @@ from app.gateway.cache import ChannelCache
 from app.gateway.calls import ActiveStreams, ModelCalls
 from app.gateway.concurrency import ConcurrencyGate
 from app.gateway.context import GatewayContext
+from app.gateway.http_client import HttpClient
 from app.gateway.service import Gateway
-from app.gateway.upstream import create_session
+from app.gateway.upstream import create_client
 from app.health.context import HealthContext
 from app.ipfilter.attempts import AttemptRecorder
 from app.ipfilter.cache import BlockListCache
@@ -116,7 +116,7 @@ class AppContext:
     # Created by open():
     engine: AsyncEngine = field(init=False, repr=False)
     sessionmaker: async_sessionmaker[AsyncSession] = field(init=False, repr=False)
-    http: aiohttp.ClientSession = field(init=False, repr=False)
+    http: HttpClient = field(init=False, repr=False)
     registry: ChannelCache = field(init=False, repr=False)
     gateway: Gateway = field(init=False, repr=False)
     calls: ModelCalls = field(init=False, repr=False)
@@ -212,7 +212,7 @@ class AppContext:
     def start_services(self) -> None:
         """Start what needs a running loop and an open database: HTTP client, gateway, writers."""
         gw = self.settings.gateway
-        self.http = create_session(self.allow_private_upstreams)
+        self.http = create_client(self.allow_private_upstreams)
         self.instance = InstanceRegistry(self.engine, self.settings.server.data_dir)
         self.call_logs = CallLogWriter(
             self.engine,

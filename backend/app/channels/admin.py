@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-import aiohttp
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.channels import service as channel_service
@@ -27,6 +26,7 @@ from app.core.events import announce
 from app.core.pagination import PageParams
 from app.core.security import SecretBox
 from app.gateway.breaker import CircuitBreaker
+from app.gateway.http_client import HttpClient
 from app.models import Channel, ChannelStatus
 
 
@@ -37,7 +37,7 @@ class ChannelAdmin:
         box: SecretBox,
         settings: GatewaySettings,
         breaker: CircuitBreaker,
-        http: Callable[[], aiohttp.ClientSession],
+        http: Callable[[], HttpClient],
         allow_private: Callable[[], bool],
     ) -> None:
         self._box = box

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import logging
 
-import aiohttp
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.channels import service as channel_service
 from app.core.db import commit
 from app.core.security import SecretBox, UndecryptableError
+from app.gateway.http_client import HttpClient
 from app.models import Channel, ChannelStatus
 
 logger = logging.getLogger(__name__)
@@ -22,7 +22,7 @@ logger = logging.getLogger(__name__)
 
 async def probe_auto_disabled(
     sessionmaker: async_sessionmaker[AsyncSession],
-    session: aiohttp.ClientSession,
+    client: HttpClient,
     box: SecretBox,
     allow_private: bool,
 ) -> list[int]:
@@ -45,7 +45,7 @@ async def probe_auto_disabled(
             api_key = box.decrypt(channel.api_key_encrypted)
         except UndecryptableError:
             continue
-        result = await channel_service.probe(session, channel, api_key, model, allow_private)
+        result = await channel_service.probe(client, channel, api_key, model, allow_private)
         async with sessionmaker() as db:
             fresh = await db.get(Channel, channel.id)
             if fresh is None:

@@ -6,7 +6,6 @@ import asyncio
 import time
 from collections.abc import Sequence
 
-import aiohttp
 import orjson
 from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -19,6 +18,7 @@ from app.core.events import announce
 from app.core.pagination import PageParams, like_pattern
 from app.core.security import SecretBox, UndecryptableError, mask_secret
 from app.gateway import upstream
+from app.gateway.http_client import HttpClient
 from app.gateway.upstream import Timeouts, UpstreamError
 from app.gateway.url_guard import (
     UpstreamAddressError,
@@ -217,7 +217,7 @@ def decrypt_key(box: SecretBox, channel: Channel) -> str:
 
 
 async def probe(
-    session: aiohttp.ClientSession,
+    client: HttpClient,
     channel: Channel,
     api_key: str,
     model: str,
@@ -238,16 +238,19 @@ async def probe(
         upstream.check_literal_address(literal_ip(upstream_host(channel.base_url)), allow_private)
         async with asyncio.timeout(timeouts.first_byte + timeouts.idle):
             response = await upstream.open_post(
-                session,
-                f"{channel.base_url}/chat/completions",
-                upstream.auth_headers(api_key),
+                client,
+                upstream.prepare_post(
+                    f"{channel.base_url}/chat/completions", upstream.auth_headers(api_key)
+                ),
                 orjson.dumps(payload),
-                upstream.client_timeout(timeouts),
+                timeouts.connect,
                 api_key,
             )
             status_code = response.status
-            raw = await upstream.read_body(response, 1024 * 1024)
-            response.release()
+            try:
+                raw = await upstream.read_body(response, 1024 * 1024)
+            finally:
+                response.close()
         parsed = orjson.loads(raw)
         if not isinstance(parsed, dict) or "choices" not in parsed:
             error = "upstream answered 200 without 'choices'"
@@ -273,7 +276,7 @@ async def record_test(db: AsyncSession, channel: Channel, result: ChannelTestRes
 
 
 async def fetch_models(
-    session: aiohttp.ClientSession,
+    client: HttpClient,
     base_url: str,
     api_key: str,
     timeouts: Timeouts,
@@ -281,7 +284,7 @@ async def fetch_models(
 ) -> list[str]:
     try:
         upstream.check_literal_address(literal_ip(upstream_host(base_url)), allow_private)
-        data = await upstream.get_json(session, f"{base_url}/models", api_key, timeouts)
+        data = await upstream.get_json(client, f"{base_url}/models", api_key, timeouts)
     except UpstreamError as exc:
         raise UnprocessableError(
             f"Could not fetch models: {exc.message}", code="fetch_models_failed"

@@ -13,12 +13,12 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import aiohttp
 import orjson
 
 from app.core.timers import Deadline
 from app.gateway.cache import RoutableChannel
 from app.gateway.chunks import inband_error
+from app.gateway.http_client import HttpClient, Response
 from app.gateway.request import ChatRequest
 from app.gateway.sse import SSEDecoder
 from app.gateway.upstream import (
@@ -37,18 +37,16 @@ class Attempt:
 
     channel: RoutableChannel
     upstream_model: str
-    response: aiohttp.ClientResponse
+    response: Response
     _release: Callable[[], None] = field(repr=False)
     _closed: bool = False
 
-    def close(self, *, keep_connection: bool = False) -> None:
+    def close(self) -> None:
+        """A connection whose answer was read in full goes back to the pool; any other is closed."""
         if self._closed:
             return
         self._closed = True
-        if keep_connection:
-            self.response.release()
-        else:
-            self.response.close()
+        self.response.close()
         self._release()
 
 
@@ -82,11 +80,11 @@ class ChannelAttempts:
     def __init__(
         self,
         *,
-        session: Callable[[], aiohttp.ClientSession],
+        client: Callable[[], HttpClient],
         runtime: RuntimeSettingsCache,
         max_response_bytes: int,
     ) -> None:
-        self._session = session
+        self._client = client
         self._runtime = runtime
         self._max_response_bytes = max_response_bytes
 
@@ -106,18 +104,17 @@ class ChannelAttempts:
         first_byte = min(channel.timeouts.first_byte, max(0.001, deadline - started))
         total_deadline = started + channel.timeouts.total
         body = request.upstream_body(upstream_model)
-        response: aiohttp.ClientResponse | None = None
+        response: Response | None = None
         phase = "first_byte"
         try:
             # One timeout for the whole attempt: first the first-byte deadline, then (non-stream)
             # moved to the channel's total deadline once the answer has started.
             async with Deadline(started + first_byte) as deadline_scope:
                 response = await open_post(
-                    self._session(),
-                    channel.chat_url,
-                    channel.headers,
+                    self._client(),
+                    channel.post("/chat/completions"),
                     body,
-                    channel.client_timeout,
+                    channel.timeouts.connect,
                     channel.api_key,
                 )
                 if request.stream:
@@ -171,7 +168,7 @@ class ChannelAttempts:
 
 
 async def _read_until_substantive(
-    response: aiohttp.ClientResponse,
+    response: Response,
     decoder: SSEDecoder,
     channel: RoutableChannel,
     total_deadline: float,

@@ -14,12 +14,12 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-import aiohttp
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.core.security import SecretBox, UndecryptableError
-from app.gateway.upstream import Timeouts, auth_headers, client_timeout
+from app.gateway.http_client import PreparedRequest
+from app.gateway.upstream import Timeouts, auth_headers, prepare_post
 from app.gateway.url_guard import IPAddress, literal_ip, upstream_host
 from app.models import Channel, ChannelStatus
 from app.models.base import utcnow
@@ -44,14 +44,20 @@ class RoutableChannel:
     literal_address: IPAddress | None
     # Built once per channel, not per call.
     headers: dict[str, str] = field(repr=False, hash=False, compare=False)
-    client_timeout: aiohttp.ClientTimeout = field(repr=False, hash=False, compare=False)
+    _posts: dict[str, PreparedRequest | None] = field(
+        default_factory=dict, repr=False, hash=False, compare=False
+    )
 
     def upstream_model(self, public_model: str) -> str:
         return self.mapping.get(public_model, public_model)
 
-    @property
-    def chat_url(self) -> str:
-        return f"{self.base_url}/chat/completions"
+    def post(self, path: str) -> PreparedRequest | None:
+        """The POST to `path` under the base URL, encoded once; None if it cannot be sent."""
+        try:
+            return self._posts[path]
+        except KeyError:
+            prepared = self._posts[path] = prepare_post(self.base_url + path, self.headers)
+            return prepared
 
 
 @dataclass(frozen=True)
@@ -82,7 +88,6 @@ def to_routable(channel: Channel, api_key: str) -> RoutableChannel:
         created_at=int(channel.created_at.timestamp()),
         literal_address=literal_ip(upstream_host(channel.base_url)),
         headers=auth_headers(api_key),
-        client_timeout=client_timeout(timeouts),
     )
 
 

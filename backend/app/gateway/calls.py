@@ -269,5 +269,5 @@ class ModelCall:
         if record.end_reason is None:
             record.end("client_gone", CLIENT_CLOSED, self._cancel_note)
         if self._attempt is not None:
-            self._attempt.close(keep_connection=record.end_reason == "done")
+            self._attempt.close()
         record.finish(self._calls.submit)

@@ -11,8 +11,6 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 
-import aiohttp
-
 from app.core.config import GatewaySettings
 from app.core.errors import AppError, ForbiddenError, NotFoundError, ServiceUnavailableError
 from app.gateway.accounting import CallRecord
@@ -22,6 +20,7 @@ from app.gateway.cache import ChannelCache
 from app.gateway.caller import Caller
 from app.gateway.concurrency import ConcurrencyGate, GateTimeoutError
 from app.gateway.failover import BUSY_RETRY_AFTER_SECONDS, AutoDisable, Failover
+from app.gateway.http_client import HttpClient
 from app.gateway.request import ChatRequest
 from app.gateway.routing import order_candidates
 from app.ratelimit.admission import Admission
@@ -40,7 +39,7 @@ class Gateway:
         limiter: RateLimiter,
         admission: Admission,
         runtime: RuntimeSettingsCache,
-        session: Callable[[], aiohttp.ClientSession],
+        client: Callable[[], HttpClient],
         auto_disable: AutoDisable,
     ) -> None:
         self.settings = settings
@@ -52,7 +51,7 @@ class Gateway:
         self.runtime = runtime
         self._failover = Failover(
             attempts=ChannelAttempts(
-                session=session, runtime=runtime, max_response_bytes=settings.max_response_bytes
+                client=client, runtime=runtime, max_response_bytes=settings.max_response_bytes
             ),
             breaker=breaker,
             limiter=limiter,

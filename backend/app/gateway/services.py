@@ -6,7 +6,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import aiohttp
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.core.config import GatewaySettings
@@ -16,6 +15,7 @@ from app.gateway.cache import ChannelCache
 from app.gateway.calls import ActiveStreams, Begin, ModelCalls, Submit
 from app.gateway.concurrency import ConcurrencyGate
 from app.gateway.failover import AutoDisable
+from app.gateway.http_client import HttpClient
 from app.gateway.service import Gateway
 from app.ratelimit.services import RateLimits
 from app.runtime_settings.cache import RuntimeSettingsCache
@@ -37,7 +37,7 @@ def build(
     gate: ConcurrencyGate,
     limits: RateLimits,
     runtime: RuntimeSettingsCache,
-    http: Callable[[], aiohttp.ClientSession],
+    http: Callable[[], HttpClient],
     auto_disable: AutoDisable,
     submit: Submit,
     begin: Begin,
@@ -52,7 +52,7 @@ def build(
         limiter=limits.limiter,
         admission=limits.admission,
         runtime=runtime,
-        session=http,
+        client=http,
         auto_disable=auto_disable,
     )
     return GatewayServices(

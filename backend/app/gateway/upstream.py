@@ -1,7 +1,8 @@
-"""Talking to upstream providers over one pooled aiohttp session (measured ~4x faster than httpx here).
+"""Talking to upstream providers over the gateway's own pooled HTTP client (`http_client`).
 
 Every problem becomes an `UpstreamError` whose message has the channel key scrubbed out. Redirects
-are never followed (the key would travel with them); connections go through `GuardedResolver`.
+are never followed (the key would travel with them); every connection's address is checked by the
+URL guard.
 """
 
 from __future__ import annotations
@@ -13,18 +14,12 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
-import aiohttp
 import orjson
 
 from app.core.security import mask_secret
 from app.core.timers import Deadline
-from app.gateway.url_guard import (
-    GuardedResolver,
-    IPAddress,
-    UpstreamAddressError,
-    check_address,
-    guarded_socket_factory,
-)
+from app.gateway.http_client import HttpClient, PreparedRequest, Response, ResponseError, prepare
+from app.gateway.url_guard import IPAddress, UpstreamAddressError, check_address
 
 ERROR_BODY_LIMIT = 64 * 1024
 # A key stored before keys were checked can hold a line break, which no HTTP header may carry.
@@ -148,23 +143,8 @@ def error_details(body: bytes) -> tuple[str | None, str | None, str | None]:
     return None, None, None
 
 
-def create_session(allow_private: Callable[[], bool]) -> aiohttp.ClientSession:
-    connector = aiohttp.TCPConnector(
-        limit=0,  # the gateway's own concurrency gate bounds upstream calls
-        resolver=GuardedResolver(allow_private),
-        # The last word: the exact address of every connection, IP-literal hosts included.
-        socket_factory=guarded_socket_factory(allow_private),
-        ttl_dns_cache=60,
-        keepalive_timeout=30,
-    )
-    return aiohttp.ClientSession(
-        connector=connector,
-        timeout=aiohttp.ClientTimeout(total=None),
-        trust_env=False,
-        raise_for_status=False,
-        skip_auto_headers=("User-Agent",),
-        headers={"User-Agent": "ai-chat-gateway"},
-    )
+def create_client(allow_private: Callable[[], bool]) -> HttpClient:
+    return HttpClient(allow_private, keepalive_timeout=30, dns_ttl=60)
 
 
 def check_literal_address(address: IPAddress | None, allow_private: bool) -> None:
@@ -186,56 +166,58 @@ def auth_headers(api_key: str) -> dict[str, str]:
     }
 
 
-def client_timeout(timeouts: Timeouts) -> aiohttp.ClientTimeout:
-    """Only the socket connect is bounded here; callers bound the rest (first byte, idle, total)."""
-    return aiohttp.ClientTimeout(total=None, sock_connect=timeouts.connect)
+def prepare_post(url: str, headers: dict[str, str]) -> PreparedRequest | None:
+    """A POST encoded once (per channel); None if it cannot be sent (see `UNSENDABLE`)."""
+    try:
+        return prepare("POST", url, headers)
+    except ValueError:
+        return None
 
 
 async def open_post(
-    session: aiohttp.ClientSession,
-    url: str,
-    headers: dict[str, str],
+    client: HttpClient,
+    request: PreparedRequest | None,
     body: bytes,
-    connect_timeout: aiohttp.ClientTimeout,
+    connect_timeout: float,
     api_key: str,
-) -> aiohttp.ClientResponse:
+) -> Response:
     """POST and return the response once a 200's headers arrive; anything else raises.
 
     The caller bounds the wait (first-byte timeout); `api_key` is only used to scrub errors.
     """
+    if request is None:
+        raise UpstreamError("connect", UNSENDABLE)
     try:
-        response = await session.post(
-            url, data=body, headers=headers, timeout=connect_timeout, allow_redirects=False
-        )
+        response = await client.send(request, body, connect_timeout=connect_timeout)
     except TimeoutError:
         raise UpstreamError("timeout", "could not connect to upstream in time") from None
-    except (aiohttp.ClientError, OSError) as exc:
+    except (ResponseError, OSError) as exc:
         raise UpstreamError("connect", scrub(f"cannot reach upstream: {exc}", api_key)) from None
-    except ValueError:  # the request cannot be written: a header value with a line break
-        raise UpstreamError("connect", UNSENDABLE) from None
     if response.status != 200:
         raise await _status_error(response, api_key)
     return response
 
 
-async def get_json(
-    session: aiohttp.ClientSession, url: str, api_key: str, timeouts: Timeouts
-) -> Any:
+async def get_json(client: HttpClient, url: str, api_key: str, timeouts: Timeouts) -> Any:
     headers = {"Authorization": f"Bearer {api_key}", "Accept": "application/json"}
+    response: Response | None = None
+    try:
+        request = prepare("GET", url, headers)
+    except ValueError:
+        raise UpstreamError("connect", UNSENDABLE) from None
     try:
         async with asyncio.timeout(timeouts.first_byte):
-            response = await session.get(
-                url, headers=headers, timeout=client_timeout(timeouts), allow_redirects=False
-            )
+            response = await client.send(request, connect_timeout=timeouts.connect)
             if response.status != 200:
                 raise await _status_error(response, api_key)
             raw = await read_body(response, 16 * 1024 * 1024)
     except TimeoutError:
         raise UpstreamError("timeout", "upstream did not answer in time") from None
-    except (aiohttp.ClientError, OSError) as exc:
+    except (ResponseError, OSError) as exc:
         raise UpstreamError("connect", scrub(f"cannot reach upstream: {exc}", api_key)) from None
-    except ValueError:
-        raise UpstreamError("connect", UNSENDABLE) from None
+    finally:
+        if response is not None:
+            response.close()
     try:
         return orjson.loads(raw)
     except orjson.JSONDecodeError:
@@ -244,10 +226,10 @@ async def get_json(
         ) from None
 
 
-async def _status_error(response: aiohttp.ClientResponse, api_key: str) -> UpstreamError:
+async def _status_error(response: Response, api_key: str) -> UpstreamError:
     try:
-        raw = await response.content.read(ERROR_BODY_LIMIT)
-    except (aiohttp.ClientError, OSError, TimeoutError):
+        raw = await response.read(ERROR_BODY_LIMIT)
+    except (ResponseError, OSError, TimeoutError):
         raw = b""
     finally:
         response.close()
@@ -260,7 +242,7 @@ async def _status_error(response: aiohttp.ClientResponse, api_key: str) -> Upstr
         "status",
         scrub(f"upstream returned {status}" + (f": {message}" if message else ""), api_key),
         status=status,
-        retry_after=parse_retry_after(response.headers.get("Retry-After")),
+        retry_after=parse_retry_after(response.headers.get("retry-after")),
         code=code,
         error_type=error_type,
         provider_message=scrub(message, api_key) if structured and message else None,
@@ -275,28 +257,28 @@ def _is_json(raw: bytes) -> bool:
     return True
 
 
-async def read_body(response: aiohttp.ClientResponse, limit: int) -> bytes:
+async def read_body(response: Response, limit: int) -> bytes:
     declared = response.content_length
     if declared is not None and declared > limit:
         response.close()
         raise UpstreamError("protocol", f"upstream response is larger than {limit} bytes")
     parts: list[bytes] = []
     size = 0
-    async for chunk in response.content.iter_any():
-        size += len(chunk)
-        if size > limit:
-            response.close()
-            raise UpstreamError("protocol", f"upstream response is larger than {limit} bytes")
-        parts.append(chunk)
+    try:
+        async for chunk in response.iter_any():
+            size += len(chunk)
+            if size > limit:
+                response.close()
+                raise UpstreamError("protocol", f"upstream response is larger than {limit} bytes")
+            parts.append(chunk)
+    except (ResponseError, OSError) as exc:
+        raise UpstreamError("protocol", f"upstream connection broke: {exc}") from None
     return parts[0] if len(parts) == 1 else b"".join(parts)
 
 
-async def iter_body(
-    response: aiohttp.ClientResponse, idle: float, deadline: float
-) -> AsyncIterator[bytes]:
+async def iter_body(response: Response, idle: float, deadline: float) -> AsyncIterator[bytes]:
     """The response body as it arrives; idle gaps and the total deadline raise `UpstreamError`."""
     loop = asyncio.get_running_loop()
-    content = response.content
     while True:
         now = loop.time()
         remaining = deadline - now
@@ -305,14 +287,14 @@ async def iter_body(
         wait = min(idle, remaining)
         try:
             async with Deadline(now + wait):
-                chunk = await content.readany()
+                chunk = await response.readany()
         except TimeoutError:
             if wait < idle:
                 raise UpstreamError(
                     "timeout", "upstream stream exceeded the channel's total timeout"
                 ) from None
             raise UpstreamError("timeout", f"upstream sent nothing for {idle:g}s") from None
-        except (aiohttp.ClientError, OSError) as exc:
+        except (ResponseError, OSError) as exc:
             raise UpstreamError("protocol", f"upstream connection broke: {exc}") from None
         if not chunk:
             return

@@ -6,7 +6,7 @@ vLLM live there) and refused when `allow_private` is off.
 
 The guard judges exactly what the HTTP client will connect to:
 
-- A base URL is parsed by the client's own URL parser (yarl, which aiohttp uses), and what is stored
+- A base URL is parsed by the client's own URL parser (yarl, used by `http_client`), and what is stored
   is that parser's normalised form (IDNA host, lowercase). A host that only becomes an address by
   normalising (169.254.169.254 written with full-width digits), a number in a form the standard IP
   syntax does not allow (`2852039166`, `0x7f.1`), or anything else that is not a plain host name or
@@ -15,25 +15,21 @@ The guard judges exactly what the HTTP client will connect to:
   carry an IPv4 one (mapped, compatible, SIIT, NAT64, 6to4, Teredo, ISATAP): the strictest verdict
   of the IPv6 address and each IPv4 inside it wins.
 - It runs when a channel is saved, tested or asked for its models, and again on every connection:
-  the resolver drops refused addresses, and the socket factory — which sees the exact address of
-  every connection the client opens, IP literals included, after DNS — refuses to open one to a
-  refused address. A name that later resolves elsewhere (DNS rebinding) cannot get through.
+  the HTTP client (`http_client`) judges the exact address of every connection it opens, IP
+  literals included, after DNS, and refuses to open one to a refused address. A name that later
+  resolves elsewhere (DNS rebinding) cannot get through.
 """
 
 from __future__ import annotations
 
 import asyncio
-import errno
 import functools
 import ipaddress
 import re
 import socket
 import unicodedata
-from collections.abc import Callable
 from typing import Any
 
-from aiohttp.abc import AbstractResolver, ResolveResult
-from aiohttp.resolver import DefaultResolver
 from yarl import URL
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -209,50 +205,3 @@ async def check_base_url(url: str, *, allow_private: bool) -> None:
 
 def _address_of(sockaddr: tuple[Any, ...]) -> IPAddress:
     return ipaddress.ip_address(str(sockaddr[0]).split("%", 1)[0])
-
-
-class GuardedResolver(AbstractResolver):
-    """aiohttp resolver that drops refused addresses; no usable address is a connection error."""
-
-    def __init__(self, allow_private: Callable[[], bool]) -> None:
-        self._inner = DefaultResolver()
-        self._allow_private = allow_private
-
-    async def resolve(
-        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
-    ) -> list[ResolveResult]:
-        results = await self._inner.resolve(host, port, family)
-        allowed: list[ResolveResult] = []
-        reason = ""
-        for result in results:
-            try:
-                check_address(
-                    ipaddress.ip_address(result["host"]), allow_private=self._allow_private()
-                )
-            except UpstreamAddressError as exc:
-                reason = str(exc)
-            else:
-                allowed.append(result)
-        if not allowed:
-            raise OSError(errno.EACCES, f"{host} resolves only to refused addresses: {reason}")
-        return allowed
-
-    async def close(self) -> None:
-        await self._inner.close()
-
-
-def guarded_socket_factory(
-    allow_private: Callable[[], bool],
-) -> Callable[[tuple[Any, ...]], socket.socket]:
-    """A socket factory for aiohttp's connector: it sees the address of every connection about to
-    be opened (IP-literal hosts skip the resolver, this does not) and refuses a refused one."""
-
-    def factory(addr_info: tuple[Any, ...]) -> socket.socket:
-        family, type_, proto, _canonname, sockaddr = addr_info
-        try:
-            check_address(_address_of(sockaddr), allow_private=allow_private())
-        except UpstreamAddressError as exc:
-            raise OSError(errno.EACCES, str(exc)) from None
-        return socket.socket(family=family, type=type_, proto=proto)
-
-    return factory

@@ -6,15 +6,15 @@ to loopback) are in tests/gateway/test_channels_api.py; these are the ways aroun
 
 from __future__ import annotations
 
+import errno
 import socket
 from typing import Any
 
-import aiohttp
 import pytest
 from sqlalchemy import update
 
 from app.devtools.mock_upstream import MockServer
-from app.gateway.upstream import create_session
+from app.gateway.upstream import create_client
 from app.models import Channel
 from tests.live import UPSTREAM_KEY, GatewayFactory, LiveGateway
 
@@ -220,20 +220,22 @@ def test_private_upstreams_off_means_no_way_to_loopback(
 
 @pytest.mark.parametrize("host", ["[::ffff:127.0.0.1]", "localhost", "127.0.0.1"])
 async def test_the_connection_itself_is_refused(mock_upstream: MockServer, host: str) -> None:
-    """The HTTP client's own guard, below every pre-check: its socket factory sees the address of
-    each connection (IP literals skip the resolver) and refuses to open one to a refused address."""
+    """The HTTP client's own guard, below every pre-check: it judges the address of each
+    connection it opens (after DNS, IP literals too) and refuses to open one to a refused address."""
     url = f"http://{host}:{mock_upstream.port}/v1/models"
-    strict = create_session(lambda: False)
+    strict = create_client(lambda: False)
     try:
-        with pytest.raises(aiohttp.ClientConnectorError, match="private"):
-            await strict.get(url)
+        with pytest.raises(OSError, match="private") as refused:
+            await strict.request("GET", url, {})
+        assert refused.value.errno == errno.EACCES
     finally:
         await strict.close()
     assert mock_upstream.state.total == 0
-    lenient = create_session(lambda: True)
+    lenient = create_client(lambda: True)
     try:
-        async with lenient.get(url) as response:
-            assert response.status == 200  # the same URL, allowed: the refusal was the guard's
+        response = await lenient.request("GET", url, {})
+        assert response.status == 200  # the same URL, allowed: the refusal was the guard's
+        assert b'"data"' in await response.read(1 << 20)
     finally:
         await lenient.close()
 
