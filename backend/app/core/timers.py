@@ -101,9 +101,9 @@ _wheels: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, TimerWheel] = (
 )
 
 
-def timer_wheel() -> TimerWheel:
-    """The running loop's wheel (created on first use)."""
-    loop = asyncio.get_running_loop()
+def timer_wheel(loop: asyncio.AbstractEventLoop | None = None) -> TimerWheel:
+    """The wheel of `loop` (default: the running loop), created on first use."""
+    loop = loop or asyncio.get_running_loop()
     wheel = _wheels.get(loop)
     if wheel is None:
         wheel = _wheels[loop] = TimerWheel(loop)

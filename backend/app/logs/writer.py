@@ -59,7 +59,8 @@ def driver_insert(dialect: str) -> tuple[str, Encoder]:
     def timestamp(value: datetime | None) -> Any:
         if value is None or not sqlite:
             return value
-        return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")  # SQLAlchemy's SQLite format
+        # SQLAlchemy's SQLite format, "%Y-%m-%d %H:%M:%S.%f" (isoformat is twice as fast)
+        return value.astimezone(UTC).isoformat(" ", "microseconds")[:26]
 
     def as_json(value: Any) -> str | None:
         return None if value is None else orjson.dumps(value).decode()
@@ -67,26 +68,24 @@ def driver_insert(dialect: str) -> tuple[str, Encoder]:
     def as_bool(value: Any) -> Any:
         return None if value is None else (int(bool(value)) if sqlite else bool(value))
 
-    converters: list[Callable[[Any], Any] | None] = []
-    for column in columns:
+    keys = [column.name for column in columns]
+    converted: list[tuple[int, Callable[[Any], Any]]] = []
+    for index, column in enumerate(columns):
         if isinstance(column.type, UTCDateTime):
-            converters.append(timestamp)
+            converted.append((index, timestamp))
         elif isinstance(column.type, JSON):
-            converters.append(as_json)
+            converted.append((index, as_json))
         elif isinstance(column.type, Boolean):
-            converters.append(as_bool)
-        else:
-            converters.append(None)
-    keyed = list(zip([column.name for column in columns], converters, strict=True))
+            converted.append((index, as_bool))
 
     def encode(batch: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
-        return [
-            tuple(
-                convert(row.get(name)) if convert is not None else row.get(name)
-                for name, convert in keyed
-            )
-            for row in batch
-        ]
+        encoded = []
+        for row in batch:
+            values = list(map(row.get, keys))
+            for index, convert in converted:
+                values[index] = convert(values[index])
+            encoded.append(tuple(values))
+        return encoded
 
     return statement, encode
 

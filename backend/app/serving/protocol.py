@@ -18,6 +18,9 @@ connections each sending 32 MiB took a server from 181 MB to 932 MB). Here:
 
 So an idle or slow connection is held at most `header_timeout` (or `body_timeout` once its head is
 in), and holds at most `max_header_bytes` plus one read of unparsed head.
+
+Also: a response's head is held back until its body's first write (`HeadFirstTransport`), so a
+small answer leaves in one system call rather than two.
 """
 
 from __future__ import annotations
@@ -28,6 +31,8 @@ from typing import Any
 
 import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+from app.core.timers import WheelTimer, timer_wheel
 
 _REASONS = {
     408: b"Request Timeout",
@@ -54,6 +59,51 @@ class GatewayConfig(uvicorn.Config):
         self.http_limits = http_limits
 
 
+class HeadFirstTransport:
+    """What a request's response is written to: the first write (the response head) is held
+    until the next one — the body, usually written in the same turn of the loop — and both go out
+    in one system call; whatever is held at the end of the loop's turn is written then."""
+
+    __slots__ = ("_held", "_loop", "_pending", "_transport")
+
+    def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
+        self._transport = transport
+        self._loop = loop
+        self._held: bytes | None = None
+        self._pending = True  # the first write is yet to come
+
+    def write(self, data: bytes) -> None:
+        if self._pending:
+            self._pending = False
+            self._held = data
+            self._loop.call_soon(self.flush)
+            return
+        held = self._held
+        if held is not None:
+            self._held = None
+            data = held + data
+        self._transport.write(data)
+
+    def flush(self) -> None:
+        held = self._held
+        if held is not None:
+            self._held = None
+            if not self._transport.is_closing():
+                self._transport.write(held)
+
+    def is_closing(self) -> bool:
+        return self._transport.is_closing()
+
+    def close(self) -> None:
+        self.flush()
+        self._transport.close()
+
+    def abort(self) -> None:
+        """Drop the connection at once, with anything unsent (see `app.core.send_watchdog`)."""
+        self._held = None
+        self._transport.abort()
+
+
 class BoundedHttpProtocol(HttpToolsProtocol):
     def __init__(self, config: uvicorn.Config, *args: Any, **kwargs: Any) -> None:
         super().__init__(config, *args, **kwargs)
@@ -63,8 +113,9 @@ class BoundedHttpProtocol(HttpToolsProtocol):
         self._head_size = 0  # the parsed head's size, as the parser reports its parts
         self._head_fields = 0
         self._too_large: str | None = None  # why the head is refused, once it is
-        self._timer: asyncio.TimerHandle | None = None
+        self._timer: WheelTimer | None = None
         self._refused = False
+        self._wheel = timer_wheel(self.loop)
 
     # ── connection ─────────────────────────────────────────────────────────────────────────────
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
@@ -121,6 +172,8 @@ class BoundedHttpProtocol(HttpToolsProtocol):
         self._in_head = False
         self._disarm()
         super().on_headers_complete()
+        if self.cycle is not None:
+            self.cycle.transport = HeadFirstTransport(self.transport, self.loop)  # type: ignore[assignment]
         if self.cycle is not None and self.cycle.more_body:
             self._arm(self.limits.body_timeout, self._body_too_slow)
 
@@ -135,10 +188,26 @@ class BoundedHttpProtocol(HttpToolsProtocol):
         self._in_head, self._head_bytes = True, 0
         super().on_message_complete()
 
+    def on_response_complete(self) -> None:
+        """uvicorn's, with the keep-alive timer on the timer wheel (`app.core.timers`): a loop
+        timer per response costs more than the rest of this."""
+        self.server_state.total_requests += 1
+        if self.transport.is_closing():
+            return
+        self._unset_keepalive_if_required()
+        self.flow.resume_reading()
+        if self.pipeline:
+            cycle, app = self.pipeline.pop()
+            self._start_asgi_task(cycle, app)
+        else:
+            self.timeout_keep_alive_task = self._wheel.call_later(  # type: ignore[assignment]
+                self.timeout_keep_alive, self.timeout_keep_alive_handler
+            )
+
     # ── limits ─────────────────────────────────────────────────────────────────────────────────
     def _arm(self, seconds: float, handler: Any) -> None:
         self._disarm()
-        self._timer = self.loop.call_later(seconds, handler)
+        self._timer = self._wheel.call_later(seconds, handler)
 
     def _disarm(self) -> None:
         if self._timer is not None:
