@@ -13,7 +13,7 @@ import logging
 from collections.abc import Awaitable, Callable
 
 from starlette.exceptions import HTTPException
-from starlette.requests import ClientDisconnect, Request
+from starlette.requests import ClientDisconnect
 from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -27,16 +27,31 @@ from app.gateway.context import GatewayContext
 logger = logging.getLogger(__name__)
 CHAT_PATH = "/v1/chat/completions"
 MODELS_PATH = "/v1/models"
-Handler = Callable[[GatewayContext, Request, Receive], Awaitable[Response]]
+Handler = Callable[[GatewayContext, Scope, Receive], Awaitable[Response]]
 
 
-async def chat_completions(ctx: GatewayContext, request: Request, receive: Receive) -> Response:
-    caller = await _caller(ctx, request)
+async def read_body(receive: Receive) -> bytes:
+    """The whole request body (the middleware has already bounded its size)."""
+    parts: list[bytes] = []
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ClientDisconnect
+        body = message.get("body", b"")
+        if body:
+            parts.append(body)
+        if not message.get("more_body", False):
+            break
+    return parts[0] if len(parts) == 1 else b"".join(parts)
+
+
+async def chat_completions(ctx: GatewayContext, scope: Scope, receive: Receive) -> Response:
+    caller = await _caller(ctx, scope)
     if not may_chat(ctx.runtime.current, is_admin=False, email_verified=caller.confirmed):
         raise ForbiddenError(UNVERIFIED_MESSAGE, code="email_unverified")
-    state = request.scope["state"]
+    state = scope["state"]
     try:
-        raw = await request.body()
+        raw = await read_body(receive)
     except ClientDisconnect:
         return relay.abandoned(
             calls=ctx.calls,
@@ -55,8 +70,8 @@ async def chat_completions(ctx: GatewayContext, request: Request, receive: Recei
     )
 
 
-async def list_models(ctx: GatewayContext, request: Request, _receive: Receive) -> Response:
-    models = await ctx.gateway.models_for(await _caller(ctx, request))
+async def list_models(ctx: GatewayContext, scope: Scope, _receive: Receive) -> Response:
+    models = await ctx.gateway.models_for(await _caller(ctx, scope))
     return JSONResponse(
         {
             "object": "list",
@@ -68,9 +83,16 @@ async def list_models(ctx: GatewayContext, request: Request, _receive: Receive) 
     )
 
 
-async def _caller(ctx: GatewayContext, request: Request) -> Caller:
+def _authorization(scope: Scope) -> str | None:
+    for name, value in scope["headers"]:
+        if name == b"authorization":
+            return str(value.decode("latin-1"))
+    return None
+
+
+async def _caller(ctx: GatewayContext, scope: Scope) -> Caller:
     return await authenticate(
-        request.headers.get("authorization"),
+        _authorization(scope),
         cache=ctx.api_key_cache,
         sessionmaker=ctx.sessionmaker,
         tokens=ctx.tokens,
@@ -118,7 +140,7 @@ class OpenAIEndpoints:
 
         try:
             try:
-                response = await handler(self.ctx, Request(scope, receive), receive)
+                response = await handler(self.ctx, scope, receive)
             except AppError as error:
                 response = error_response(error)
             except HTTPException as error:  # e.g. the body-size limit

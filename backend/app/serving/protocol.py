@@ -115,6 +115,7 @@ class BoundedHttpProtocol(HttpToolsProtocol):
         self._too_large: str | None = None  # why the head is refused, once it is
         self._timer: WheelTimer | None = None
         self._refused = False
+        self._awaiting_body = False  # a request's head is in, its body not yet
         self._wheel = timer_wheel(self.loop)
 
     # ── connection ─────────────────────────────────────────────────────────────────────────────
@@ -139,6 +140,9 @@ class BoundedHttpProtocol(HttpToolsProtocol):
         super().data_received(data)
         if self._refused or self.transport.is_closing():
             return
+        if self._awaiting_body and self._timer is None:
+            # The head is in and the body is not (a small body comes with its head: no timer).
+            self._arm(self.limits.body_timeout, self._body_too_slow)
         if (
             self._too_large is None
             and self._in_head
@@ -174,8 +178,7 @@ class BoundedHttpProtocol(HttpToolsProtocol):
         super().on_headers_complete()
         if self.cycle is not None:
             self.cycle.transport = HeadFirstTransport(self.transport, self.loop)  # type: ignore[assignment]
-        if self.cycle is not None and self.cycle.more_body:
-            self._arm(self.limits.body_timeout, self._body_too_slow)
+        self._awaiting_body = True
 
     def on_body(self, body: bytes) -> None:
         if self._too_large is None:
@@ -185,7 +188,7 @@ class BoundedHttpProtocol(HttpToolsProtocol):
         if self._too_large is not None:
             return
         self._disarm()
-        self._in_head, self._head_bytes = True, 0
+        self._in_head, self._head_bytes, self._awaiting_body = True, 0, False
         super().on_message_complete()
 
     def on_response_complete(self) -> None:
