@@ -73,4 +73,7 @@ def test_workers_share_one_port_and_behave_as_one(
     assert proc.returncode in (0, -signal.SIGTERM), err
     # Every worker starts (and stops) cleanly the first time: no traceback anywhere.
     assert "Traceback" not in out + err, out + err
+    if not fresh_database.is_postgres:  # SQLite: the start says where its limit is
+        assert "2 workers share one SQLite file" in err
+        assert "use PostgreSQL (DATABASE_URL)" in err
     assert (tmp_path / "metrics").is_dir(), "a shared directory for the workers' metrics"

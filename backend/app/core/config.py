@@ -196,6 +196,10 @@ class CallLogSettings(BaseSettings):
     # many per transaction (writers wait at most for one batch).
     retention_interval_seconds: float = Field(default=3600.0, gt=0)
     retention_batch_size: int = Field(default=5000, ge=100)
+    # On SQLite, how long a batch waits for another process's write (several WORKERS share one
+    # file) before it is queued again: far longer than other writes wait, since rows may wait but
+    # must not be lost.
+    sqlite_wait_seconds: float = Field(default=60.0, gt=0)
 
 
 class ChatSettings(BaseSettings):

@@ -27,6 +27,7 @@ from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, StatementError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from app.core.config import CallLogSettings
+from app.core.sqlite_gate import patient
 from app.logs.journal import Journal, JournaledCall, JournalWork, ReplyState
 from app.models import ApiKey, CallInFlight, CallLog
 from app.models.base import UTCDateTime, utcnow
@@ -95,6 +96,15 @@ SLOW_WRITE_SECONDS = 1.0
 RETRY_DELAY_SECONDS = 1.0
 
 
+SQLITE_BUSY, SQLITE_LOCKED = 5, 6
+
+
+def _busy(exc: Exception) -> bool:
+    """SQLite's write lock stayed with another process past the wait (not a failure: retried)."""
+    code = getattr(getattr(exc, "orig", None), "sqlite_errorcode", None)
+    return code in (SQLITE_BUSY, SQLITE_LOCKED)
+
+
 def _row_refused(exc: Exception) -> bool:
     """The database refused these rows (not: the database is unavailable)."""
     if isinstance(exc, IntegrityError | DataError):
@@ -121,6 +131,7 @@ class CallLogWriter:
         self._tz = tz
         self._on_written = on_written
         self._statement, self._encode = driver_insert(engine.dialect.name)
+        self._sqlite = engine.dialect.name == "sqlite"
         self._settings = settings
         self._queue: deque[dict[str, Any]] = deque()
         self._wakeup = asyncio.Event()
@@ -213,6 +224,8 @@ class CallLogWriter:
         except Exception as exc:
             if self.journal is not None:
                 self.journal.give_back(work)
+            if _busy(exc):
+                return self._requeue(batch, busy=True)
             if not _row_refused(exc):
                 return self._requeue(batch)
             # The journal's part on its own (its entries must not outlive their rows).
@@ -253,8 +266,15 @@ class CallLogWriter:
             except Exception:
                 logger.exception("Counting written call-log rows failed")
 
-    def _requeue(self, batch: list[dict[str, Any]]) -> bool:
-        logger.exception("Writing %d call-log rows failed; will retry", len(batch))
+    def _requeue(self, batch: list[dict[str, Any]], *, busy: bool = False) -> bool:
+        if busy:
+            logger.warning(
+                "Call-log rows waited %.0f s for another process's write to SQLite; will retry "
+                "(at this rate of calls, use PostgreSQL: docs/operations.md)",
+                self._settings.sqlite_wait_seconds,
+            )
+        else:
+            logger.exception("Writing %d call-log rows failed; will retry", len(batch))
         self._queue.extendleft(reversed(batch))
         return False
 
@@ -287,13 +307,16 @@ class CallLogWriter:
         aggregates = rollup.Aggregates().extend(batch, self._tz)
         rows = self._encode(batch)
         started = time.monotonic()
-        async with self._engine.begin() as conn:
+        async with self._engine.begin() as conn, patient(conn, self._settings.sqlite_wait_seconds):
             if rows:
                 await conn.exec_driver_sql(self._statement, rows)
                 await rollup.add(conn, aggregates)
-            for key_id, when in last_used.items():
+            if last_used:  # one statement for the batch's keys
                 await conn.execute(
-                    API_KEYS.update().where(API_KEYS.c.id == key_id).values(last_used_at=when)
+                    API_KEYS.update()
+                    .where(API_KEYS.c.id == bindparam("key_id"))
+                    .values(last_used_at=bindparam("when")),
+                    [{"key_id": key, "when": when} for key, when in last_used.items()],
                 )
             if work:
                 await _write_journal(conn, work)

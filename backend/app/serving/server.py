@@ -22,6 +22,7 @@ from app.composition import AppContext
 from app.core import gc_policy
 from app.core.app_secrets import ConfigError
 from app.core.config import ServerSettings, Settings
+from app.core.db import database_url, is_sqlite
 from app.main import create_app
 from app.serving.protocol import GatewayConfig, HttpLimits
 
@@ -130,9 +131,11 @@ def run_workers(settings: Settings) -> None:
             "and circuit breakers must be shared between the processes (without Redis each "
             "worker would enforce its own limits). Set REDIS_URL, or run one worker."
         )
-    if settings.database.url is None:
+    if is_sqlite(database_url(settings)):
         print(
-            "Note: several workers on SQLite work, but PostgreSQL (DATABASE_URL) is recommended.",
+            f"Note: {workers} workers share one SQLite file: their writes take turns (they may "
+            "wait, none is lost). Past a few thousand calls a second, or for more than two "
+            "workers, use PostgreSQL (DATABASE_URL); see docs/operations.md.",
             file=sys.stderr,
         )
     metrics_dir = Path(

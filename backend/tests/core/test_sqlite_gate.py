@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -15,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.core.config import DatabaseSettings, ServerSettings, Settings
 from app.core.db import create_engine
-from app.core.sqlite_gate import writes
+from app.core.sqlite_gate import patient, writes
 
 
 def _settings(data_dir: Path, busy_timeout_ms: int) -> Settings:
@@ -41,7 +42,9 @@ async def make_engine(tmp_path: Path) -> AsyncIterator[MakeEngine]:
         engine = create_engine(_settings(tmp_path, busy_timeout_ms))
         engines.append(engine)
         async with engine.begin() as conn:
-            await conn.execute(text("CREATE TABLE t (id INTEGER PRIMARY KEY, who TEXT)"))
+            await conn.execute(
+                text("CREATE TABLE IF NOT EXISTS t (id INTEGER PRIMARY KEY, who TEXT)")
+            )
         return engine
 
     yield make
@@ -181,3 +184,87 @@ async def test_every_way_a_transaction_ends_gives_the_turn_back(make_engine: Mak
         "after failure",
         "after cancel",
     ]
+
+
+# Several processes on one file: each engine below has its own lock file descriptor, so two
+# engines meet in the file lock exactly as two processes do.
+
+
+async def _hold(engine: AsyncEngine, who: str, seconds: float, holding: asyncio.Event) -> float:
+    """Write, keep the transaction open `seconds`, commit; returns when it committed."""
+    async with engine.begin() as conn:
+        await conn.execute(text("INSERT INTO t (who) VALUES (:who)"), {"who": who})
+        holding.set()
+        await asyncio.sleep(seconds)
+    return time.monotonic()
+
+
+async def test_processes_take_turns_through_a_lock_file(
+    make_engine: MakeEngine, tmp_path: Path
+) -> None:
+    """The waiting process writes as soon as the other commits — not at the busy handler's next
+    try, which can be 100 ms away and, under a steady stream, never come."""
+    one, other = await make_engine(3000), await make_engine(3000)
+    assert (tmp_path / "app.db-writers").exists()
+    for _ in range(5):
+        holding = asyncio.Event()
+        holder = asyncio.create_task(_hold(one, "one", 0.2, holding))
+        await holding.wait()
+        started = time.monotonic()
+        await _insert(other, "other")
+        finished = time.monotonic()
+        committed = await holder
+        assert finished - started >= 0.15  # it did wait for the other's turn
+        assert finished - committed < 0.05, f"{(finished - committed) * 1000:.0f} ms after"
+    assert await _rows(one) == ["one", "other"] * 5
+
+
+async def test_a_wait_for_another_process_past_the_timeout_fails_and_leaves_nothing_held(
+    make_engine: MakeEngine,
+) -> None:
+    one, other, third = await make_engine(200), await make_engine(200), await make_engine(200)
+    holding = asyncio.Event()
+    holder = asyncio.create_task(_hold(one, "one", 0.6, holding))
+    await holding.wait()
+    with pytest.raises(OperationalError, match="database is locked"):
+        await _insert(other, "late")
+    # A writer cancelled while it waits for the file lock (its request went away).
+    cancelled = asyncio.create_task(_insert(third, "cancelled"))
+    await asyncio.sleep(0.05)
+    cancelled.cancel()
+    await asyncio.gather(cancelled, return_exceptions=True)
+    await holder
+    started = time.monotonic()
+    await _insert(other, "next")  # neither the one that gave up nor the cancelled one holds it
+    await _insert(third, "third")
+    assert time.monotonic() - started < 0.5
+    assert await _rows(one) == ["one", "next", "third"]
+
+
+async def test_a_patient_transaction_waits_past_the_busy_timeout(
+    make_engine: MakeEngine, tmp_path: Path
+) -> None:
+    """Another gated process holding the lock, then a writer outside any gate (a tool on the
+    file): the patient transaction waits for both where others give up after 200 ms."""
+    one, other = await make_engine(200), await make_engine(200)
+    holding = asyncio.Event()
+    holder = asyncio.create_task(_hold(one, "one", 0.6, holding))
+    await holding.wait()
+    async with other.begin() as conn, patient(conn, 5):
+        await conn.execute(text("INSERT INTO t (who) VALUES ('patient')"))
+    await holder
+
+    outsider = sqlite3.connect(tmp_path / "app.db", isolation_level=None)
+    try:
+        outsider.execute("BEGIN IMMEDIATE")
+        outsider.execute("INSERT INTO t (who) VALUES ('outsider')")
+        asyncio.get_running_loop().call_later(0.6, outsider.execute, "COMMIT")
+        with pytest.raises(OperationalError, match="database is locked"):
+            await _insert(other, "impatient")
+        async with other.begin() as conn, patient(conn, 5):
+            await conn.execute(text("INSERT INTO t (who) VALUES ('patient again')"))
+    finally:
+        outsider.close()
+    async with other.connect() as conn:  # the connection's own timeout is back
+        assert (await conn.exec_driver_sql("PRAGMA busy_timeout")).scalar() == 200
+    assert await _rows(one) == ["one", "patient", "outsider", "patient again"]

@@ -210,3 +210,47 @@ async def test_authenticate_unknown_key(harness: Harness) -> None:
     async with harness.app.state.ctx.sessionmaker() as db:
         with pytest.raises(UnauthorizedError, match="Invalid API key"):
             await key_service.authenticate(db, "sk-" + "x" * 48)
+
+
+async def test_the_call_log_records_when_each_key_was_last_used(
+    harness: Harness, make_account: AccountFactory
+) -> None:
+    """One batch with calls from several keys: each key's last use is its latest call's time."""
+    account = await make_account()
+    ids = []
+    for name in ("a", "b", "c"):
+        created = await harness.client.post(
+            "/api/keys", json={"name": name}, headers=account.headers
+        )
+        ids.append(created.json()["id"])
+    writer = harness.app.state.ctx.call_logs
+    base = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
+    for index in range(12):
+        writer.submit(
+            {
+                "created_at": base + timedelta(minutes=index),
+                "request_id": f"last-use-{index}",
+                "source": "api",
+                "user_id": account.id,
+                "api_key_id": ids[index % 2],  # a and b; c is never used
+                "requested_model": "m",
+                "channels_tried": [],
+                "stream": False,
+                "prompt_tokens": 0,
+                "completion_tokens": 0,
+                "reasoning_tokens": 0,
+                "cached_tokens": 0,
+                "total_tokens": 0,
+                "status_code": 200,
+                "success": True,
+                "end_reason": "done",
+                "usage_source": "none",
+                "duration_ms": 5,
+            }
+        )
+    await writer.flush()
+    listed = await harness.client.get("/api/keys", headers=account.headers)
+    last_used = {item["id"]: item["last_used_at"] for item in listed.json()["items"]}
+    assert datetime.fromisoformat(last_used[ids[0]]) == base + timedelta(minutes=10)
+    assert datetime.fromisoformat(last_used[ids[1]]) == base + timedelta(minutes=11)
+    assert last_used[ids[2]] is None

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -106,3 +108,50 @@ async def test_rows_wait_while_the_database_is_unreachable(tmp_path: Path) -> No
         assert writer.dropped == 0
     finally:
         await engine.dispose()
+
+
+async def test_rows_wait_for_another_process_past_the_busy_timeout(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Two processes on one SQLite file (two engines: two lock-file descriptors). The other holds
+    the write lock three times the busy timeout; the batch waits and is written, with no error."""
+
+    def settings() -> Settings:
+        return Settings(
+            server=ServerSettings(_env_file=None, data_dir=tmp_path),
+            database=DatabaseSettings(
+                _env_file=None,
+                url=SecretStr(f"sqlite+aiosqlite:///{tmp_path}/app.db"),
+                sqlite_busy_timeout_ms=200,
+            ),
+        )
+
+    ours, theirs = create_engine(settings()), create_engine(settings())
+    try:
+        await migrate.upgrade(ours)
+        writer = CallLogWriter(
+            ours, CallLogSettings(_env_file=None, sqlite_wait_seconds=10), ZoneInfo("UTC")
+        )
+        holding = asyncio.Event()
+
+        async def hold() -> None:
+            async with theirs.begin() as conn:
+                await conn.exec_driver_sql("DELETE FROM call_logs")  # takes the write lock
+                holding.set()
+                await asyncio.sleep(0.6)
+
+        holder = asyncio.create_task(hold())
+        await holding.wait()
+        for index in range(30):
+            writer.submit(_row(f"waited-{index}"))
+        with caplog.at_level(logging.WARNING, logger="app.logs.writer"):
+            assert await writer._write_batch() is True
+        await holder
+        assert writer.written == 30
+        assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+        async with ours.connect() as conn:
+            count = (await conn.exec_driver_sql("SELECT count(*) FROM call_logs")).scalar()
+        assert count == 30
+    finally:
+        await ours.dispose()
+        await theirs.dispose()
