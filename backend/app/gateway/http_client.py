@@ -303,6 +303,7 @@ class _Connection(asyncio.Protocol):
                 self._break(ResponseError(f"the upstream's answer is not valid HTTP: {exc}"))
 
     def eof_received(self) -> bool | None:
+        self.closed = True  # not to be reused: the server is done with it
         return False  # close the transport; connection_lost tells the answer
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -473,7 +474,11 @@ class HttpClient:
         expired_before = time.monotonic() - self._keepalive_timeout
         while idle:
             connection = idle.pop()  # the most recently used: the least likely to be stale
-            if connection.closed:
+            if (
+                connection.closed
+                or connection.transport is None
+                or connection.transport.is_closing()
+            ):
                 continue
             if connection.idle_since < expired_before:
                 connection.abort()
