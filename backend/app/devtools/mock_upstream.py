@@ -18,8 +18,9 @@ Options:
   stall_after=N, stall=S   pause S seconds after chunk N
   reasoning=N       N `reasoning_content` chunks first (`reasoning_field=reasoning` to use that name)
   think=1           content starts with inline <think>…</think>
-  usage=last|every|never|cached   usage in the last chunk (when asked) / in every chunk (cumulative) /
-                    never / last, with cached prompt tokens
+  usage=last|every|never|cached|final   usage in the last chunk (when asked) / in every chunk
+                    (cumulative) / never / last, with cached prompt tokens / on the finishing
+                    chunk next to its choice, asked or not (as LiteLLM and several providers do)
   status=CODE       answer with this HTTP error; retry_after=S, error_code=…, error_type=…,
                     error_message=… (its text; {model} becomes the requested model)
   drop_after=N      drop the connection after N content chunks
@@ -467,7 +468,10 @@ class MockUpstream:
                 record.chunks_sent += 1
 
         finish = "tool_calls" if behaviour.tool_call and body.get("tools") else "stop"
-        await write(_sse(chunk({}, finish), newline))
+        last = chunk({}, finish)
+        if behaviour.usage == "final":
+            last["usage"] = self._usage(body, behaviour, sent)
+        await write(_sse(last, newline))
         if include_usage and behaviour.usage in ("last", "cached"):
             usage_chunk: dict[str, Any] = {
                 **base,

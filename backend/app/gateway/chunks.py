@@ -126,6 +126,11 @@ class StreamProcessor:
         if not self._template:
             self._template = {k: parsed[k] for k in TEMPLATE_FIELDS if k in parsed}
         changed = renamed
+        if usage and not self._include_usage:
+            # A last chunk with both an answer and usage (LiteLLM, several providers): the
+            # answer goes on, the usage the client did not ask for does not.
+            del parsed["usage"]
+            changed = True
         for choice in choices:
             delta = choice.get("delta") if isinstance(choice, dict) else None
             if not isinstance(delta, dict):

@@ -165,6 +165,12 @@ def _exhausted(
         error = UpstreamTimeoutError(message)
         call.end("timeout", 504, last_error.message)
     else:
-        error = UpstreamFailedError(message)
-        call.end("upstream_error", 502, last_error.message)
+        # The provider's hint of when to come back is passed on (a 503 stays a 503).
+        retry = last_error.retry_after
+        headers = {"Retry-After": str(math.ceil(retry))} if retry is not None else None
+        if last_error.status == 503:
+            error = ServiceUnavailableError(message, code="upstream_unavailable", headers=headers)
+        else:
+            error = UpstreamFailedError(message, headers=headers)
+        call.end("upstream_error", error.status_code, last_error.message)
     return error

@@ -218,6 +218,39 @@ def test_all_channels_rate_limited_upstream_is_a_429_with_retry_after(
     assert mock_upstream.state.total == 1
 
 
+@pytest.mark.parametrize(
+    ("failure", "status", "retry_after"),
+    [
+        ({"status": 503, "retry_after": 9}, 503, "9"),
+        ({"status": 503, "retry_after": 2.5}, 503, "3"),
+        ({"status": 503}, 503, None),
+        ({"status": 502, "retry_after": 4}, 502, "4"),
+        ({"status": 500}, 502, None),
+    ],
+)
+@pytest.mark.parametrize("stream", [False, True], ids=["non-stream", "stream"])
+def test_an_upstreams_retry_hint_and_unavailability_reach_the_caller(
+    gateway: LiveGateway,
+    mock_upstream: MockServer,
+    failure: dict[str, object],
+    status: int,
+    retry_after: str | None,
+    stream: bool,
+) -> None:
+    mock_upstream.set_profile("down", **failure)
+    gateway.create_channel(name="down", base_url=mock_upstream.base_url("down"))
+    response = gateway.http.post(
+        "/v1/chat/completions",
+        json={"model": "mock-gpt", "messages": MESSAGES, "stream": stream},
+        headers={"Authorization": f"Bearer {gateway.create_key()}"},
+    )
+    assert response.status_code == status
+    assert response.headers.get("retry-after") == retry_after
+    assert response.json()["error"]["message"].startswith("No channel could answer")
+    (row,) = gateway.wait_for_logs(1)
+    assert (row.status_code, row.end_reason) == (status, "upstream_error")
+
+
 def test_priority_first_and_channel_rpm_limit_skips_to_the_next(
     gateway: LiveGateway, mock_upstream: MockServer
 ) -> None:

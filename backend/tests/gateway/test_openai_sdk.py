@@ -77,6 +77,38 @@ def test_sync_stream_without_usage_drops_the_usage_chunk(
     assert row.ttft_ms is not None
 
 
+@pytest.mark.parametrize("style", ["final", "every"])
+def test_usage_on_answer_chunks_reaches_only_clients_that_asked(
+    gateway: LiveGateway, mock_upstream: MockServer, style: str
+) -> None:
+    """Usage next to a choice (LiteLLM's finishing chunk, or cumulative usage on every chunk): the
+    answer goes on, the usage only to a client that asked for it; the log has it either way."""
+    mock_upstream.set_profile(style, usage=style)
+    gateway.create_channel(base_url=mock_upstream.base_url(style))
+    key = gateway.create_key()
+    with _client(gateway, key) as client:
+        plain = list(
+            client.chat.completions.create(
+                model="mock-gpt", messages=[{"role": "user", "content": "hi"}], stream=True
+            )
+        )
+        asked = list(
+            client.chat.completions.create(
+                model="mock-gpt",
+                messages=[{"role": "user", "content": "hi"}],
+                stream=True,
+                stream_options={"include_usage": True},
+            )
+        )
+    assert all(c.usage is None for c in plain)
+    assert plain[-1].choices[0].finish_reason == "stop"  # the finishing chunk itself still came
+    text = "".join(c.choices[0].delta.content or "" for c in plain if c.choices)
+    assert text == "Hello from the mock upstream. Hello from the"
+    assert [c.usage.completion_tokens for c in asked if c.usage][-1] == 8
+    rows = gateway.wait_for_logs(2)
+    assert [(r.completion_tokens, r.usage_source) for r in rows] == [(8, "provider")] * 2
+
+
 async def test_async_stream_with_usage(ready: tuple[LiveGateway, str]) -> None:
     gateway, key = ready
     async with _async_client(gateway, key) as client:
