@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from app.core.protocol_text import single_line
+from app.core.upstream_rules import DEFAULT_RULES, parse_rules
 
 
 def _meta(group: str, *, public: bool = False) -> dict[str, Any]:
@@ -263,6 +264,21 @@ class RuntimeValues(BaseModel):
         json_schema_extra=_meta("gateway"),
     )
 
+    upstream_error_rules: str = Field(
+        default=DEFAULT_RULES,
+        max_length=20_000,
+        description=(
+            "Whose fault an upstream's error is, one rule per line: '<status> <verdict> <words>'. "
+            "Status: a code (400), a class (4xx) or *; verdict: caller (relayed, the channel is "
+            "not blamed), auth or quota (the channel is disabled) or retryable (the next channel "
+            "is tried); words: alternatives separated by |, found anywhere in the error's "
+            "message, code or type (none: any error with that status). The first match wins; "
+            "without one, 400/413/422 are the caller's, 401/403 the key's, 402 quota, the rest "
+            "retryable."
+        ),
+        json_schema_extra=_meta("gateway"),
+    )
+
     # Logs
     log_retention_days: int = Field(
         default=90,
@@ -277,6 +293,12 @@ class RuntimeValues(BaseModel):
     def _one_line(cls, value: str) -> str:
         """These reach mail headers, links and request bodies: one line each."""
         return single_line(value)
+
+    @field_validator("upstream_error_rules")
+    @classmethod
+    def _rules(cls, value: str) -> str:
+        parse_rules(value)  # raises with the line that is wrong
+        return value
 
     @field_validator("public_url")
     @classmethod

@@ -15,6 +15,7 @@ import math
 from collections.abc import Awaitable, Callable
 
 from app.core.errors import AppError, RateLimitedError, ServiceUnavailableError
+from app.core.upstream_rules import parse_rules
 from app.gateway.accounting import CallRecord
 from app.gateway.attempts import ChannelAttempts, CompleteAttempt, StreamAttempt
 from app.gateway.breaker import CircuitBreaker
@@ -97,7 +98,7 @@ class Failover:
                 attempt = await self._attempts(channel, upstream_model, request, deadline, release)
             except UpstreamError as error:
                 last_error, last_model = error, upstream_model
-                verdict = error.verdict
+                verdict = error.verdict(parse_rules(values.upstream_error_rules))
                 if verdict == "caller":
                     self._breaker.release_probe(key)
                     call.channel_id, call.upstream_model = channel.id, upstream_model

@@ -18,6 +18,7 @@ import orjson
 
 from app.core.security import mask_secret
 from app.core.timers import Deadline
+from app.core.upstream_rules import Rule, Verdict, classify
 from app.gateway.http_client import HttpClient, PreparedRequest, Response, ResponseError, prepare
 from app.gateway.url_guard import IPAddress, UpstreamAddressError, check_address
 
@@ -25,7 +26,6 @@ ERROR_BODY_LIMIT = 64 * 1024
 # A key stored before keys were checked can hold a line break, which no HTTP header may carry.
 UNSENDABLE = "the request could not be sent: the channel's key is not a valid header value"
 ErrorKind = Literal["connect", "timeout", "status", "protocol", "address", "inband"]
-Verdict = Literal["caller", "auth", "quota", "retryable"]
 
 
 @dataclass(frozen=True)
@@ -85,18 +85,13 @@ class UpstreamError(Exception):
             text = text.replace(upstream_model, model)
         return text
 
-    @property
-    def verdict(self) -> Verdict:
-        """Whose fault, and so what to do: relay it, disable the channel, or try another."""
-        status = self.status
-        markers = f"{self.code or ''} {self.error_type or ''}".lower()
-        if status in (400, 413, 422):
-            return "caller"
-        if status in (401, 403):
-            return "auth"
-        if status == 402 or "insufficient_quota" in markers or "quota_exceeded" in markers:
-            return "quota"
-        return "retryable"
+    def verdict(self, rules: tuple[Rule, ...] = ()) -> Verdict:
+        """Whose fault, and so what to do: relay it, disable the channel, or try another
+        (`app.core.upstream_rules`)."""
+        text = f"{self.code or ''} {self.error_type or ''} {self.provider_message or ''}"
+        if self.kind == "status" and not self.provider_message:
+            text += f" {self.message}"  # an unstructured body: its text is all there is
+        return classify(rules, self.status, text)
 
 
 def scrub(text: str, secret: str) -> str:

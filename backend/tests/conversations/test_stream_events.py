@@ -41,7 +41,7 @@ def test_a_failed_and_a_refused_reply_match_the_description(
     refused = alice.send(conversation["id"], "again")
     names = _check(refused)
     assert names[-3:] == ["error", "usage", "done"]
-    assert refused[-3].data["status"] == 502
+    assert refused[-3].data["status"] == 503  # the provider's 503, passed on
 
 
 def test_the_description_refuses_what_a_stream_never_carries() -> None:

@@ -87,6 +87,47 @@ def test_a_callers_400_is_relayed_and_never_counts_against_the_channel(
     assert gateway.ctx.breaker.available((channel["id"], "mock-gpt"))
 
 
+def test_a_wrong_key_answered_with_400_disables_the_channel_and_fails_over(
+    gateway: LiveGateway, mock_upstream: MockServer
+) -> None:
+    """A proxy in front of a provider (LiteLLM without a database) says 400 for a bad key: by
+    status alone that is the caller's fault, and the model would be broken for everyone."""
+    mock_upstream.set_profile(
+        "proxy", status=400, error_message="Authentication Error, Invalid API key passed"
+    )
+    proxy = gateway.create_channel(
+        name="proxy", base_url=mock_upstream.base_url("proxy"), priority=9
+    )
+    gateway.create_channel(name="direct", base_url=mock_upstream.base_url("direct"))
+    with _client(gateway, gateway.create_key()) as client:
+        assert client.chat.completions.create(model="mock-gpt", messages=MESSAGES).choices  # type: ignore[arg-type]
+    row = gateway.channel(proxy["id"])
+    assert (row["status"], row["status_reason"]) == ("auto_disabled", "auth_failed")
+    # An admin's rule changes the verdict: this proxy's 400 "unavailable" fails over too.
+    mock_upstream.set_profile("flaky", status=400, error_message="upstream unavailable, retry")
+    flaky = gateway.create_channel(
+        name="flaky", base_url=mock_upstream.base_url("flaky"), priority=8
+    )
+    with _client(gateway, gateway.create_key()) as client:
+        with pytest.raises(openai.BadRequestError):  # by status: the caller's
+            client.chat.completions.create(model="mock-gpt", messages=MESSAGES)  # type: ignore[arg-type]
+        refused = gateway.http.put(
+            "/api/admin/settings",
+            json={"upstream_error_rules": "400 retryable upstream unavailable\n40 auth broken"},
+            headers=gateway.admin,
+        )
+        assert refused.status_code == 422
+        assert "line 2" in refused.text
+        saved = gateway.http.put(
+            "/api/admin/settings",
+            json={"upstream_error_rules": "400 retryable upstream unavailable"},
+            headers=gateway.admin,
+        )
+        assert saved.status_code == 200, saved.text
+        assert client.chat.completions.create(model="mock-gpt", messages=MESSAGES).choices  # type: ignore[arg-type]
+    assert gateway.channel(flaky["id"])["status"] == "enabled"  # retryable: not disabled
+
+
 def test_401_disables_the_channel_and_the_probe_re_enables_it(
     gateway: LiveGateway, mock_upstream: MockServer
 ) -> None:
@@ -180,7 +221,7 @@ def test_every_channel_failing_stays_within_the_attempt_bound(
     gateway_factory: GatewayFactory, mock_upstream: MockServer
 ) -> None:
     gateway = gateway_factory(runtime={"max_attempts": 2})
-    gateway.create_failing_channels(mock_upstream)
+    gateway.create_failing_channels(mock_upstream, status=500)
     with (
         _client(gateway, gateway.create_key()) as client,
         pytest.raises(openai.APIStatusError) as info,

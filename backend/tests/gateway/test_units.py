@@ -125,14 +125,14 @@ def test_provider_usage_parsing_keeps_zeros_and_details() -> None:
 
 
 # ── upstream helpers ─────────────────────────────────────────────────────────────────────────
-def test_error_classification() -> None:
-    assert UpstreamError("status", "x", status=400).verdict == "caller"
-    assert UpstreamError("status", "x", status=401).verdict == "auth"
-    assert UpstreamError("status", "x", status=429, code="insufficient_quota").verdict == "quota"
-    assert UpstreamError("status", "x", status=402).verdict == "quota"
-    assert UpstreamError("status", "x", status=429).verdict == "retryable"
-    assert UpstreamError("status", "x", status=503).verdict == "retryable"
-    assert UpstreamError("timeout", "x").verdict == "retryable"
+def test_error_classification_by_status_when_no_rule_matches() -> None:
+    assert UpstreamError("status", "x", status=400).verdict() == "caller"
+    assert UpstreamError("status", "x", status=401).verdict() == "auth"
+    assert UpstreamError("status", "x", status=429, code="insufficient_quota").verdict() == "quota"
+    assert UpstreamError("status", "x", status=402).verdict() == "quota"
+    assert UpstreamError("status", "x", status=429).verdict() == "retryable"
+    assert UpstreamError("status", "x", status=503).verdict() == "retryable"
+    assert UpstreamError("timeout", "x").verdict() == "retryable"
 
 
 def test_retry_after_and_error_bodies_and_scrubbing() -> None:

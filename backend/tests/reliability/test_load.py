@@ -134,7 +134,7 @@ async def test_50_concurrent_calls_with_every_channel_failing_stay_within_the_at
     gateway_factory: GatewayFactory, mock_upstream: MockServer
 ) -> None:
     gateway = gateway_factory(runtime={"max_attempts": 2})
-    gateway.create_failing_channels(mock_upstream)
+    gateway.create_failing_channels(mock_upstream, status=500)
     key = gateway.create_key()
     async with httpx.AsyncClient(base_url=gateway.url, timeout=60) as client:
         responses = await asyncio.gather(
