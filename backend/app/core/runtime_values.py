@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from app.core.cors import parse_origins
 from app.core.protocol_text import single_line
 from app.core.upstream_rules import DEFAULT_RULES, parse_rules
 
@@ -264,6 +265,16 @@ class RuntimeValues(BaseModel):
         json_schema_extra=_meta("gateway"),
     )
 
+    cors_allowed_origins: str = Field(
+        default="",
+        max_length=2000,
+        description=(
+            "Web pages allowed to call /v1 from a browser (CORS), separated by spaces or commas: "
+            "https://app.example.com, or * for any. Empty: none. Never with cookies — callers "
+            "send their API key."
+        ),
+        json_schema_extra=_meta("gateway"),
+    )
     upstream_error_rules: str = Field(
         default=DEFAULT_RULES,
         max_length=20_000,
@@ -293,6 +304,11 @@ class RuntimeValues(BaseModel):
     def _one_line(cls, value: str) -> str:
         """These reach mail headers, links and request bodies: one line each."""
         return single_line(value)
+
+    @field_validator("cors_allowed_origins")
+    @classmethod
+    def _origins(cls, value: str) -> str:
+        return " ".join(parse_origins(value))
 
     @field_validator("upstream_error_rules")
     @classmethod

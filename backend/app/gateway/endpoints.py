@@ -18,7 +18,9 @@ from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.auth.verification import UNVERIFIED_MESSAGE, may_chat
-from app.core.errors import AppError, ForbiddenError, openai_error_body
+from app.core import cors
+from app.core.cors import parse_origins
+from app.core.errors import AppError, ForbiddenError, is_openai_path, openai_error_body
 from app.gateway import relay
 from app.gateway.auth import authenticate
 from app.gateway.caller import Caller
@@ -105,22 +107,77 @@ ROUTES: dict[str, tuple[str, Handler]] = {
 }
 
 
+def _with_headers(send: Send, extra: list[tuple[bytes, bytes]]) -> Send:
+    async def sending(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            message["headers"] = [*message.get("headers", ()), *extra]
+        await send(message)
+
+    return sending
+
+
+async def _preflight(
+    scope: Scope, receive: Receive, send: Send, allow: bytes | None, asked_headers: bytes | None
+) -> None:
+    if allow is None:
+        refused = error_response(
+            ForbiddenError("This origin may not call the API from a browser", code="cors_origin")
+        )
+        await refused(scope, receive, send)
+        return
+    headers = [(b"content-length", b"0"), *cors.preflight_headers(allow, asked_headers)]
+    await send({"type": "http.response.start", "status": 204, "headers": headers})
+    await send({"type": "http.response.body", "body": b""})
+
+
 def error_response(error: AppError) -> Response:
     body = openai_error_body(error.status_code, error.message, error.code, error.param)
     return JSONResponse(body, status_code=error.status_code, headers=error.headers)
 
 
+def _cors_request(scope: Scope) -> tuple[bytes | None, bytes | None, bytes | None]:
+    """(Origin, Access-Control-Request-Method, Access-Control-Request-Headers)."""
+    origin = method = headers = None
+    for name, value in scope["headers"]:
+        if name == b"origin":
+            origin = value
+        elif name == b"access-control-request-method":
+            method = value
+        elif name == b"access-control-request-headers":
+            headers = value
+    return origin, method, headers
+
+
 class OpenAIEndpoints:
-    """Serves the `/v1` routes itself (errors included); everything else goes on to `app`."""
+    """Serves the whole `/v1` namespace itself (errors included, in OpenAI's envelope: an unknown
+    path is a 404, a wrong method a 405; a trailing slash is ignored), with CORS when an admin
+    allows origins; everything else goes on to `app`."""
 
     def __init__(self, app: ASGIApp, ctx: GatewayContext) -> None:
         self.app = app
         self.ctx = ctx
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        route = ROUTES.get(scope["path"]) if scope["type"] == "http" else None
-        if route is None:
+        if scope["type"] != "http" or not is_openai_path(scope["path"]):
             await self.app(scope, receive, send)
+            return
+        origins = parse_origins(self.ctx.runtime.current.cors_allowed_origins)
+        if origins:
+            origin, asked_method, asked_headers = _cors_request(scope)
+            allow = cors.allowed_origin(origins, origin)
+            if scope["method"] == "OPTIONS" and asked_method is not None:
+                await _preflight(scope, receive, send, allow, asked_headers)
+                return
+            if allow is not None:
+                send = _with_headers(send, cors.response_headers(allow))
+        path = scope["path"]
+        route = ROUTES.get(path.rstrip("/") if path.endswith("/") else path)
+        if route is None:
+            unknown = error_response(
+                AppError(f"Invalid URL ({scope['method']} {path})", code="unknown_url")
+            )
+            unknown.status_code = 404
+            await unknown(scope, receive, send)
             return
         method, handler = route
         if scope["method"] != method:

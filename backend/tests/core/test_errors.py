@@ -16,7 +16,7 @@ async def test_unknown_v1_route_uses_the_openai_envelope(harness: Harness) -> No
     assert response.status_code == 404
     error = response.json()["error"]
     assert error["type"] == "invalid_request_error"
-    assert error["code"] == "not_found"
+    assert error["code"] == "unknown_url"
     assert set(error) == {"message", "type", "param", "code"}
 
 
