@@ -16,7 +16,7 @@ from app.core.errors import AppError
 from app.gateway.call_events import CallError, ReasoningDelta, TextDelta
 from app.gateway.caller import Caller
 from app.gateway.calls import ModelCall
-from app.gateway.request import ChatRequest
+from app.gateway.request import ModelRequest
 
 logger = logging.getLogger(__name__)
 Emit = Callable[[str, Any], None]
@@ -29,7 +29,7 @@ async def generate(call: ModelCall, spec: ReplySpec, outcome: Outcome, emit: Emi
         if spec.user_message is not None:
             emit("message", spec.user_message)
         body = {**spec.params, "model": spec.model, "messages": spec.messages, "stream": True}
-        request = ChatRequest(
+        request = ModelRequest(
             body=body, model=spec.model, stream=True, include_usage=True, messages=spec.messages
         )
         caller = Caller(user_id=spec.user_id, limits=spec.limits)

@@ -19,7 +19,7 @@ from app.core.errors import AppError
 from app.gateway.accounting import CallRecord
 from app.gateway.caller import Caller
 from app.gateway.calls import ModelCalls
-from app.gateway.request import ChatRequest
+from app.gateway.request import ModelRequest
 from app.gateway.think import split_complete
 from app.gateway.upstream import UpstreamError
 from app.models import Conversation
@@ -74,7 +74,7 @@ async def generate(
         {"role": "user", "content": f"User: {question[:1500]}\n\nAssistant: {answer[:1500]}"},
     ]
     body = {"model": model, "messages": messages, "stream": False, "max_tokens": 40}
-    request = ChatRequest(
+    request = ModelRequest(
         body=body, model=model, stream=False, include_usage=False, messages=messages
     )
     call = calls.new(

@@ -42,8 +42,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import contextlib
 import itertools
+import struct
 import time
 from collections import deque
 from collections.abc import Mapping
@@ -189,6 +191,8 @@ class MockUpstream:
         for prefix in ("", "/{profile}"):
             self.app.router.add_get(prefix + "/v1/models", self._models)
             self.app.router.add_post(prefix + "/v1/chat/completions", self._chat)
+            self.app.router.add_post(prefix + "/v1/completions", self._legacy_completions)
+            self.app.router.add_post(prefix + "/v1/embeddings", self._embeddings)
 
     # ── control ──────────────────────────────────────────────────────────────────────────────
     async def _get_requests(self, _request: web.Request) -> web.Response:
@@ -348,6 +352,115 @@ class MockUpstream:
         finally:
             record.finished = True
             state.in_flight -= 1
+
+    async def _accept(
+        self, request: web.Request, required: str
+    ) -> tuple[dict[str, Any], Behaviour, RecordedRequest, web.StreamResponse | None]:
+        """The front of every model endpoint but chat: the body, the behaviour, the record, and
+        the error answer (or redirect) the behaviour asks for, if any."""
+        raw = await request.read()
+        try:
+            body = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            body = None
+        model = body.get("model") if isinstance(body, dict) else None
+        record = self._record(request, model, body)
+        self.state.total += 1
+        behaviour = self._behaviour(request, model if isinstance(model, str) else None)
+        refusal: web.StreamResponse | None = None
+        if behaviour.redirect:
+            refusal = self._redirect(behaviour.redirect)
+        elif not isinstance(body, dict) or body.get(required) in (None, "", []):
+            refusal = self._error(400, behaviour, f"{required} is required")
+        elif not self._authorized(request, behaviour):
+            refusal = self._error(401, behaviour, "Incorrect API key provided")
+        elif behaviour.status != 200:
+            refusal = self._error(behaviour.status, behaviour, behaviour.error_message)
+        if behaviour.latency and refusal is None:
+            await asyncio.sleep(behaviour.latency)
+        return (body if isinstance(body, dict) else {}), behaviour, record, refusal
+
+    async def _embeddings(self, request: web.Request) -> web.StreamResponse:
+        """OpenAI's embeddings: a deterministic vector per input (`dimensions` long, default 8),
+        as floats or base64 (little-endian float32), with usage."""
+        body, behaviour, record, refusal = await self._accept(request, "input")
+        record.finished = True
+        if refusal is not None:
+            return refusal
+        given = body["input"]
+        inputs = [given] if isinstance(given, str) or not isinstance(given, list) else given
+        if inputs and all(isinstance(item, int) for item in inputs):
+            inputs = [inputs]  # one input as token ids
+        dimensions = body.get("dimensions") or 8
+        data = []
+        for index, item in enumerate(inputs):
+            seed = sum(map(ord, str(item))) + index
+            vector = [((seed * (k + 1)) % 1000) / 1000 for k in range(dimensions)]
+            embedding: Any = vector
+            if body.get("encoding_format") == "base64":
+                embedding = base64.b64encode(struct.pack(f"<{dimensions}f", *vector)).decode()
+            data.append({"object": "embedding", "index": index, "embedding": embedding})
+        tokens = sum(len(item.split()) if isinstance(item, str) else len(item) for item in inputs)
+        payload: dict[str, Any] = {"object": "list", "data": data, "model": body.get("model")}
+        if behaviour.usage != "never":
+            payload["usage"] = {"prompt_tokens": tokens, "total_tokens": tokens}
+        return web.Response(body=orjson.dumps(payload), content_type="application/json")
+
+    async def _legacy_completions(self, request: web.Request) -> web.StreamResponse:
+        """OpenAI's legacy text completions, stream and not, with usage."""
+        body, behaviour, record, refusal = await self._accept(request, "prompt")
+        if refusal is not None:
+            record.finished = True
+            return refusal
+        prompt = body["prompt"]
+        prompts = [prompt] if isinstance(prompt, str) else prompt
+        prompt_tokens = sum(len(str(item).split()) for item in prompts)
+        usage = {
+            "prompt_tokens": prompt_tokens,
+            "completion_tokens": behaviour.chunks,
+            "total_tokens": prompt_tokens + behaviour.chunks,
+        }
+        base = {
+            "id": f"cmpl-mock-{record.id}",
+            "object": "text_completion",
+            "created": int(time.time()),
+            "model": body.get("model"),
+        }
+        pieces = _content_pieces(behaviour.text, behaviour.chunks)
+        if not body.get("stream"):
+            record.finished = True
+            choice = {
+                "text": "".join(pieces),
+                "index": 0,
+                "logprobs": None,
+                "finish_reason": "stop",
+            }
+            payload: dict[str, Any] = {**base, "choices": [choice]}
+            if behaviour.usage != "never":
+                payload["usage"] = usage
+            return web.Response(body=orjson.dumps(payload), content_type="application/json")
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await response.prepare(request)
+        try:
+            for index, piece in enumerate(pieces):
+                if behaviour.interval and index:
+                    await asyncio.sleep(behaviour.interval)
+                choice = {"text": piece, "index": 0, "logprobs": None, "finish_reason": None}
+                await response.write(_sse({**base, "choices": [choice]}))
+                record.chunks_sent += 1
+            last = {"text": "", "index": 0, "logprobs": None, "finish_reason": "stop"}
+            await response.write(_sse({**base, "choices": [last]}))
+            include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
+            if include_usage and behaviour.usage != "never":
+                await response.write(_sse({**base, "choices": [], "usage": usage}))
+            await response.write(b"data: [DONE]\n\n")
+            await response.write_eof()
+        except asyncio.CancelledError:
+            record.client_closed = True
+            raise
+        finally:
+            record.finished = True
+        return response
 
     def _usage(self, body: dict[str, Any], behaviour: Behaviour, completion: int) -> dict[str, Any]:
         prompt = _count_words(body.get("messages"))

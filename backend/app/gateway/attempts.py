@@ -19,7 +19,7 @@ from app.core.timers import Deadline
 from app.gateway.cache import RoutableChannel
 from app.gateway.chunks import inband_error
 from app.gateway.http_client import HttpClient, Response
-from app.gateway.request import ChatRequest
+from app.gateway.request import ModelRequest
 from app.gateway.sse import SSEDecoder
 from app.gateway.upstream import (
     UpstreamError,
@@ -92,7 +92,7 @@ class ChannelAttempts:
         self,
         channel: RoutableChannel,
         upstream_model: str,
-        request: ChatRequest,
+        request: ModelRequest,
         deadline: float,
         release: Callable[[], None],
     ) -> StreamAttempt | CompleteAttempt:
@@ -112,7 +112,7 @@ class ChannelAttempts:
             async with Deadline(started + first_byte) as deadline_scope:
                 response = await open_post(
                     self._client(),
-                    channel.post("/chat/completions"),
+                    channel.post(request.endpoint),
                     body,
                     channel.timeouts.connect,
                     channel.api_key,
@@ -222,5 +222,7 @@ def _substantive(payload: bytes, secret: str) -> bool:
             return True
         delta = choice.get("delta")
         if isinstance(delta, dict) and any(delta.get(name) for name in _SUBSTANCE_FIELDS):
+            return True
+        if choice.get("text"):  # legacy completions
             return True
     return False

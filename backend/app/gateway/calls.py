@@ -33,7 +33,7 @@ from app.gateway.call_events import (
 )
 from app.gateway.caller import Caller
 from app.gateway.chunks import StreamProcessor, process_complete
-from app.gateway.request import ChatRequest
+from app.gateway.request import ModelRequest
 from app.gateway.service import Gateway
 from app.gateway.streaming import payload_batches
 from app.gateway.upstream import UpstreamError
@@ -132,7 +132,7 @@ class ModelCall:
 
     # ── the call ─────────────────────────────────────────────────────────────────────────────
     async def start(
-        self, request: ChatRequest, caller: Caller, *, checkpoint: ReplyState | None = None
+        self, request: ModelRequest, caller: Caller, *, checkpoint: ReplyState | None = None
     ) -> None:
         """Route and fail over until a channel answers. Raises what refused or failed the call
         (an `AppError` for the caller), the call then ended and logged. `checkpoint`: the

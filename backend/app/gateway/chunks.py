@@ -134,6 +134,10 @@ class StreamProcessor:
         for choice in choices:
             delta = choice.get("delta") if isinstance(choice, dict) else None
             if not isinstance(delta, dict):
+                text = choice.get("text") if isinstance(choice, dict) else None
+                if isinstance(text, str) and text:  # legacy completions
+                    call.completion_parts.append(text)
+                    call.mark_first_token()
                 continue
             content = delta.get("content")
             if self._split and isinstance(content, str) and content:
@@ -188,6 +192,9 @@ def process_complete(
     for choice in parsed.get("choices") or []:
         message = choice.get("message") if isinstance(choice, dict) else None
         if not isinstance(message, dict):
+            text = choice.get("text") if isinstance(choice, dict) else None
+            if isinstance(text, str):  # legacy completions
+                call.completion_parts.append(text)
             continue
         content = message.get("content")
         if split_think and isinstance(content, str):

@@ -1,16 +1,18 @@
 """`/v1`: the OpenAI-compatible endpoints, served as pure ASGI.
 
-`POST /v1/chat/completions` and `GET /v1/models` are the hot path, so they are answered here, inside
-the request-context middleware (request id, client IP, body-size limit still apply) but ahead of
-FastAPI's routing, dependency solving and exception middleware — which, profiled under load, cost
-more CPU per call than the whole relay. Their OpenAPI description is in `gateway.openapi`. Any other
-`/v1` path goes on to FastAPI (and gets an OpenAI-style 404).
+`POST /v1/chat/completions`, `/v1/completions`, `/v1/embeddings`, `GET /v1/models` and
+`/v1/models/{model}` are the hot path, so they are answered here, inside the request-context
+middleware (request id, client IP, body-size limit still apply) but ahead of FastAPI's routing,
+dependency solving and exception middleware — which, profiled under load, cost more CPU per call
+than the whole relay. Their OpenAPI description is in `gateway.openapi`. Any other `/v1` path is
+an OpenAI-style 404 from here.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect
@@ -20,15 +22,30 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from app.auth.verification import UNVERIFIED_MESSAGE, may_chat
 from app.core import cors
 from app.core.cors import parse_origins
-from app.core.errors import AppError, ForbiddenError, is_openai_path, openai_error_body
+from app.core.errors import (
+    AppError,
+    ForbiddenError,
+    NotFoundError,
+    is_openai_path,
+    openai_error_body,
+)
 from app.gateway import relay
 from app.gateway.auth import authenticate
 from app.gateway.caller import Caller
 from app.gateway.context import GatewayContext
+from app.gateway.request import (
+    ModelRequest,
+    parse_chat_request,
+    parse_completions_request,
+    parse_embeddings_request,
+)
 
 logger = logging.getLogger(__name__)
 CHAT_PATH = "/v1/chat/completions"
+COMPLETIONS_PATH = "/v1/completions"
+EMBEDDINGS_PATH = "/v1/embeddings"
 MODELS_PATH = "/v1/models"
+MODEL_PATH = "/v1/models/{model}"
 Handler = Callable[[GatewayContext, Scope, Receive], Awaitable[Response]]
 
 
@@ -47,7 +64,9 @@ async def read_body(receive: Receive) -> bytes:
     return parts[0] if len(parts) == 1 else b"".join(parts)
 
 
-async def chat_completions(ctx: GatewayContext, scope: Scope, receive: Receive) -> Response:
+async def _model_call(
+    ctx: GatewayContext, scope: Scope, receive: Receive, parse: Callable[[bytes], ModelRequest]
+) -> Response:
     caller = await _caller(ctx, scope)
     if not may_chat(ctx.runtime.current, is_admin=False, email_verified=caller.confirmed):
         raise ForbiddenError(UNVERIFIED_MESSAGE, code="email_unverified")
@@ -61,27 +80,56 @@ async def chat_completions(ctx: GatewayContext, scope: Scope, receive: Receive) 
             request_id=state["request_id"],
             client_ip=state["client_ip"],
         )
-    return await relay.chat_completions(
+    return await relay.relay_call(
         calls=ctx.calls,
         caller=caller,
         raw=raw,
+        parse=parse,
         request_id=state["request_id"],
         client_ip=state["client_ip"],
         receive=receive,
-        max_choices=ctx.settings.gateway.max_choices,
     )
+
+
+async def chat_completions(ctx: GatewayContext, scope: Scope, receive: Receive) -> Response:
+    choices = ctx.settings.gateway.max_choices
+    return await _model_call(
+        ctx, scope, receive, lambda raw: parse_chat_request(raw, max_choices=choices)
+    )
+
+
+async def completions(ctx: GatewayContext, scope: Scope, receive: Receive) -> Response:
+    choices = ctx.settings.gateway.max_choices
+    return await _model_call(
+        ctx, scope, receive, lambda raw: parse_completions_request(raw, max_choices=choices)
+    )
+
+
+async def embeddings(ctx: GatewayContext, scope: Scope, receive: Receive) -> Response:
+    return await _model_call(ctx, scope, receive, parse_embeddings_request)
+
+
+def _model_object(model: str, created: int) -> dict[str, Any]:
+    return {"id": model, "object": "model", "created": created, "owned_by": "ai-chat-gateway"}
 
 
 async def list_models(ctx: GatewayContext, scope: Scope, _receive: Receive) -> Response:
     models = await ctx.gateway.models_for(await _caller(ctx, scope))
     return JSONResponse(
-        {
-            "object": "list",
-            "data": [
-                {"id": model, "object": "model", "created": created, "owned_by": "ai-chat-gateway"}
-                for model, created in models
-            ],
-        }
+        {"object": "list", "data": [_model_object(model, created) for model, created in models]}
+    )
+
+
+async def retrieve_model(ctx: GatewayContext, scope: Scope, _receive: Receive) -> Response:
+    """`GET /v1/models/{model}`: one model the caller may use (a name may hold slashes)."""
+    wanted = scope["path"].rstrip("/")[len(MODELS_PATH) + 1 :]
+    for model, created in await ctx.gateway.models_for(await _caller(ctx, scope)):
+        if model == wanted:
+            return JSONResponse(_model_object(model, created))
+    raise NotFoundError(
+        f"The model '{wanted[:200]}' does not exist or you do not have access to it",
+        code="model_not_found",
+        param="model",
     )
 
 
@@ -103,8 +151,21 @@ async def _caller(ctx: GatewayContext, scope: Scope) -> Caller:
 
 ROUTES: dict[str, tuple[str, Handler]] = {
     CHAT_PATH: ("POST", chat_completions),
+    COMPLETIONS_PATH: ("POST", completions),
+    EMBEDDINGS_PATH: ("POST", embeddings),
     MODELS_PATH: ("GET", list_models),
+    MODEL_PATH: ("GET", retrieve_model),  # matched by prefix (`route_for`)
 }
+
+
+def route_for(path: str) -> tuple[str, Handler] | None:
+    """The route serving `path` (a trailing slash ignored; `/v1/models/<name>` by prefix)."""
+    if path.endswith("/"):
+        path = path.rstrip("/")
+    route = ROUTES.get(path)
+    if route is None and path.startswith(MODELS_PATH + "/"):
+        return ("GET", retrieve_model)
+    return route
 
 
 def _with_headers(send: Send, extra: list[tuple[bytes, bytes]]) -> Send:
@@ -171,7 +232,7 @@ class OpenAIEndpoints:
             if allow is not None:
                 send = _with_headers(send, cors.response_headers(allow))
         path = scope["path"]
-        route = ROUTES.get(path.rstrip("/") if path.endswith("/") else path)
+        route = route_for(path)
         if route is None:
             unknown = error_response(
                 AppError(f"Invalid URL ({scope['method']} {path})", code="unknown_url")

@@ -20,7 +20,7 @@ from app.gateway.accounting import CallRecord
 from app.gateway.attempts import ChannelAttempts, CompleteAttempt, StreamAttempt
 from app.gateway.breaker import CircuitBreaker
 from app.gateway.cache import RoutableChannel
-from app.gateway.request import ChatRequest
+from app.gateway.request import ModelRequest
 from app.gateway.upstream import UpstreamError
 from app.ratelimit.limiter import RateLimiter
 from app.runtime_settings.cache import RuntimeSettingsCache
@@ -69,7 +69,7 @@ class Failover:
     async def run(
         self,
         call: CallRecord,
-        request: ChatRequest,
+        request: ModelRequest,
         ordered: list[RoutableChannel],
         release: Callable[[], None],
     ) -> StreamAttempt | CompleteAttempt:

@@ -82,6 +82,97 @@ V1_PATHS: dict[str, Any] = {
             },
         }
     },
+    "/v1/completions": {
+        "post": {
+            "tags": ["openai"],
+            "operationId": "openai-completions",
+            "summary": "Legacy text completions (OpenAI format), streamed as SSE or not",
+            "description": "`prompt` is a string, an array of strings, or token ids; every other "
+            "field passes through to the provider.",
+            "security": _SECURITY,
+            "requestBody": {
+                "required": True,
+                "content": {
+                    "application/json": {
+                        "schema": {
+                            "type": "object",
+                            "required": ["model", "prompt"],
+                            "properties": {
+                                "model": {"type": "string", "minLength": 1},
+                                "prompt": {},
+                                "stream": {"type": "boolean"},
+                                "stream_options": {"type": "object"},
+                                "n": {"type": "integer", "minimum": 1},
+                            },
+                        }
+                    }
+                },
+            },
+            "responses": {
+                "200": {
+                    "description": "A text completion, or an SSE stream of chunks",
+                    "content": {
+                        "application/json": {"schema": {"type": "object"}},
+                        "text/event-stream": {"schema": {"type": "string"}},
+                    },
+                },
+                **_ERRORS,
+            },
+        }
+    },
+    "/v1/embeddings": {
+        "post": {
+            "tags": ["openai"],
+            "operationId": "openai-embeddings",
+            "summary": "Embeddings (OpenAI format)",
+            "description": "`input` is a string, an array of strings (up to 2048), token ids or "
+            "arrays of token ids; `encoding_format` (float or base64) and `dimensions` pass "
+            "through to the provider.",
+            "security": _SECURITY,
+            "requestBody": {
+                "required": True,
+                "content": {
+                    "application/json": {
+                        "schema": {
+                            "type": "object",
+                            "required": ["model", "input"],
+                            "properties": {
+                                "model": {"type": "string", "minLength": 1},
+                                "input": {},
+                                "encoding_format": {"type": "string", "enum": ["float", "base64"]},
+                                "dimensions": {"type": "integer", "minimum": 1},
+                            },
+                        }
+                    }
+                },
+            },
+            "responses": {
+                "200": {
+                    "description": "Embedding list with usage",
+                    "content": {"application/json": {"schema": {"type": "object"}}},
+                },
+                **_ERRORS,
+            },
+        }
+    },
+    "/v1/models/{model}": {
+        "get": {
+            "tags": ["openai"],
+            "operationId": "openai-retrieve_model",
+            "summary": "One model the caller may use (OpenAI format); 404 otherwise",
+            "security": _SECURITY,
+            "parameters": [
+                {"name": "model", "in": "path", "required": True, "schema": {"type": "string"}}
+            ],
+            "responses": {
+                "200": {
+                    "description": "The model",
+                    "content": {"application/json": {"schema": {"type": "object"}}},
+                },
+                **_ERRORS,
+            },
+        }
+    },
     "/v1/models": {
         "get": {
             "tags": ["openai"],

@@ -1,4 +1,4 @@
-"""The `/v1/chat/completions` relay: a parsed request in, JSON or an SSE stream out.
+"""The `/v1` relay: a parsed request in, JSON or an SSE stream out.
 
 The call itself is a `ModelCall` (`calls.py`); this adds what is HTTP's: a client that goes away
 before the answer starts cancels the call at once, and the stream's events become SSE frames — the
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TypeVar
 
 import orjson
@@ -23,7 +23,7 @@ from app.gateway.accounting import CallRecord
 from app.gateway.call_events import CallError, Relay
 from app.gateway.caller import Caller
 from app.gateway.calls import CLIENT_CLOSED, ModelCall, ModelCalls
-from app.gateway.request import parse_chat_request
+from app.gateway.request import ModelRequest
 
 T = TypeVar("T")
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
@@ -134,19 +134,21 @@ def abandoned(*, calls: ModelCalls, caller: Caller, request_id: str, client_ip: 
     return Response(status_code=CLIENT_CLOSED)
 
 
-async def chat_completions(
+async def relay_call(
     *,
     calls: ModelCalls,
     caller: Caller,
     raw: bytes,
+    parse: Callable[[bytes], ModelRequest],
     request_id: str,
     client_ip: str,
     receive: Receive,
-    max_choices: int,
 ) -> Response:
+    """One `/v1` model call (chat, embeddings, legacy completions: `parse` reads its body), its
+    answer relayed as JSON or as the provider's SSE stream."""
     call = calls.new(_api_call(caller, request_id, client_ip), interruptible=True)
     try:
-        request = parse_chat_request(raw, max_choices=max_choices)
+        request = parse(raw)
     except AppError as error:
         call.refuse(error)
         raise

@@ -1,9 +1,10 @@
-"""Reading a chat-completions body without re-validating what the upstream will validate anyway.
+"""Reading a `/v1` request body without re-validating what the upstream will validate anyway.
 
-Checked here: it is a JSON object; `model` and `messages` are present and well-formed; `stream`,
-`stream_options` and `n` have sane types and bounds; no field tries to change where the request or its
-credentials go. Everything else (tools, response_format, temperature, multimodal parts …) passes
-through untouched.
+Checked here: it is a JSON object; `model` is present; the fields the gateway itself relies on
+(chat `messages`, embeddings `input`, legacy completions `prompt`; `stream`, `stream_options`,
+`n`) are well-formed and bounded; no field tries to change where the request or its credentials
+go. Everything else (tools, response_format, temperature, multimodal parts, encoding_format,
+dimensions …) passes through untouched.
 """
 
 from __future__ import annotations
@@ -44,12 +45,17 @@ MAX_MODEL_LENGTH = 256
 
 
 @dataclass
-class ChatRequest:
+class ModelRequest:
+    """A request for one model, as the channel will get it (`endpoint`: the path under the
+    channel's base URL). `messages` is what the prompt is estimated from when the provider
+    reports no usage."""
+
     body: dict[str, Any]
     model: str
     stream: bool
     include_usage: bool
     messages: list[Any]
+    endpoint: str = "/chat/completions"
 
     def upstream_body(self, upstream_model: str) -> bytes:
         body = dict(self.body)
@@ -94,7 +100,7 @@ def _check_message(index: int, message: Any) -> None:
         raise _invalid(f"{where}.content must be a string or a list of parts", f"{where}.content")
 
 
-def parse_chat_request(raw: bytes, *, max_choices: int) -> ChatRequest:
+def _body_and_model(raw: bytes) -> tuple[dict[str, Any], str]:
     try:
         body = orjson.loads(raw)
     except orjson.JSONDecodeError:
@@ -109,13 +115,10 @@ def parse_chat_request(raw: bytes, *, max_choices: int) -> ChatRequest:
         raise _invalid("'model' is required and must be a non-empty string", "model")
     if len(model) > MAX_MODEL_LENGTH:
         raise _invalid("'model' is too long", "model")
-    messages = body.get("messages")
-    if not isinstance(messages, list) or not messages:
-        raise _invalid("'messages' must be a non-empty array", "messages")
-    if len(messages) > MAX_MESSAGES:
-        raise _invalid(f"'messages' may hold at most {MAX_MESSAGES} items", "messages")
-    for index, message in enumerate(messages):
-        _check_message(index, message)
+    return body, model
+
+
+def _stream_flags(body: dict[str, Any]) -> tuple[bool, bool]:
     stream = body.get("stream", False)
     if stream is None:
         stream = False
@@ -124,12 +127,101 @@ def parse_chat_request(raw: bytes, *, max_choices: int) -> ChatRequest:
     options = body.get("stream_options")
     if options is not None and not isinstance(options, dict):
         raise _invalid("'stream_options' must be an object", "stream_options")
-    include_usage = bool(options and options.get("include_usage") is True)
+    return stream, bool(options and options.get("include_usage") is True)
+
+
+def _check_choices(body: dict[str, Any], max_choices: int) -> None:
     n = body.get("n")
     if n is not None and (
         not isinstance(n, int) or isinstance(n, bool) or not 1 <= n <= max_choices
     ):
         raise _invalid(f"'n' must be an integer from 1 to {max_choices}", "n")
-    return ChatRequest(
+
+
+def _texts(value: Any, name: str, max_items: int) -> list[str] | None:
+    """A string, or an array of strings / token ids / arrays of token ids, as OpenAI takes for
+    `input` and `prompt`. Returns the strings (for estimating usage), None for token ids."""
+    if isinstance(value, str):
+        return [value]
+    if not isinstance(value, list) or not value:
+        raise _invalid(f"'{name}' must be a string or a non-empty array", name)
+    if len(value) > max_items:
+        raise _invalid(f"'{name}' may hold at most {max_items} items", name)
+    if all(isinstance(item, str) for item in value):
+        return list(value)
+    if all(_is_token(item) for item in value):
+        return None
+    if all(
+        isinstance(item, list) and item and all(_is_token(token) for token in item)
+        for item in value
+    ):
+        return None
+    raise _invalid(
+        f"'{name}' must be a string, an array of strings, an array of token ids, or an array of "
+        "arrays of token ids",
+        name,
+    )
+
+
+def _is_token(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _prompt_messages(texts: list[str] | None) -> list[Any]:
+    return [{"role": "user", "content": text} for text in texts or ()]
+
+
+MAX_EMBEDDING_INPUTS = 2048
+
+
+def parse_embeddings_request(raw: bytes) -> ModelRequest:
+    body, model = _body_and_model(raw)
+    texts = _texts(body.get("input"), "input", MAX_EMBEDDING_INPUTS)
+    if "stream" in body:
+        raise _invalid("Embeddings are not streamed", "stream")
+    encoding = body.get("encoding_format")
+    if encoding is not None and encoding not in ("float", "base64"):
+        raise _invalid("'encoding_format' must be 'float' or 'base64'", "encoding_format")
+    dimensions = body.get("dimensions")
+    if dimensions is not None and (not _is_token(dimensions) or dimensions < 1):
+        raise _invalid("'dimensions' must be a positive integer", "dimensions")
+    return ModelRequest(
+        body=body,
+        model=model,
+        stream=False,
+        include_usage=False,
+        messages=_prompt_messages(texts),
+        endpoint="/embeddings",
+    )
+
+
+def parse_completions_request(raw: bytes, *, max_choices: int) -> ModelRequest:
+    """The legacy text completions (`/v1/completions`)."""
+    body, model = _body_and_model(raw)
+    texts = _texts(body.get("prompt"), "prompt", MAX_MESSAGES)
+    stream, include_usage = _stream_flags(body)
+    _check_choices(body, max_choices)
+    return ModelRequest(
+        body=body,
+        model=model,
+        stream=stream,
+        include_usage=include_usage,
+        messages=_prompt_messages(texts),
+        endpoint="/completions",
+    )
+
+
+def parse_chat_request(raw: bytes, *, max_choices: int) -> ModelRequest:
+    body, model = _body_and_model(raw)
+    messages = body.get("messages")
+    if not isinstance(messages, list) or not messages:
+        raise _invalid("'messages' must be a non-empty array", "messages")
+    if len(messages) > MAX_MESSAGES:
+        raise _invalid(f"'messages' may hold at most {MAX_MESSAGES} items", "messages")
+    for index, message in enumerate(messages):
+        _check_message(index, message)
+    stream, include_usage = _stream_flags(body)
+    _check_choices(body, max_choices)
+    return ModelRequest(
         body=body, model=model, stream=stream, include_usage=include_usage, messages=messages
     )

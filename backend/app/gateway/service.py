@@ -21,7 +21,7 @@ from app.gateway.caller import Caller
 from app.gateway.concurrency import ConcurrencyGate, GateTimeoutError
 from app.gateway.failover import BUSY_RETRY_AFTER_SECONDS, AutoDisable, Failover
 from app.gateway.http_client import HttpClient
-from app.gateway.request import ChatRequest
+from app.gateway.request import ModelRequest
 from app.gateway.routing import order_candidates
 from app.ratelimit.admission import Admission
 from app.ratelimit.limiter import RateLimiter
@@ -78,7 +78,7 @@ class Gateway:
         return error
 
     async def start_call(
-        self, call: CallRecord, request: ChatRequest, caller: Caller
+        self, call: CallRecord, request: ModelRequest, caller: Caller
     ) -> StreamAttempt | CompleteAttempt:
         model = request.model
         if not caller.may_use(model):

@@ -95,7 +95,10 @@ DECISIONS: dict[tuple[str, str], Access] = {
     ("GET", "/api/usage/daily"): "user",
     ("GET", "/api/usage/{log_id}"): "owned",
     ("GET", "/v1/models"): "key",
+    ("GET", "/v1/models/{model}"): "key",
     ("POST", "/v1/chat/completions"): "key",
+    ("POST", "/v1/completions"): "key",
+    ("POST", "/v1/embeddings"): "key",
 }
 ADMIN_PREFIX = "/api/admin/"
 # Routes that exist only once the SPA is built (`make frontend`).
@@ -346,12 +349,18 @@ def test_the_access_matrix(callers: Callers) -> None:
 
 @pytest.mark.parametrize(("method", "path"), sorted((m, p) for p, (m, _h) in V1_ROUTES.items()))
 def test_v1_callers(callers: Callers, method: str, path: str) -> None:
-    body = {"model": "mock-gpt", "messages": [{"role": "user", "content": "x"}]}
+    body: dict[str, Any] = {"model": "mock-gpt"}
+    body |= {
+        "/v1/chat/completions": {"messages": [{"role": "user", "content": "x"}]},
+        "/v1/completions": {"prompt": "x"},
+        "/v1/embeddings": {"input": "x"},
+    }.get(path, {})
+    url = path.replace("{model}", "mock-gpt")
 
     def send(token: str | None) -> httpx.Response:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         return callers.gateway.http.request(
-            method, path, headers=headers, json=body if method == "POST" else None
+            method, url, headers=headers, json=body if method == "POST" else None
         )
 
     for who, token, code in (
