@@ -14,6 +14,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import orjson
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect
 from starlette.responses import JSONResponse, Response
@@ -29,7 +30,8 @@ from app.core.errors import (
     is_openai_path,
     openai_error_body,
 )
-from app.gateway import relay
+from app.gateway import anthropic_format, messages, relay
+from app.gateway.anthropic_format import parse_messages_request
 from app.gateway.auth import authenticate
 from app.gateway.caller import Caller
 from app.gateway.context import GatewayContext
@@ -46,6 +48,8 @@ COMPLETIONS_PATH = "/v1/completions"
 EMBEDDINGS_PATH = "/v1/embeddings"
 MODELS_PATH = "/v1/models"
 MODEL_PATH = "/v1/models/{model}"
+MESSAGES_PATH = "/v1/messages"
+COUNT_TOKENS_PATH = "/v1/messages/count_tokens"
 Handler = Callable[[GatewayContext, Scope, Receive], Awaitable[Response]]
 
 
@@ -65,7 +69,13 @@ async def read_body(receive: Receive) -> bytes:
 
 
 async def _model_call(
-    ctx: GatewayContext, scope: Scope, receive: Receive, parse: Callable[[bytes], ModelRequest]
+    ctx: GatewayContext,
+    scope: Scope,
+    receive: Receive,
+    parse: Callable[[bytes], ModelRequest],
+    *,
+    stream: relay.StreamFrames = relay.openai_stream,
+    answer: relay.Answer = relay.openai_answer,
 ) -> Response:
     caller = await _caller(ctx, scope)
     if not may_chat(ctx.runtime.current, is_admin=False, email_verified=caller.confirmed):
@@ -88,6 +98,8 @@ async def _model_call(
         request_id=state["request_id"],
         client_ip=state["client_ip"],
         receive=receive,
+        stream=stream,
+        answer=answer,
     )
 
 
@@ -107,6 +119,33 @@ async def completions(ctx: GatewayContext, scope: Scope, receive: Receive) -> Re
 
 async def embeddings(ctx: GatewayContext, scope: Scope, receive: Receive) -> Response:
     return await _model_call(ctx, scope, receive, parse_embeddings_request)
+
+
+async def anthropic_messages(ctx: GatewayContext, scope: Scope, receive: Receive) -> Response:
+    return await _model_call(
+        ctx,
+        scope,
+        receive,
+        parse_messages_request,
+        stream=messages.stream,
+        answer=messages.answer,
+    )
+
+
+async def anthropic_count_tokens(ctx: GatewayContext, scope: Scope, receive: Receive) -> Response:
+    caller = await _caller(ctx, scope)
+    raw = await read_body(receive)
+    model = _model_named(raw)
+    return messages.count_tokens(raw, may_use=model is None or caller.may_use(model))
+
+
+def _model_named(raw: bytes) -> str | None:
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return None
+    model = body.get("model") if isinstance(body, dict) else None
+    return model if isinstance(model, str) else None
 
 
 def _model_object(model: str, created: int) -> dict[str, Any]:
@@ -134,10 +173,14 @@ async def retrieve_model(ctx: GatewayContext, scope: Scope, _receive: Receive) -
 
 
 def _authorization(scope: Scope) -> str | None:
+    """The bearer credentials, or an `x-api-key` (Anthropic's SDK) as one."""
+    api_key = None
     for name, value in scope["headers"]:
         if name == b"authorization":
             return str(value.decode("latin-1"))
-    return None
+        if name == b"x-api-key":
+            api_key = value.decode("latin-1")
+    return f"Bearer {api_key}" if api_key else None
 
 
 async def _caller(ctx: GatewayContext, scope: Scope) -> Caller:
@@ -155,7 +198,11 @@ ROUTES: dict[str, tuple[str, Handler]] = {
     EMBEDDINGS_PATH: ("POST", embeddings),
     MODELS_PATH: ("GET", list_models),
     MODEL_PATH: ("GET", retrieve_model),  # matched by prefix (`route_for`)
+    MESSAGES_PATH: ("POST", anthropic_messages),
+    COUNT_TOKENS_PATH: ("POST", anthropic_count_tokens),
 }
+# Answered in Anthropic's error envelope, as its SDK expects.
+ANTHROPIC_PATHS = frozenset({MESSAGES_PATH, COUNT_TOKENS_PATH})
 
 
 def route_for(path: str) -> tuple[str, Handler] | None:
@@ -191,9 +238,14 @@ async def _preflight(
     await send({"type": "http.response.body", "body": b""})
 
 
-def error_response(error: AppError) -> Response:
-    body = openai_error_body(error.status_code, error.message, error.code, error.param)
-    return JSONResponse(body, status_code=error.status_code, headers=error.headers)
+def error_response(error: AppError, path: str = "", status: int | None = None) -> Response:
+    """`error` in the envelope its caller's SDK expects (Anthropic's on its paths)."""
+    status = status or error.status_code
+    if path.rstrip("/") in ANTHROPIC_PATHS:
+        body = anthropic_format.error_body(status, error.message)
+    else:
+        body = openai_error_body(status, error.message, error.code, error.param)
+    return JSONResponse(body, status_code=status, headers=error.headers)
 
 
 def _cors_request(scope: Scope) -> tuple[bytes | None, bytes | None, bytes | None]:
@@ -235,17 +287,15 @@ class OpenAIEndpoints:
         route = route_for(path)
         if route is None:
             unknown = error_response(
-                AppError(f"Invalid URL ({scope['method']} {path})", code="unknown_url")
+                AppError(f"Invalid URL ({scope['method']} {path})", code="unknown_url"), status=404
             )
-            unknown.status_code = 404
             await unknown(scope, receive, send)
             return
         method, handler = route
         if scope["method"] != method:
             response: Response = error_response(
-                AppError(f"Use {method} for this endpoint", code="method_not_allowed")
+                AppError(f"Use {method} for this endpoint", code="method_not_allowed"), path, 405
             )
-            response.status_code = 405
             response.headers["Allow"] = method
             await response(scope, receive, send)
             return
@@ -260,21 +310,23 @@ class OpenAIEndpoints:
             try:
                 response = await handler(self.ctx, scope, receive)
             except AppError as error:
-                response = error_response(error)
+                response = error_response(error, path)
             except HTTPException as error:  # e.g. the body-size limit
                 response = error_response(
                     AppError(
                         str(error.detail),
                         code="payload_too_large" if error.status_code == 413 else "http_error",
-                    )
+                    ),
+                    path,
+                    error.status_code,
                 )
-                response.status_code = error.status_code
             await response(scope, receive, tracking_send)
         except Exception:
             logger.exception(
                 "Unhandled error (request_id=%s)", scope.get("state", {}).get("request_id")
             )
             if not started:
-                failure = error_response(AppError("Internal server error", code="internal_error"))
-                failure.status_code = 500
+                failure = error_response(
+                    AppError("Internal server error", code="internal_error"), path, 500
+                )
                 await failure(scope, receive, send)

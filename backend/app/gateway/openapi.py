@@ -29,7 +29,28 @@ _ERROR = {
         }
     },
 }
-_ERRORS = {str(code): _ERROR for code in (400, 401, 403, 404, 405, 413, 429, 502, 503, 504)}
+_ERRORS_CODES = (400, 401, 403, 404, 405, 413, 429, 502, 503, 504)
+_ERRORS = {str(code): _ERROR for code in _ERRORS_CODES}
+_ANTHROPIC_ERROR = {
+    "description": "Anthropic error envelope",
+    "content": {
+        "application/json": {
+            "schema": {
+                "type": "object",
+                "required": ["type", "error"],
+                "properties": {
+                    "type": {"type": "string", "enum": ["error"]},
+                    "error": {
+                        "type": "object",
+                        "required": ["type", "message"],
+                        "properties": {"type": {"type": "string"}, "message": {"type": "string"}},
+                    },
+                },
+            }
+        }
+    },
+}
+_ANTHROPIC_ERRORS = {str(code): _ANTHROPIC_ERROR for code in _ERRORS_CODES}
 _SECURITY: list[dict[str, list[str]]] = [{"OpenAIKey": []}]
 
 V1_PATHS: dict[str, Any] = {
@@ -152,6 +173,68 @@ V1_PATHS: dict[str, Any] = {
                     "content": {"application/json": {"schema": {"type": "object"}}},
                 },
                 **_ERRORS,
+            },
+        }
+    },
+    "/v1/messages": {
+        "post": {
+            "tags": ["openai"],
+            "operationId": "anthropic-messages",
+            "summary": "Anthropic Messages API on any channel, streamed as Anthropic's events or not",
+            "description": "Keys as `x-api-key` or a bearer token. Translated to Chat "
+            "Completions for the channel and back: system, text, image and PDF blocks, tools and "
+            "tool results, thinking (as reasoning), stop reasons and usage. Errors use "
+            "Anthropic's envelope.",
+            "security": _SECURITY,
+            "requestBody": {
+                "required": True,
+                "content": {
+                    "application/json": {
+                        "schema": {
+                            "type": "object",
+                            "required": ["model", "max_tokens", "messages"],
+                            "properties": {
+                                "model": {"type": "string", "minLength": 1},
+                                "max_tokens": {"type": "integer", "minimum": 1},
+                                "messages": {"type": "array", "minItems": 1},
+                                "system": {},
+                                "stream": {"type": "boolean"},
+                                "tools": {"type": "array"},
+                                "tool_choice": {"type": "object"},
+                                "thinking": {"type": "object"},
+                            },
+                        }
+                    }
+                },
+            },
+            "responses": {
+                "200": {
+                    "description": "A message, or a stream of Anthropic's events",
+                    "content": {
+                        "application/json": {"schema": {"type": "object"}},
+                        "text/event-stream": {"schema": {"type": "string"}},
+                    },
+                },
+                **_ANTHROPIC_ERRORS,
+            },
+        }
+    },
+    "/v1/messages/count_tokens": {
+        "post": {
+            "tags": ["openai"],
+            "operationId": "anthropic-count_tokens",
+            "summary": "An estimate of a Messages request's input tokens (no model is called)",
+            "security": _SECURITY,
+            "requestBody": {
+                "required": True,
+                "content": {"application/json": {"schema": {"type": "object"}}},
+            },
+            "responses": {
+                "200": {
+                    "description": '`{"input_tokens": n}`',
+                    "content": {"application/json": {"schema": {"type": "object"}}},
+                },
+                **_ANTHROPIC_ERRORS,
             },
         }
     },

@@ -93,13 +93,24 @@ async def _sse(call: ModelCall, include_usage: bool) -> AsyncIterator[bytes]:
                 yield error_frame(event.message, event.code, event.type)
 
 
+def openai_stream(call: ModelCall, request: ModelRequest) -> AsyncIterator[bytes]:
+    """The provider's own chunks (Chat Completions, legacy completions)."""
+    return _sse(call, request.include_usage)
+
+
+def openai_answer(body: bytes, _request: ModelRequest) -> Response:
+    return Response(body, media_type="application/json")
+
+
+StreamFrames = Callable[[ModelCall, ModelRequest], AsyncIterator[bytes]]
+Answer = Callable[[bytes, ModelRequest], Response]
+
+
 class RelayResponse(StreamingResponse):
     """A StreamingResponse that closes the call even if the body was never iterated."""
 
-    def __init__(self, call: ModelCall, include_usage: bool) -> None:
-        super().__init__(
-            _sse(call, include_usage), media_type="text/event-stream", headers=SSE_HEADERS
-        )
+    def __init__(self, call: ModelCall, frames: AsyncIterator[bytes]) -> None:
+        super().__init__(frames, media_type="text/event-stream", headers=SSE_HEADERS)
         self._call = call
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -143,9 +154,12 @@ async def relay_call(
     request_id: str,
     client_ip: str,
     receive: Receive,
+    stream: StreamFrames = openai_stream,
+    answer: Answer = openai_answer,
 ) -> Response:
-    """One `/v1` model call (chat, embeddings, legacy completions: `parse` reads its body), its
-    answer relayed as JSON or as the provider's SSE stream."""
+    """One `/v1` model call: `parse` reads its body (chat, embeddings, legacy completions, or a
+    format translated to chat); the answer goes back through `answer`, a stream as the frames
+    `stream` makes of it (by default the provider's own)."""
     call = calls.new(_api_call(caller, request_id, client_ip), interruptible=True)
     try:
         request = parse(raw)
@@ -161,5 +175,5 @@ async def relay_call(
     except ClientGoneError:
         return Response(status_code=CLIENT_CLOSED)
     if call.streaming:
-        return RelayResponse(call, request.include_usage)
-    return Response(call.answer(), media_type="application/json")
+        return RelayResponse(call, stream(call, request))
+    return answer(call.answer(), request)

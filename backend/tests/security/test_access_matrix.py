@@ -99,6 +99,8 @@ DECISIONS: dict[tuple[str, str], Access] = {
     ("POST", "/v1/chat/completions"): "key",
     ("POST", "/v1/completions"): "key",
     ("POST", "/v1/embeddings"): "key",
+    ("POST", "/v1/messages"): "key",
+    ("POST", "/v1/messages/count_tokens"): "key",
 }
 ADMIN_PREFIX = "/api/admin/"
 # Routes that exist only once the SPA is built (`make frontend`).
@@ -354,7 +356,10 @@ def test_v1_callers(callers: Callers, method: str, path: str) -> None:
         "/v1/chat/completions": {"messages": [{"role": "user", "content": "x"}]},
         "/v1/completions": {"prompt": "x"},
         "/v1/embeddings": {"input": "x"},
+        "/v1/messages": {"max_tokens": 8, "messages": [{"role": "user", "content": "x"}]},
+        "/v1/messages/count_tokens": {"messages": [{"role": "user", "content": "x"}]},
     }.get(path, {})
+    anthropic = path.startswith("/v1/messages")  # Anthropic's envelope: a type, no code
     url = path.replace("{model}", "mock-gpt")
 
     def send(token: str | None) -> httpx.Response:
@@ -372,12 +377,18 @@ def test_v1_callers(callers: Callers, method: str, path: str) -> None:
     ):
         refused = send(token)
         assert refused.status_code == 401, (who, refused.text)
-        assert refused.json()["error"]["code"] == code, who
+        error = refused.json()["error"]
+        assert error["type" if anthropic else "code"] == (
+            "authentication_error" if anthropic else code
+        ), who
     assert send(callers.owner_key).status_code == 200
     narrow = send(callers.key_without_model)
     if path == "/v1/models":
         assert narrow.status_code == 200
         assert [m["id"] for m in narrow.json()["data"]] == []
+    elif anthropic:
+        assert narrow.status_code == 403, narrow.text
+        assert narrow.json()["error"]["type"] == "permission_error"
     else:
         assert narrow.status_code in (403, 404), narrow.text
         assert narrow.json()["error"]["code"] in ("model_not_allowed", "model_not_found")

@@ -60,6 +60,43 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/messages": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Anthropic Messages API on any channel, streamed as Anthropic's events or not
+         * @description Keys as `x-api-key` or a bearer token. Translated to Chat Completions for the channel and back: system, text, image and PDF blocks, tools and tool results, thinking (as reasoning), stop reasons and usage. Errors use Anthropic's envelope.
+         */
+        post: operations["anthropic-messages"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/messages/count_tokens": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** An estimate of a Messages request's input tokens (no model is called) */
+        post: operations["anthropic-count_tokens"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/models/{model}": {
         parameters: {
             query?: never;
@@ -4739,6 +4776,384 @@ export interface operations {
                             type: string;
                             param: string | null;
                             code: string | null;
+                        };
+                    };
+                };
+            };
+        };
+    };
+    "anthropic-messages": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    model: string;
+                    max_tokens: number;
+                    messages: unknown[];
+                    system?: unknown;
+                    stream?: boolean;
+                    tools?: unknown[];
+                    tool_choice?: Record<string, never>;
+                    thinking?: Record<string, never>;
+                };
+            };
+        };
+        responses: {
+            /** @description A message, or a stream of Anthropic's events */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": Record<string, never>;
+                    "text/event-stream": string;
+                };
+            };
+            /** @description Anthropic error envelope */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @enum {string} */
+                        type: "error";
+                        error: {
+                            type: string;
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description Anthropic error envelope */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @enum {string} */
+                        type: "error";
+                        error: {
+                            type: string;
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description Anthropic error envelope */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @enum {string} */
+                        type: "error";
+                        error: {
+                            type: string;
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description Anthropic error envelope */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @enum {string} */
+                        type: "error";
+                        error: {
+                            type: string;
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description Anthropic error envelope */
+            405: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @enum {string} */
+                        type: "error";
+                        error: {
+                            type: string;
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description Anthropic error envelope */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @enum {string} */
+                        type: "error";
+                        error: {
+                            type: string;
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description Anthropic error envelope */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @enum {string} */
+                        type: "error";
+                        error: {
+                            type: string;
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description Anthropic error envelope */
+            502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @enum {string} */
+                        type: "error";
+                        error: {
+                            type: string;
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description Anthropic error envelope */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @enum {string} */
+                        type: "error";
+                        error: {
+                            type: string;
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description Anthropic error envelope */
+            504: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @enum {string} */
+                        type: "error";
+                        error: {
+                            type: string;
+                            message: string;
+                        };
+                    };
+                };
+            };
+        };
+    };
+    "anthropic-count_tokens": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": Record<string, never>;
+            };
+        };
+        responses: {
+            /** @description `{"input_tokens": n}` */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": Record<string, never>;
+                };
+            };
+            /** @description Anthropic error envelope */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @enum {string} */
+                        type: "error";
+                        error: {
+                            type: string;
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description Anthropic error envelope */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @enum {string} */
+                        type: "error";
+                        error: {
+                            type: string;
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description Anthropic error envelope */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @enum {string} */
+                        type: "error";
+                        error: {
+                            type: string;
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description Anthropic error envelope */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @enum {string} */
+                        type: "error";
+                        error: {
+                            type: string;
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description Anthropic error envelope */
+            405: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @enum {string} */
+                        type: "error";
+                        error: {
+                            type: string;
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description Anthropic error envelope */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @enum {string} */
+                        type: "error";
+                        error: {
+                            type: string;
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description Anthropic error envelope */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @enum {string} */
+                        type: "error";
+                        error: {
+                            type: string;
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description Anthropic error envelope */
+            502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @enum {string} */
+                        type: "error";
+                        error: {
+                            type: string;
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description Anthropic error envelope */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @enum {string} */
+                        type: "error";
+                        error: {
+                            type: string;
+                            message: string;
+                        };
+                    };
+                };
+            };
+            /** @description Anthropic error envelope */
+            504: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @enum {string} */
+                        type: "error";
+                        error: {
+                            type: string;
+                            message: string;
                         };
                     };
                 };

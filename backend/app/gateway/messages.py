@@ -1,0 +1,58 @@
+"""`POST /v1/messages` and `/v1/messages/count_tokens`: Anthropic's Messages API on any channel.
+
+The request is translated to Chat Completions (`anthropic_format`) and made like every other
+`/v1` call (`relay.relay_call`: routing, failover, limits, one log row); the answer and the stream
+are translated back. Keys are accepted as `x-api-key` (the `anthropic` SDK) or as a bearer token.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+
+import orjson
+from starlette.responses import JSONResponse, Response
+
+from app.core.errors import ForbiddenError
+from app.gateway.anthropic_format import MessagesStream, parse_messages_request, to_message
+from app.gateway.call_events import CallError, Relay
+from app.gateway.calls import ModelCall
+from app.gateway.request import ModelRequest
+from app.gateway.usage import estimate_prompt_tokens, estimate_text_tokens
+
+
+async def stream(call: ModelCall, request: ModelRequest) -> AsyncIterator[bytes]:
+    translator = MessagesStream(request.model)
+    async with contextlib.aclosing(
+        call.events(include_usage=True, relay=True, deltas=False)
+    ) as events:
+        async for event in events:
+            if type(event) is Relay:
+                frames = [frame for payload in event.payloads for frame in translator.feed(payload)]
+                if event.finished:
+                    frames += translator.finish()
+                if frames:
+                    yield b"".join(frames)
+            elif type(event) is CallError:
+                status = 504 if event.code == "upstream_timeout" else 502
+                yield b"".join(translator.failed(status, event.message))
+
+
+def answer(body: bytes, request: ModelRequest) -> Response:
+    return JSONResponse(to_message(orjson.loads(body), request.model))
+
+
+def count_tokens(raw: bytes, may_use: bool) -> Response:
+    """An estimate of the prompt's tokens (no model is called)."""
+    request = parse_messages_request(raw, counting=True)
+    if not may_use:
+        raise ForbiddenError(
+            f"This API key may not use the model '{request.model}'",
+            code="model_not_allowed",
+            param="model",
+        )
+    tools = request.body.get("tools")
+    tokens = estimate_prompt_tokens(request.messages)
+    if tools:
+        tokens += estimate_text_tokens(orjson.dumps(tools).decode())
+    return JSONResponse({"input_tokens": tokens})
