@@ -260,6 +260,25 @@ class LiveGateway:
         assert response.status_code == 201, response.text
         return str(response.json()["key"])
 
+    def create_user_key(self, username: str | None = None) -> str:
+        """An API key of a new ordinary user (not the admin)."""
+        name = (
+            username
+            or f"user{len(self.http.get('/api/admin/users', headers=self.admin).json()['items'])}"
+        )
+        password = "correct horse battery"
+        created = self.http.post(
+            "/api/admin/users",
+            json={"username": name, "password": password, "role": "user", "status": "active"},
+            headers=self.admin,
+        )
+        assert created.status_code == 201, created.text
+        login = self.http.post("/api/auth/login", json={"username": name, "password": password})
+        token = {"Authorization": f"Bearer {login.json()['access_token']}"}
+        key = self.http.post("/api/keys", json={"name": "own"}, headers=token)
+        assert key.status_code == 201, key.text
+        return str(key.json()["key"])
+
     def create_failing_channels(self, mock: MockServer, count: int = 4, status: int = 503) -> None:
         """`count` channels serving `mock-gpt` whose upstreams all answer `status`."""
         for index in range(count):

@@ -298,6 +298,16 @@ class RuntimeValues(BaseModel):
         description="Call-log rows older than this are deleted. 0: keep forever.",
         json_schema_extra=_meta("logs"),
     )
+    response_retention_days: int = Field(
+        default=30,
+        ge=0,
+        le=36_500,
+        description=(
+            "Responses kept by /v1/responses (for previous_response_id and GET) are deleted "
+            "after this many days. 0: keep forever."
+        ),
+        json_schema_extra=_meta("logs"),
+    )
 
     @field_validator("site_name", "public_url", "default_model", "chat_title_model")
     @classmethod

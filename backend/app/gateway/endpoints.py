@@ -30,7 +30,7 @@ from app.core.errors import (
     is_openai_path,
     openai_error_body,
 )
-from app.gateway import anthropic_format, messages, relay
+from app.gateway import anthropic_format, messages, relay, responses
 from app.gateway.anthropic_format import parse_messages_request
 from app.gateway.auth import authenticate
 from app.gateway.caller import Caller
@@ -48,6 +48,8 @@ COMPLETIONS_PATH = "/v1/completions"
 EMBEDDINGS_PATH = "/v1/embeddings"
 MODELS_PATH = "/v1/models"
 MODEL_PATH = "/v1/models/{model}"
+RESPONSES_PATH = "/v1/responses"
+RESPONSE_PATH = "/v1/responses/{response_id}"
 MESSAGES_PATH = "/v1/messages"
 COUNT_TOKENS_PATH = "/v1/messages/count_tokens"
 Handler = Callable[[GatewayContext, Scope, Receive], Awaitable[Response]]
@@ -132,6 +134,43 @@ async def anthropic_messages(ctx: GatewayContext, scope: Scope, receive: Receive
     )
 
 
+async def create_response(ctx: GatewayContext, scope: Scope, receive: Receive) -> Response:
+    caller = await _caller(ctx, scope)
+    if not may_chat(ctx.runtime.current, is_admin=False, email_verified=caller.confirmed):
+        raise ForbiddenError(UNVERIFIED_MESSAGE, code="email_unverified")
+    state = scope["state"]
+    try:
+        raw = await read_body(receive)
+    except ClientDisconnect:
+        return relay.abandoned(
+            calls=ctx.calls,
+            caller=caller,
+            request_id=state["request_id"],
+            client_ip=state["client_ip"],
+        )
+    turn = responses.Turn(ctx.sessionmaker, caller)
+    return await relay.relay_call(
+        calls=ctx.calls,
+        caller=caller,
+        raw=raw,
+        parse=await turn.prepare(raw),
+        request_id=state["request_id"],
+        client_ip=state["client_ip"],
+        receive=receive,
+        stream=turn.stream,
+        answer=turn.answer,
+    )
+
+
+async def stored_response(ctx: GatewayContext, scope: Scope, _receive: Receive) -> Response:
+    """`GET` or `DELETE /v1/responses/{id}`: the caller's own kept responses only."""
+    caller = await _caller(ctx, scope)
+    response_id = scope["path"].rstrip("/")[len(RESPONSES_PATH) + 1 :]
+    if scope["method"] == "DELETE":
+        return await responses.remove(ctx.sessionmaker, response_id, caller)
+    return await responses.retrieve(ctx.sessionmaker, response_id, caller)
+
+
 async def anthropic_count_tokens(ctx: GatewayContext, scope: Scope, receive: Receive) -> Response:
     caller = await _caller(ctx, scope)
     raw = await read_body(receive)
@@ -198,6 +237,8 @@ ROUTES: dict[str, tuple[str, Handler]] = {
     EMBEDDINGS_PATH: ("POST", embeddings),
     MODELS_PATH: ("GET", list_models),
     MODEL_PATH: ("GET", retrieve_model),  # matched by prefix (`route_for`)
+    RESPONSES_PATH: ("POST", create_response),
+    RESPONSE_PATH: ("GET, DELETE", stored_response),  # matched by prefix (`route_for`)
     MESSAGES_PATH: ("POST", anthropic_messages),
     COUNT_TOKENS_PATH: ("POST", anthropic_count_tokens),
 }
@@ -211,7 +252,9 @@ def route_for(path: str) -> tuple[str, Handler] | None:
         path = path.rstrip("/")
     route = ROUTES.get(path)
     if route is None and path.startswith(MODELS_PATH + "/"):
-        return ("GET", retrieve_model)
+        return ROUTES[MODEL_PATH]
+    if route is None and path.startswith(RESPONSES_PATH + "/") and path.count("/") == 3:
+        return ROUTES[RESPONSE_PATH]
     return route
 
 
@@ -292,7 +335,7 @@ class OpenAIEndpoints:
             await unknown(scope, receive, send)
             return
         method, handler = route
-        if scope["method"] != method:
+        if scope["method"] not in method.split(", "):
             response: Response = error_response(
                 AppError(f"Use {method} for this endpoint", code="method_not_allowed"), path, 405
             )

@@ -38,7 +38,7 @@ async def stream(call: ModelCall, request: ModelRequest) -> AsyncIterator[bytes]
                 yield b"".join(translator.failed(status, event.message))
 
 
-def answer(body: bytes, request: ModelRequest) -> Response:
+async def answer(body: bytes, request: ModelRequest) -> Response:
     return JSONResponse(to_message(orjson.loads(body), request.model))
 
 

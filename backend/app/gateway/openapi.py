@@ -176,6 +176,77 @@ V1_PATHS: dict[str, Any] = {
             },
         }
     },
+    "/v1/responses": {
+        "post": {
+            "tags": ["openai"],
+            "operationId": "openai-create_response",
+            "summary": "Responses API (OpenAI format) on any channel, streamed as its events or not",
+            "description": "Translated to Chat Completions for the channel and back: input items "
+            "(messages with text, image and file parts, function calls and their outputs), "
+            "instructions, function tools, tool_choice, text.format (JSON schema), "
+            "reasoning.effort, max_output_tokens. With `store` (the default) the response is kept "
+            "for its user: `previous_response_id` continues it.",
+            "security": _SECURITY,
+            "requestBody": {
+                "required": True,
+                "content": {
+                    "application/json": {
+                        "schema": {
+                            "type": "object",
+                            "required": ["model", "input"],
+                            "properties": {
+                                "model": {"type": "string", "minLength": 1},
+                                "input": {},
+                                "instructions": {"type": "string"},
+                                "previous_response_id": {"type": "string"},
+                                "store": {"type": "boolean"},
+                                "stream": {"type": "boolean"},
+                                "tools": {"type": "array"},
+                                "max_output_tokens": {"type": "integer", "minimum": 1},
+                            },
+                        }
+                    }
+                },
+            },
+            "responses": {
+                "200": {
+                    "description": "A response object, or a stream of response events",
+                    "content": {
+                        "application/json": {"schema": {"type": "object"}},
+                        "text/event-stream": {"schema": {"type": "string"}},
+                    },
+                },
+                **_ERRORS,
+            },
+        }
+    },
+    "/v1/responses/{response_id}": {
+        method: {
+            "tags": ["openai"],
+            "operationId": f"openai-{verb}_response",
+            "summary": summary,
+            "security": _SECURITY,
+            "parameters": [
+                {
+                    "name": "response_id",
+                    "in": "path",
+                    "required": True,
+                    "schema": {"type": "string"},
+                }
+            ],
+            "responses": {
+                "200": {
+                    "description": summary,
+                    "content": {"application/json": {"schema": {"type": "object"}}},
+                },
+                **_ERRORS,
+            },
+        }
+        for method, verb, summary in (
+            ("get", "retrieve", "One of the caller's kept responses"),
+            ("delete", "delete", "Delete one of the caller's kept responses"),
+        )
+    },
     "/v1/messages": {
         "post": {
             "tags": ["openai"],

@@ -98,12 +98,12 @@ def openai_stream(call: ModelCall, request: ModelRequest) -> AsyncIterator[bytes
     return _sse(call, request.include_usage)
 
 
-def openai_answer(body: bytes, _request: ModelRequest) -> Response:
+async def openai_answer(body: bytes, _request: ModelRequest) -> Response:
     return Response(body, media_type="application/json")
 
 
 StreamFrames = Callable[[ModelCall, ModelRequest], AsyncIterator[bytes]]
-Answer = Callable[[bytes, ModelRequest], Response]
+Answer = Callable[[bytes, ModelRequest], Awaitable[Response]]
 
 
 class RelayResponse(StreamingResponse):
@@ -176,4 +176,4 @@ async def relay_call(
         return Response(status_code=CLIENT_CLOSED)
     if call.streaming:
         return RelayResponse(call, stream(call, request))
-    return answer(call.answer(), request)
+    return await answer(call.answer(), request)

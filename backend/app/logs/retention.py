@@ -1,4 +1,5 @@
-"""Deleting call-log rows older than `log_retention_days` (a runtime setting; 0 keeps them all).
+"""Deleting call-log rows older than `log_retention_days`, and responses kept by `/v1/responses`
+older than `response_retention_days` (runtime settings; 0 keeps them all).
 
 Rows go in batches of `CALL_LOG_RETENTION_BATCH_SIZE`, each its own short transaction with a pause
 between, so the log writer (and every other writer on SQLite) waits at most for one batch — never
@@ -21,12 +22,13 @@ from sqlalchemy import Table, delete, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.core.config import CallLogSettings
-from app.models import CallLog
+from app.models import CallLog, ModelResponse
 from app.models.base import utcnow
 from app.runtime_settings.cache import RuntimeSettingsCache
 
 logger = logging.getLogger(__name__)
 LOGS = cast(Table, CallLog.__table__)
+RESPONSES = cast(Table, ModelResponse.__table__)
 PAUSE_SECONDS = 0.05
 VACUUM_PAGES = 2000
 _RELEASE = (
@@ -51,26 +53,38 @@ class Retention:
 
     async def run_once(self) -> int:
         """Delete what is due; how many rows went (0 also when another process holds the lock)."""
-        days = self._runtime.current.log_retention_days
-        if days <= 0:
+        values = self._runtime.current
+        days, keep_responses = values.log_retention_days, values.response_retention_days
+        if days <= 0 and keep_responses <= 0:
             return 0
         token = secrets.token_hex(8)
         if self._redis is not None:
             ttl = max(60, int(self._settings.retention_interval_seconds))
             if not await self._redis.set(self._lock_key, token, nx=True, ex=ttl):
                 return 0
+        deleted = responses = 0
         try:
-            deleted = await self._delete_before(utcnow() - timedelta(days=days))
-            if deleted and self._engine.dialect.name == "sqlite":
+            if days > 0:
+                deleted = await self._delete_before(LOGS, utcnow() - timedelta(days=days))
+            if keep_responses > 0:
+                cutoff = utcnow() - timedelta(days=keep_responses)
+                responses = await self._delete_before(RESPONSES, cutoff)
+            if (deleted or responses) and self._engine.dialect.name == "sqlite":
                 await self._give_back_pages()
         finally:
             if self._redis is not None:
                 await self._redis.eval(_RELEASE, 1, self._lock_key, token)
         if deleted:
             logger.info("Retention: deleted %d call-log rows older than %d days", deleted, days)
-        return deleted
+        if responses:
+            logger.info(
+                "Retention: deleted %d kept responses older than %d days",
+                responses,
+                keep_responses,
+            )
+        return deleted + responses
 
-    async def _delete_before(self, cutoff: object) -> int:
+    async def _delete_before(self, table: Table, cutoff: object) -> int:
         """Batch by batch: the ids due (a read on the time index), then a delete by primary key.
 
         One statement (`DELETE … WHERE id IN (SELECT … LIMIT n)`) lets the planner run the
@@ -81,9 +95,9 @@ class Retention:
         """
         batch = self._settings.retention_batch_size
         due = (
-            select(LOGS.c.id)
-            .where(LOGS.c.created_at < cutoff)
-            .order_by(LOGS.c.created_at)
+            select(table.c.id)
+            .where(table.c.created_at < cutoff)
+            .order_by(table.c.created_at)
             .limit(batch)
         )
         deleted = 0
@@ -92,7 +106,7 @@ class Retention:
                 ids = list((await conn.execute(due)).scalars())
             if ids:
                 async with self._engine.begin() as conn:
-                    result = await conn.execute(delete(LOGS).where(LOGS.c.id.in_(ids)))
+                    result = await conn.execute(delete(table).where(table.c.id.in_(ids)))
                 deleted += result.rowcount or 0
             if len(ids) < batch:
                 return deleted

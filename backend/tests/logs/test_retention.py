@@ -15,7 +15,7 @@ from sqlalchemy import event, func, select, text
 from app.core.config import CallLogSettings
 from app.devtools.mock_upstream import MockServer
 from app.logs.retention import Retention
-from app.models import CallLog, UsageDaily
+from app.models import CallLog, ModelResponse, UsageDaily, User
 from app.models.base import utcnow
 from tests.conftest import Harness, HarnessFactory
 from tests.live import GatewayFactory
@@ -69,6 +69,30 @@ async def test_only_rows_older_than_the_retention_go_and_statistics_stay(
         after = await db.scalar(select(func.sum(UsageDaily.calls)).where(UsageDaily.dim == "all"))
     assert after == rolled, "the dashboard keeps its history"
     assert await _retention(harness).run_once() == 0
+
+
+async def test_kept_responses_go_after_their_own_retention(
+    harness_factory: HarnessFactory,
+) -> None:
+    harness = await harness_factory(runtime={"log_retention_days": 0, "response_retention_days": 7})
+    ctx = harness.app.state.ctx
+    async with ctx.sessionmaker() as db:
+        admin_id = await db.scalar(select(User.id).order_by(User.id))
+        for name, age in (("resp_old", 8), ("resp_recent", 6)):
+            db.add(
+                ModelResponse(
+                    id=name,
+                    user_id=admin_id,
+                    model="m",
+                    messages=[],
+                    body={"id": name},
+                    created_at=utcnow() - timedelta(days=age),
+                )
+            )
+        await db.commit()
+    assert await _retention(harness).run_once() == 1
+    async with ctx.sessionmaker() as db:
+        assert set((await db.scalars(select(ModelResponse.id))).all()) == {"resp_recent"}
 
 
 async def test_zero_days_keeps_everything(harness: Harness) -> None:

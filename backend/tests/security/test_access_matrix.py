@@ -99,6 +99,9 @@ DECISIONS: dict[tuple[str, str], Access] = {
     ("POST", "/v1/chat/completions"): "key",
     ("POST", "/v1/completions"): "key",
     ("POST", "/v1/embeddings"): "key",
+    ("POST", "/v1/responses"): "key",
+    ("GET", "/v1/responses/{response_id}"): "key",
+    ("DELETE", "/v1/responses/{response_id}"): "key",
     ("POST", "/v1/messages"): "key",
     ("POST", "/v1/messages/count_tokens"): "key",
 }
@@ -128,7 +131,7 @@ def _walk(routes: list[BaseRoute]) -> Iterator[tuple[str, str]]:
 def route_table(gateway: LiveGateway) -> set[tuple[str, str]]:
     """(method, path) of every route the app serves: FastAPI's and the `/v1` endpoints."""
     routes = set(_walk(gateway.app.routes))
-    routes |= {(method, path) for path, (method, _handler) in V1_ROUTES.items()}
+    routes |= set(V1_METHODS)
     # Cross-check with the OpenAPI document (built from the same table): nothing hides from it.
     documented = {
         (method.upper(), path)
@@ -349,18 +352,31 @@ def test_the_access_matrix(callers: Callers) -> None:
     assert gateway.http.get(f"/api/keys/{ids['key_id']}", headers=callers.owner).status_code == 200
 
 
-@pytest.mark.parametrize(("method", "path"), sorted((m, p) for p, (m, _h) in V1_ROUTES.items()))
+V1_METHODS = sorted(
+    (method, path) for path, (methods, _h) in V1_ROUTES.items() for method in methods.split(", ")
+)
+
+
+@pytest.mark.parametrize(("method", "path"), V1_METHODS)
 def test_v1_callers(callers: Callers, method: str, path: str) -> None:
     body: dict[str, Any] = {"model": "mock-gpt"}
     body |= {
         "/v1/chat/completions": {"messages": [{"role": "user", "content": "x"}]},
         "/v1/completions": {"prompt": "x"},
         "/v1/embeddings": {"input": "x"},
+        "/v1/responses": {"input": "x"},
         "/v1/messages": {"max_tokens": 8, "messages": [{"role": "user", "content": "x"}]},
         "/v1/messages/count_tokens": {"messages": [{"role": "user", "content": "x"}]},
     }.get(path, {})
     anthropic = path.startswith("/v1/messages")  # Anthropic's envelope: a type, no code
     url = path.replace("{model}", "mock-gpt")
+    if "{response_id}" in path:  # one of the owner's own kept responses
+        kept = callers.gateway.http.post(
+            "/v1/responses",
+            json={"model": "mock-gpt", "input": "keep this"},
+            headers={"Authorization": f"Bearer {callers.owner_key}"},
+        )
+        url = path.replace("{response_id}", kept.json()["id"])
 
     def send(token: str | None) -> httpx.Response:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
@@ -383,7 +399,10 @@ def test_v1_callers(callers: Callers, method: str, path: str) -> None:
         ), who
     assert send(callers.owner_key).status_code == 200
     narrow = send(callers.key_without_model)
-    if path == "/v1/models":
+    if path.startswith("/v1/responses/"):
+        # Kept responses are the user's: any of their keys reaches them (DELETE went first above).
+        assert narrow.status_code in (200, 404), narrow.text
+    elif path == "/v1/models":
         assert narrow.status_code == 200
         assert [m["id"] for m in narrow.json()["data"]] == []
     elif anthropic:
