@@ -54,12 +54,18 @@ class Target:
     headers: dict[str, str]
     model: str  # "{profile}" is filled in
     pid: int | None = None
+    kind: str = "chat"  # chat | responses | messages: the format the client speaks
 
     def endpoint(self, profile: str) -> str:
         return self.url.format(profile=profile)
 
     def body(self, profile: str, stream: bool) -> bytes:
-        payload = {"model": self.model.format(profile=profile), "messages": PROMPT, "stream": stream}
+        model = self.model.format(profile=profile)
+        payload: dict[str, Any] = {"model": model, "messages": PROMPT, "stream": stream}
+        if self.kind == "responses":
+            payload = {"model": model, "input": PROMPT[0]["content"], "stream": stream}
+        elif self.kind == "messages":
+            payload["max_tokens"] = 1024
         return json.dumps(payload).encode()
 
 
@@ -176,7 +182,7 @@ async def one_stream(session: aiohttp.ClientSession, url: str, body: bytes, head
             if not ttft:
                 ttft = (time.perf_counter() - started) * 1000
             chunks += data.count(b"data: ")
-            if b"[DONE]" in data:
+            if b"[DONE]" in data or b"response.completed" in data or b"message_stop" in data:
                 finished = True
     return ttft, chunks, finished
 
@@ -206,9 +212,12 @@ async def streaming(session: aiohttp.ClientSession, target: Target, concurrency:
     stop_at = started + seconds
     await asyncio.gather(*(worker() for _ in range(concurrency)))
     elapsed = time.monotonic() - started
+    cpu = cpu_seconds(target.pid) - cpu_before
     return {
         "chunks_per_s": chunks / elapsed,
-        "cpu_us_per_chunk": (cpu_seconds(target.pid) - cpu_before) / max(chunks, 1) * 1e6,
+        "cpu_us_per_chunk": cpu / max(chunks, 1) * 1e6,
+        # Per chunk the provider sent (each stream has 200), whatever the client's format.
+        "cpu_us_per_upstream_chunk": cpu / max(len(ttfts) * 200, 1) * 1e6,
         "streams": len(ttfts),
         "ttft_p50_ms": statistics.median(ttfts) if ttfts else 0.0,
         "ttft_p99_ms": percentile(ttfts, 0.99) if ttfts else 0.0,
@@ -297,7 +306,7 @@ async def run(quick: bool) -> dict[str, Any]:
             Target("proxy-uvicorn", f"http://127.0.0.1:{UVICORN_PROXY_PORT}/{{profile}}/v1/chat/completions", upstream_auth, "mock-gpt", uvicorn_proxy.pid),
             Target("gateway", f"http://127.0.0.1:{GATEWAY_PORT}/v1/chat/completions", {"Authorization": f"Bearer {api_key}", "Content-Type": "application/json"}, "{profile}", gateway.pid),
         ]
-        results: dict[str, Any] = {target.name: {} for target in targets}
+        results: dict[str, Any] = {target.name: {} for target in targets}  # + "translation"
         connector = aiohttp.TCPConnector(limit=0)
         async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=None)) as session:
             # Targets are interleaved round by round and the median is kept, so slow drift in the
@@ -316,6 +325,22 @@ async def run(quick: bool) -> dict[str, Any]:
                         samples[target.name].append(await measure(target))
                 for name, runs in samples.items():
                     results[name][phase] = {key: statistics.median(run[key] for run in runs) for key in runs[0]}
+            # Translated formats: the same gateway, its streams as Responses and Messages events.
+            gateway_target = targets[3]
+            variants = [
+                gateway_target,
+                Target("gateway-responses", f"http://127.0.0.1:{GATEWAY_PORT}/v1/responses", gateway_target.headers, "{profile}", gateway.pid, "responses"),
+                Target("gateway-messages", f"http://127.0.0.1:{GATEWAY_PORT}/v1/messages", gateway_target.headers, "{profile}", gateway.pid, "messages"),
+            ]
+            translation: dict[str, list[dict[str, float]]] = {t.name: [] for t in variants}
+            for round_index in range(rounds):
+                for target in variants:
+                    print(f"[translation] round {round_index + 1}/{rounds}: {target.name}", flush=True)
+                    translation[target.name].append(await streaming(session, target, 32, seconds))
+            results["translation"] = {
+                name: {key: statistics.median(run[key] for run in runs) for key in runs[0]}
+                for name, runs in translation.items()
+            }
             for target in (targets[1], targets[3]):
                 print(f"[memory] {target.name}: {memory_streams} concurrent slow streams", flush=True)
                 results[target.name]["memory"] = await memory(session, target, memory_streams)
@@ -344,7 +369,15 @@ def summarise(results: dict[str, Any]) -> dict[str, Any]:
         "proxy_added_p50_ms_vs_direct": p["latency_c1"]["p50_ms"] - d["latency_c1"]["p50_ms"],
         "ttft_added_p50_ms_vs_proxy": g["streaming_c32"]["ttft_p50_ms"] - p["streaming_c32"]["ttft_p50_ms"],
         "gateway_rss_peak_mb": g["memory"]["rss_peak_mb"],
+        "responses_over_chat_cpu_per_chunk": _translated(results, "gateway-responses"),
+        "messages_over_chat_cpu_per_chunk": _translated(results, "gateway-messages"),
     }
+
+
+def _translated(results: dict[str, Any], name: str) -> float:
+    """CPU per upstream chunk of a translated stream ÷ the pass-through's, in the same rounds."""
+    runs = results["translation"]
+    return runs[name]["cpu_us_per_upstream_chunk"] / runs["gateway"]["cpu_us_per_upstream_chunk"]
 
 
 def markdown(results: dict[str, Any], summary: dict[str, Any], command: str) -> str:
@@ -371,6 +404,8 @@ def markdown(results: dict[str, Any], summary: dict[str, Any], command: str) -> 
         ("gateway added p50 latency over direct, c=1 (ms)", summary["added_p50_ms_vs_direct"], "≤ 1.0"),
         ("  of which the minimal proxy's own hop (ms)", summary["proxy_added_p50_ms_vs_direct"], "—"),
         ("gateway RSS with 1,000 concurrent streams (MB)", summary["gateway_rss_peak_mb"], "< 300"),
+        ("stream CPU per upstream chunk: /v1/responses ÷ /v1/chat/completions", summary["responses_over_chat_cpu_per_chunk"], "≤ 2.0"),
+        ("stream CPU per upstream chunk: /v1/messages ÷ /v1/chat/completions", summary["messages_over_chat_cpu_per_chunk"], "≤ 2.0"),
     ]
     lines = [
         f"Command: `{command}`  ",
@@ -384,6 +419,13 @@ def markdown(results: dict[str, Any], summary: dict[str, Any], command: str) -> 
         "| ratio | measured | target |",
         "|---|---|---|",
         *(f"| {label} | {value:.2f} | {goal} |" for label, value, goal in targets),
+        "",
+        "| gateway stream as (200 chunks, c=32) | CPU µs per upstream chunk | TTFT p50 (ms) | failures |",
+        "|---|---|---|---|",
+        *(
+            f"| {name} | {run['cpu_us_per_upstream_chunk']:.1f} | {run['ttft_p50_ms']:.1f} | {run['failures']:.0f} |"
+            for name, run in results["translation"].items()
+        ),
     ]
     return "\n".join(lines) + "\n"
 

@@ -54,6 +54,7 @@ from app.gateway.calls import ActiveStreams, ModelCalls
 from app.gateway.concurrency import ConcurrencyGate
 from app.gateway.context import GatewayContext
 from app.gateway.http_client import HttpClient
+from app.gateway.responses_store import ResponseStore
 from app.gateway.service import Gateway
 from app.gateway.upstream import create_client
 from app.health.context import HealthContext
@@ -120,6 +121,7 @@ class AppContext:
     registry: ChannelCache = field(init=False, repr=False)
     gateway: Gateway = field(init=False, repr=False)
     calls: ModelCalls = field(init=False, repr=False)
+    responses: ResponseStore = field(init=False, repr=False)
     channel_admin: ChannelAdmin = field(init=False, repr=False)
     call_logs: CallLogWriter = field(init=False, repr=False)
     attempts: AttemptRecorder = field(init=False, repr=False)
@@ -244,6 +246,8 @@ class AppContext:
             active=self.streams,
         )
         self.registry, self.gateway, self.calls = models.channels, models.gateway, models.calls
+        self.responses = ResponseStore(self.sessionmaker)
+        self.responses.start()
         self.instances = Periodic("server-instances", HEARTBEAT_SECONDS, self._instance_tick)
         self.attempts = AttemptRecorder(self.engine)
         self.attempts.start()
@@ -364,6 +368,7 @@ class AppContext:
             await self.gauges.stop()
             await self.stalled_sends.stop()
             await self.instances.stop()
+            await self.responses.stop()
             await self.call_logs.stop()
             await self.instance.close()
             self.guard.recorder = None

@@ -9,6 +9,7 @@ from fastapi import Depends
 from app.core.deps import CoreContext, get_context
 from app.gateway.auth import ApiKeyCache
 from app.gateway.calls import ModelCalls
+from app.gateway.responses_store import ResponseStore
 from app.gateway.service import Gateway
 from app.runtime_settings.cache import RuntimeSettingsCache
 
@@ -16,6 +17,7 @@ from app.runtime_settings.cache import RuntimeSettingsCache
 class GatewayContext(CoreContext, Protocol):
     api_key_cache: ApiKeyCache
     calls: ModelCalls
+    responses: ResponseStore
     gateway: Gateway
     runtime: RuntimeSettingsCache
 

@@ -148,7 +148,7 @@ async def create_response(ctx: GatewayContext, scope: Scope, receive: Receive) -
             request_id=state["request_id"],
             client_ip=state["client_ip"],
         )
-    turn = responses.Turn(ctx.sessionmaker, caller)
+    turn = responses.Turn(ctx.sessionmaker, ctx.responses, caller)
     return await relay.relay_call(
         calls=ctx.calls,
         caller=caller,

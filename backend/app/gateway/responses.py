@@ -10,6 +10,7 @@ input). Kept responses are deleted after the runtime setting `response_retention
 from __future__ import annotations
 
 import contextlib
+import logging
 import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -27,9 +28,12 @@ from app.gateway.caller import Caller
 from app.gateway.calls import ModelCall
 from app.gateway.relay import Answer, StreamFrames
 from app.gateway.request import ModelRequest
+from app.gateway.responses_store import ResponseStore
 from app.models import ModelResponse
+from app.models.base import utcnow
 
 Sessions = async_sessionmaker[AsyncSession]
+logger = logging.getLogger(__name__)
 
 
 def _not_found(response_id: str) -> NotFoundError:
@@ -55,8 +59,9 @@ async def _earlier(sessions: Sessions, response_id: str, caller: Caller) -> list
 class Turn:
     """One `POST /v1/responses`: its request, its id, and how its answer is kept."""
 
-    def __init__(self, sessions: Sessions, caller: Caller) -> None:
+    def __init__(self, sessions: Sessions, store: ResponseStore, caller: Caller) -> None:
         self._sessions = sessions
+        self._store = store
         self._caller = caller
         self.id = fmt.new_id("resp")
         self.body: dict[str, Any] = {}
@@ -81,21 +86,23 @@ class Turn:
         return lambda _raw: request
 
     async def keep(self, output: list[dict[str, Any]], response: dict[str, Any]) -> None:
+        """Keep the answer for `GET` and follow-ups (unless `store` is false). A failure to keep
+        it is logged; the caller still gets the answer."""
         if self.body.get("store", True) is False or self.request is None:
             return
-        messages = [*self.request.messages, fmt.assistant_message(output)]
-        async with self._sessions() as db:
-            db.add(
-                ModelResponse(
-                    id=self.id,
-                    user_id=self._caller.user_id,
-                    api_key_id=self._caller.key_id,
-                    model=str(self.body.get("model"))[:256],
-                    messages=messages,
-                    body=response,
-                )
-            )
-            await commit(db)
+        row = {
+            "id": self.id,
+            "user_id": self._caller.user_id,
+            "api_key_id": self._caller.key_id,
+            "created_at": utcnow(),
+            "model": str(self.body.get("model"))[:256],
+            "messages": [*self.request.messages, fmt.assistant_message(output)],
+            "body": response,
+        }
+        try:
+            await self._store.keep(row)
+        except Exception:
+            logger.exception("Could not keep response %s", self.id)
 
     @property
     def answer(self) -> Answer:
