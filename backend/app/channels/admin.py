@@ -114,6 +114,8 @@ class ChannelAdmin:
             api_key,
             channel_service.timeouts_of(channel),
             self._allow_private(),
+            kind=channel.type,
+            api_version=channel.api_version,
         )
         if apply:
             channel.models = models
@@ -129,4 +131,6 @@ class ChannelAdmin:
             body.api_key.get_secret_value(),
             channel_service.default_timeouts(self._settings),
             self._allow_private(),
+            kind=body.type,
+            api_version=body.api_version,
         )

@@ -3,7 +3,15 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr, StringConstraints
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    StringConstraints,
+    model_validator,
+)
 
 from app.core.protocol_text import header_token
 from app.gateway.url_guard import normalise_base_url
@@ -16,7 +24,8 @@ ApiKeyValue = Annotated[
     SecretStr, Field(min_length=1, max_length=4096), AfterValidator(header_token)
 ]
 Seconds = Annotated[float, Field(gt=0, le=86_400)]
-ChannelType = Literal["openai"]
+ChannelType = Literal["openai", "azure"]
+ApiVersion = Annotated[str, StringConstraints(pattern=r"^\d{4}-\d{2}-\d{2}(-preview)?$")]
 
 
 def _unique(values: list[str]) -> list[str]:
@@ -37,9 +46,20 @@ class ChannelCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
-    type: ChannelType = "openai"
+    type: ChannelType = Field(
+        default="openai",
+        description="openai: any OpenAI-compatible API. azure: Azure OpenAI (the key goes as "
+        "api-key; with api_version, calls go to deployment URLs)",
+    )
     base_url: BaseURL = Field(
-        description="OpenAI base URL including the version, e.g. https://api.deepseek.com/v1"
+        description="OpenAI base URL including the version, e.g. https://api.deepseek.com/v1; "
+        "Azure: https://<resource>.openai.azure.com/openai/v1, or the resource's address "
+        "(https://<resource>.openai.azure.com) with api_version"
+    )
+    api_version: ApiVersion | None = Field(
+        default=None,
+        description="Azure only: e.g. 2024-10-21. Calls then go to "
+        "<base_url>/openai/deployments/<upstream model>/…?api-version=…",
     )
     api_key: ApiKeyValue
     models: Models = Field(default_factory=list)
@@ -58,6 +78,12 @@ class ChannelCreate(BaseModel):
     tags: Tags = Field(default_factory=list)
     notes: Annotated[str, Field(max_length=4000)] | None = None
 
+    @model_validator(mode="after")
+    def _version_for_azure(self) -> ChannelCreate:
+        if self.api_version is not None and self.type != "azure":
+            raise ValueError("api_version is for Azure OpenAI channels (type azure)")
+        return self
+
 
 class ChannelUpdate(BaseModel):
     """Omitted fields stay as they are. Send `api_key` only to replace the key."""
@@ -67,7 +93,9 @@ class ChannelUpdate(BaseModel):
     name: (
         Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)] | None
     ) = None
+    type: ChannelType | None = None
     base_url: BaseURL | None = None
+    api_version: ApiVersion | None = None
     api_key: ApiKeyValue | None = None
     models: Models | None = None
     model_mapping: Mapping | None = None
@@ -90,6 +118,7 @@ class ChannelRead(BaseModel):
     name: str
     type: str
     base_url: str
+    api_version: str | None
     api_key_hint: str = Field(
         description="The key, masked (sk-…abcd). The key itself is never returned."
     )
@@ -142,7 +171,9 @@ class FetchModelsRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
+    type: ChannelType = "openai"
     base_url: BaseURL
+    api_version: ApiVersion | None = None
     api_key: ApiKeyValue
 
 

@@ -69,6 +69,7 @@ async def create(
         name=body.name,
         type=body.type,
         base_url=body.base_url,
+        api_version=body.api_version,
         models=body.models,
         model_mapping=body.model_mapping,
         priority=body.priority,
@@ -115,7 +116,13 @@ async def update(
         if channel.status is ChannelStatus.AUTO_DISABLED:
             # A new key answers "bad key" and "undecryptable key": back in service.
             _set_status(channel, ChannelStatus.ENABLED, None, None)
-    nullable = {"rpm_limit", "notes"}
+    nullable = {"rpm_limit", "notes", "api_version"}
+    kind = changes.get("type") or channel.type
+    version = changes.get("api_version", channel.api_version)
+    if version is not None and kind != "azure":
+        raise UnprocessableError(
+            "api_version is for Azure OpenAI channels (type azure)", param="api_version"
+        )
     for name, value in changes.items():
         if value is None and name not in nullable:
             continue
@@ -237,11 +244,16 @@ async def probe(
     try:
         upstream.check_literal_address(literal_ip(upstream_host(channel.base_url)), allow_private)
         async with asyncio.timeout(timeouts.first_byte + timeouts.idle):
+            url = upstream.channel_url(
+                channel.type,
+                channel.base_url,
+                channel.api_version,
+                "/chat/completions",
+                channel.model_mapping.get(model, model),
+            )
             response = await upstream.open_post(
                 client,
-                upstream.prepare_post(
-                    f"{channel.base_url}/chat/completions", upstream.auth_headers(api_key)
-                ),
+                upstream.prepare_post(url, upstream.auth_headers(api_key, channel.type)),
                 orjson.dumps(payload),
                 timeouts.connect,
                 api_key,
@@ -281,10 +293,19 @@ async def fetch_models(
     api_key: str,
     timeouts: Timeouts,
     allow_private: bool,
+    *,
+    kind: str = "openai",
+    api_version: str | None = None,
 ) -> list[str]:
+    if kind == "azure" and api_version:
+        raise UnprocessableError(
+            "Azure OpenAI lists its deployments in the Azure portal, not through this API: "
+            "enter the deployment names as the channel's models",
+            code="fetch_models_failed",
+        )
     try:
         upstream.check_literal_address(literal_ip(upstream_host(base_url)), allow_private)
-        data = await upstream.get_json(client, f"{base_url}/models", api_key, timeouts)
+        data = await upstream.get_json(client, f"{base_url}/models", api_key, timeouts, kind)
     except UpstreamError as exc:
         raise UnprocessableError(
             f"Could not fetch models: {exc.message}", code="fetch_models_failed"

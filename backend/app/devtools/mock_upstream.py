@@ -48,7 +48,7 @@ import itertools
 import struct
 import time
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 from urllib.parse import parse_qsl
@@ -126,6 +126,8 @@ class RecordedRequest:
     authorization: str | None
     body: Any
     started_at: float
+    api_key: str | None = None  # Azure's `api-key` header
+    query: str = ""
     finished: bool = False
     client_closed: bool = False
     chunks_sent: int = 0
@@ -193,6 +195,11 @@ class MockUpstream:
             self.app.router.add_post(prefix + "/v1/chat/completions", self._chat)
             self.app.router.add_post(prefix + "/v1/completions", self._legacy_completions)
             self.app.router.add_post(prefix + "/v1/embeddings", self._embeddings)
+            # Azure OpenAI's deployment URLs (the deployment names the model).
+            azure = prefix + "/openai/deployments/{deployment}"
+            self.app.router.add_post(azure + "/chat/completions", self._azure(self._chat))
+            self.app.router.add_post(azure + "/completions", self._azure(self._legacy_completions))
+            self.app.router.add_post(azure + "/embeddings", self._azure(self._embeddings))
 
     # ── control ──────────────────────────────────────────────────────────────────────────────
     async def _get_requests(self, _request: web.Request) -> web.Response:
@@ -232,6 +239,28 @@ class MockUpstream:
     async def _clear_profiles(self, _request: web.Request) -> web.Response:
         self.state.profiles.clear()
         return web.Response(status=204)
+
+    @staticmethod
+    def _azure(
+        handler: Callable[[web.Request], Awaitable[web.StreamResponse]],
+    ) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+        """Azure OpenAI in front of `handler`: an `api-version` query and an `api-key` header
+        are required, as Azure requires them."""
+
+        async def azure(request: web.Request) -> web.StreamResponse:
+            if not request.query.get("api-version"):
+                body = {"error": {"code": "404", "message": "Resource not found"}}
+                return web.Response(
+                    status=404, body=orjson.dumps(body), content_type="application/json"
+                )
+            if not request.headers.get("api-key"):
+                body = {"error": {"code": "401", "message": "Access denied due to missing api-key"}}
+                return web.Response(
+                    status=401, body=orjson.dumps(body), content_type="application/json"
+                )
+            return await handler(request)
+
+        return azure
 
     # ── OpenAI surface ───────────────────────────────────────────────────────────────────────
     def _behaviour(self, request: web.Request, model: str | None) -> Behaviour:
@@ -283,6 +312,8 @@ class MockUpstream:
             authorization=request.headers.get("Authorization"),
             body=body,
             started_at=time.time(),
+            api_key=request.headers.get("api-key"),
+            query=request.query_string,
         )
         self.state.requests.append(record)
         return record

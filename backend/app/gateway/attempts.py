@@ -112,7 +112,7 @@ class ChannelAttempts:
             async with Deadline(started + first_byte) as deadline_scope:
                 response = await open_post(
                     self._client(),
-                    channel.post(request.endpoint),
+                    channel.post(request.endpoint, upstream_model),
                     body,
                     channel.timeouts.connect,
                     channel.api_key,

@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.core.security import SecretBox, UndecryptableError
 from app.gateway.http_client import PreparedRequest
-from app.gateway.upstream import Timeouts, auth_headers, prepare_post
+from app.gateway.upstream import Timeouts, auth_headers, channel_url, prepare_post
 from app.gateway.url_guard import IPAddress, literal_ip, upstream_host
 from app.models import Channel, ChannelStatus
 from app.models.base import utcnow
@@ -44,19 +44,23 @@ class RoutableChannel:
     literal_address: IPAddress | None
     # Built once per channel, not per call.
     headers: dict[str, str] = field(repr=False, hash=False, compare=False)
-    _posts: dict[str, PreparedRequest | None] = field(
+    kind: str = "openai"
+    api_version: str | None = None
+    _posts: dict[tuple[str, str], PreparedRequest | None] = field(
         default_factory=dict, repr=False, hash=False, compare=False
     )
 
     def upstream_model(self, public_model: str) -> str:
         return self.mapping.get(public_model, public_model)
 
-    def post(self, path: str) -> PreparedRequest | None:
-        """The POST to `path` under the base URL, encoded once; None if it cannot be sent."""
+    def post(self, path: str, upstream_model: str) -> PreparedRequest | None:
+        """The POST to `path` for `upstream_model`, encoded once; None if it cannot be sent."""
+        key = (path, upstream_model if self.api_version else "")
         try:
-            return self._posts[path]
+            return self._posts[key]
         except KeyError:
-            prepared = self._posts[path] = prepare_post(self.base_url + path, self.headers)
+            url = channel_url(self.kind, self.base_url, self.api_version, path, upstream_model)
+            prepared = self._posts[key] = prepare_post(url, self.headers)
             return prepared
 
 
@@ -87,7 +91,9 @@ def to_routable(channel: Channel, api_key: str) -> RoutableChannel:
         split_think=channel.split_think,
         created_at=int(channel.created_at.timestamp()),
         literal_address=literal_ip(upstream_host(channel.base_url)),
-        headers=auth_headers(api_key),
+        headers=auth_headers(api_key, channel.type),
+        kind=channel.type,
+        api_version=channel.api_version,
     )
 
 

@@ -13,6 +13,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any, Literal
+from urllib.parse import quote
 
 import orjson
 
@@ -153,12 +154,25 @@ def check_literal_address(address: IPAddress | None, allow_private: bool) -> Non
         raise UpstreamError("address", str(exc)) from None
 
 
-def auth_headers(api_key: str) -> dict[str, str]:
+def auth_headers(api_key: str, kind: str = "openai") -> dict[str, str]:
+    """A channel's request headers: its key as a bearer token, or as `api-key` for Azure."""
+    key = {"api-key": api_key} if kind == "azure" else {"Authorization": f"Bearer {api_key}"}
     return {
-        "Authorization": f"Bearer {api_key}",
+        **key,
         "Content-Type": "application/json",
         "Accept": "application/json, text/event-stream",
     }
+
+
+def channel_url(
+    kind: str, base_url: str, api_version: str | None, path: str, upstream_model: str
+) -> str:
+    """Where a call to `path` (e.g. /chat/completions) for `upstream_model` goes: under the base
+    URL, or for Azure with an API version under the model's deployment."""
+    if kind == "azure" and api_version:
+        deployment = quote(upstream_model, safe="")
+        return f"{base_url}/openai/deployments/{deployment}{path}?api-version={api_version}"
+    return base_url + path
 
 
 def prepare_post(url: str, headers: dict[str, str]) -> PreparedRequest | None:
@@ -193,8 +207,11 @@ async def open_post(
     return response
 
 
-async def get_json(client: HttpClient, url: str, api_key: str, timeouts: Timeouts) -> Any:
-    headers = {"Authorization": f"Bearer {api_key}", "Accept": "application/json"}
+async def get_json(
+    client: HttpClient, url: str, api_key: str, timeouts: Timeouts, kind: str = "openai"
+) -> Any:
+    headers = {**auth_headers(api_key, kind), "Accept": "application/json"}
+    headers.pop("Content-Type")
     response: Response | None = None
     try:
         request = prepare("GET", url, headers)

@@ -25,6 +25,9 @@ class Channel(Base):
     type: Mapped[str] = mapped_column(String(32), default="openai")
     # The OpenAI base URL, including the version path: https://api.openai.com/v1
     base_url: Mapped[str] = mapped_column(String(512))
+    # Azure OpenAI: with a version, calls go to deployment URLs (…/openai/deployments/<model>/…
+    # ?api-version=…); without, the base URL is used as OpenAI's (Azure's /openai/v1).
+    api_version: Mapped[str | None] = mapped_column(String(32))
     # Fernet token (MultiFernet, see core.security.SecretBox). Never returned by any API.
     api_key_encrypted: Mapped[str] = mapped_column(Text)
     # `sk-…abcd`, computed when the key is saved, so lists need no decryption.

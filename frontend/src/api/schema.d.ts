@@ -2452,15 +2452,21 @@ export interface components {
             name: string;
             /**
              * Type
+             * @description openai: any OpenAI-compatible API. azure: Azure OpenAI (the key goes as api-key; with api_version, calls go to deployment URLs)
              * @default openai
-             * @constant
+             * @enum {string}
              */
-            type: "openai";
+            type: "openai" | "azure";
             /**
              * Base Url
-             * @description OpenAI base URL including the version, e.g. https://api.deepseek.com/v1
+             * @description OpenAI base URL including the version, e.g. https://api.deepseek.com/v1; Azure: https://<resource>.openai.azure.com/openai/v1, or the resource's address (https://<resource>.openai.azure.com) with api_version
              */
             base_url: string;
+            /**
+             * Api Version
+             * @description Azure only: e.g. 2024-10-21. Calls then go to <base_url>/openai/deployments/<upstream model>/…?api-version=…
+             */
+            api_version?: string | null;
             /**
              * Api Key
              * Format: password
@@ -2564,6 +2570,8 @@ export interface components {
             type: string;
             /** Base Url */
             base_url: string;
+            /** Api Version */
+            api_version: string | null;
             /**
              * Api Key Hint
              * @description The key, masked (sk-…abcd). The key itself is never returned.
@@ -2659,8 +2667,12 @@ export interface components {
         ChannelUpdate: {
             /** Name */
             name?: string | null;
+            /** Type */
+            type?: ("openai" | "azure") | null;
             /** Base Url */
             base_url?: string | null;
+            /** Api Version */
+            api_version?: string | null;
             /** Api Key */
             api_key?: string | null;
             /** Models */
@@ -3003,8 +3015,16 @@ export interface components {
          * @description For a channel not saved yet: where to look, and with which key.
          */
         FetchModelsRequest: {
+            /**
+             * Type
+             * @default openai
+             * @enum {string}
+             */
+            type: "openai" | "azure";
             /** Base Url */
             base_url: string;
+            /** Api Version */
+            api_version?: string | null;
             /**
              * Api Key
              * Format: password

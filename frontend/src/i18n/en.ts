@@ -80,7 +80,7 @@ export default {
     updated: 'Updated {time}', period: { today: 'Today', week: 'Last 7 days', month: 'Last 30 days' },
   },
   channels: {
-    add: 'Add channel', edit: 'Edit channel', name: 'Name', baseUrl: 'Base URL (with /v1)', apiKey: 'API key',
+    type: 'Type', typeOpenai: 'OpenAI-compatible', apiVersion: 'API version', apiVersionHint: 'Azure deployment URLs (e.g. 2024-10-21); leave empty for Azure\'s /openai/v1 API. The model (or its mapped name) is the deployment.', add: 'Add channel', edit: 'Edit channel', name: 'Name', baseUrl: 'Base URL (with /v1)', apiKey: 'API key',
     keyKept: 'Leave empty to keep the current key ({hint})', keyNeverShown: 'Stored encrypted; never shown again.',
     models: 'Models', modelsHint: 'Public names, comma-separated', fetchModels: 'Fetch models from the provider',
     fetched: '{n} models found', mapping: 'Model mapping', mappingHint: 'One per line: public=upstream', notes: 'Notes',

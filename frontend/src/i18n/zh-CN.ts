@@ -82,7 +82,7 @@ const zhCN: typeof en = {
     updated: '更新于 {time}', period: { today: '今天', week: '近 7 天', month: '近 30 天' },
   },
   channels: {
-    add: '添加渠道', edit: '编辑渠道', name: '名称', baseUrl: 'Base URL（含 /v1）', apiKey: 'API 密钥',
+    type: '类型', typeOpenai: 'OpenAI 兼容', apiVersion: 'API 版本', apiVersionHint: 'Azure 部署地址（如 2024-10-21）；使用 Azure 的 /openai/v1 接口时留空。模型名（或映射后的名称）即部署名。', add: '添加渠道', edit: '编辑渠道', name: '名称', baseUrl: 'Base URL（含 /v1）', apiKey: 'API 密钥',
     keyKept: '留空则保留当前密钥（{hint}）', keyNeverShown: '加密保存，之后不再显示。',
     models: '模型', modelsHint: '对外模型名，用逗号分隔', fetchModels: '从服务商获取模型列表',
     fetched: '找到 {n} 个模型', mapping: '模型映射', mappingHint: '每行一条：对外名称=上游名称', notes: '备注',
