@@ -19,7 +19,13 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.core.client_ip import ClientIPResolver
-from app.core.errors import AppError, is_openai_path, openai_error_body
+from app.core.errors import (
+    AppError,
+    anthropic_error_body,
+    is_anthropic_path,
+    is_openai_path,
+    openai_error_body,
+)
 from app.core.security_headers import SecurityHeaders
 from app.core.send_watchdog import SendWatchdog
 
@@ -143,10 +149,14 @@ class RequestContextMiddleware:
 
 
 async def reject(scope: Scope, send: Send, error: AppError, status: int | None = None) -> None:
-    """Answer with `error` in the path's envelope (OpenAI on `/v1`, `{detail, code}` elsewhere),
+    """Answer with `error` in the path's envelope (Anthropic's on its paths, OpenAI's on the rest of
+    `/v1`, `{detail, code}` elsewhere),
     before the app has answered (413 also closes the connection)."""
     status = status or error.status_code
-    if is_openai_path(scope.get("path", "")):
+    path = scope.get("path", "")
+    if is_anthropic_path(path):
+        body = anthropic_error_body(status, error.message)
+    elif is_openai_path(path):
         body = openai_error_body(status, error.message, error.code, error.param)
     else:
         body = {"detail": error.message, "code": error.code}

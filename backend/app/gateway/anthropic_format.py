@@ -27,6 +27,7 @@ from typing import Any
 import orjson
 
 from app.core.errors import BadRequestError
+from app.core.errors import anthropic_error_body as error_body
 from app.gateway.request import REDIRECTING_FIELDS, ModelRequest
 
 MAX_MESSAGES = 10_000
@@ -37,28 +38,12 @@ FINISH_TO_STOP = {
     "function_call": "tool_use",
     "content_filter": "refusal",
 }
-ERROR_TYPES = {
-    400: "invalid_request_error",
-    401: "authentication_error",
-    403: "permission_error",
-    404: "not_found_error",
-    405: "invalid_request_error",
-    413: "request_too_large",
-    429: "rate_limit_error",
-    503: "overloaded_error",
-    529: "overloaded_error",
-}
 _PROCESS = os.urandom(6).hex()
 _IDS = itertools.count(1)
 
 
 def message_id() -> str:
     return f"msg_{_PROCESS}{next(_IDS):x}"
-
-
-def error_body(status: int, message: str) -> dict[str, Any]:
-    kind = ERROR_TYPES.get(status) or ("api_error" if status >= 500 else "invalid_request_error")
-    return {"type": "error", "error": {"type": kind, "message": message}}
 
 
 def _invalid(message: str, param: str | None = None) -> BadRequestError:

@@ -27,10 +27,12 @@ from app.core.errors import (
     AppError,
     ForbiddenError,
     NotFoundError,
+    anthropic_error_body,
+    is_anthropic_path,
     is_openai_path,
     openai_error_body,
 )
-from app.gateway import anthropic_format, messages, relay, responses
+from app.gateway import messages, relay, responses
 from app.gateway.anthropic_format import parse_messages_request
 from app.gateway.auth import authenticate
 from app.gateway.caller import Caller
@@ -242,8 +244,6 @@ ROUTES: dict[str, tuple[str, Handler]] = {
     MESSAGES_PATH: ("POST", anthropic_messages),
     COUNT_TOKENS_PATH: ("POST", anthropic_count_tokens),
 }
-# Answered in Anthropic's error envelope, as its SDK expects.
-ANTHROPIC_PATHS = frozenset({MESSAGES_PATH, COUNT_TOKENS_PATH})
 
 
 def route_for(path: str) -> tuple[str, Handler] | None:
@@ -284,8 +284,8 @@ async def _preflight(
 def error_response(error: AppError, path: str = "", status: int | None = None) -> Response:
     """`error` in the envelope its caller's SDK expects (Anthropic's on its paths)."""
     status = status or error.status_code
-    if path.rstrip("/") in ANTHROPIC_PATHS:
-        body = anthropic_format.error_body(status, error.message)
+    if is_anthropic_path(path):
+        body = anthropic_error_body(status, error.message)
     else:
         body = openai_error_body(status, error.message, error.code, error.param)
     return JSONResponse(body, status_code=status, headers=error.headers)

@@ -8,7 +8,7 @@ import anthropic
 import pytest
 
 from app.devtools.mock_upstream import MockServer
-from tests.live import LiveGateway
+from tests.live import GatewayFactory, LiveGateway
 
 WEATHER_TOOL = {
     "name": "get_weather",
@@ -314,3 +314,37 @@ def test_bearer_keys_and_count_tokens(ready: tuple[LiveGateway, str]) -> None:
     )
     assert refused.status_code == 403
     assert refused.json()["error"]["type"] == "permission_error"
+
+
+def test_refusals_before_the_endpoint_are_anthropic_shaped_too(
+    gateway_factory: GatewayFactory, mock_upstream: MockServer
+) -> None:
+    """The body-size limit (413) and the per-address rate (429) answer before any endpoint runs."""
+    gateway = gateway_factory(server={"max_body_bytes": 4096}, runtime={"ip_rpm": 3})
+    gateway.create_channel(base_url=mock_upstream.base_url())
+    key = gateway.create_key()
+    big = {
+        "model": "mock-gpt",
+        "max_tokens": 8,
+        "messages": [{"role": "user", "content": "x" * 8000}],
+    }
+    too_large = gateway.http.post("/v1/messages", json=big, headers={"x-api-key": key})
+    assert too_large.status_code == 413
+    assert too_large.json() == {
+        "type": "error",
+        "error": {"type": "request_too_large", "message": too_large.json()["error"]["message"]},
+    }
+    statuses = []
+    for _ in range(5):
+        answer = gateway.http.post(
+            "/v1/messages/count_tokens",
+            json={"model": "mock-gpt", "messages": [{"role": "user", "content": "x"}]},
+            headers={"x-api-key": key},
+        )
+        statuses.append(answer.status_code)
+    assert statuses[-1] == 429
+    assert answer.json()["error"]["type"] == "rate_limit_error"
+    openai_path = gateway.http.get("/v1/models", headers={"Authorization": f"Bearer {key}"})
+    assert openai_path.status_code == 429
+    assert openai_path.json()["error"]["type"] == "rate_limit_error"
+    assert "code" in openai_path.json()["error"]  # OpenAI's envelope there
