@@ -18,6 +18,7 @@ from app.core.events import announce
 from app.core.pagination import PageParams, like_pattern
 from app.core.security import SecretBox, UndecryptableError, mask_secret
 from app.gateway import upstream
+from app.gateway.anthropic_upstream import to_chat_completion, to_messages_body
 from app.gateway.http_client import HttpClient
 from app.gateway.upstream import Timeouts, UpstreamError
 from app.gateway.url_guard import (
@@ -251,10 +252,15 @@ async def probe(
                 "/chat/completions",
                 channel.model_mapping.get(model, model),
             )
+            body = (
+                to_messages_body(payload, str(payload["model"]), False)
+                if channel.type == "anthropic"
+                else orjson.dumps(payload)
+            )
             response = await upstream.open_post(
                 client,
                 upstream.prepare_post(url, upstream.auth_headers(api_key, channel.type)),
-                orjson.dumps(payload),
+                body,
                 timeouts.connect,
                 api_key,
             )
@@ -264,6 +270,8 @@ async def probe(
             finally:
                 response.close()
         parsed = orjson.loads(raw)
+        if channel.type == "anthropic" and isinstance(parsed, dict):
+            parsed = to_chat_completion(parsed)
         if not isinstance(parsed, dict) or "choices" not in parsed:
             error = "upstream answered 200 without 'choices'"
     except UpstreamError as exc:

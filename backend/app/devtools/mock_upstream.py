@@ -195,6 +195,8 @@ class MockUpstream:
             self.app.router.add_post(prefix + "/v1/chat/completions", self._chat)
             self.app.router.add_post(prefix + "/v1/completions", self._legacy_completions)
             self.app.router.add_post(prefix + "/v1/embeddings", self._embeddings)
+            # Anthropic's Messages API.
+            self.app.router.add_post(prefix + "/v1/messages", self._anthropic_messages)
             # Azure OpenAI's deployment URLs (the deployment names the model).
             azure = prefix + "/openai/deployments/{deployment}"
             self.app.router.add_post(azure + "/chat/completions", self._azure(self._chat))
@@ -491,6 +493,150 @@ class MockUpstream:
             raise
         finally:
             record.finished = True
+        return response
+
+    async def _anthropic_messages(self, request: web.Request) -> web.StreamResponse:
+        """Anthropic's Messages API (its public docs): `x-api-key` and `anthropic-version`
+        required; text, thinking (`reasoning=N` or mock-reasoner), tool use (mock-tools with
+        tools), usage; streamed as its events."""
+
+        def error(status: int, kind: str, message: str) -> web.Response:
+            body = {"type": "error", "error": {"type": kind, "message": message}}
+            return web.Response(
+                status=status, body=orjson.dumps(body), content_type="application/json"
+            )
+
+        raw = await request.read()
+        try:
+            body = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            body = None
+        model = body.get("model") if isinstance(body, dict) else None
+        record = self._record(request, model, body)
+        self.state.total += 1
+        record.finished = True
+        behaviour = self._behaviour(request, model if isinstance(model, str) else None)
+        if not request.headers.get("x-api-key"):
+            return error(401, "authentication_error", "x-api-key header is required")
+        if not request.headers.get("anthropic-version"):
+            return error(400, "invalid_request_error", "anthropic-version header is required")
+        if not isinstance(body, dict) or not body.get("messages") or not body.get("max_tokens"):
+            return error(400, "invalid_request_error", "messages and max_tokens are required")
+        if behaviour.status != 200:
+            return error(behaviour.status, "api_error", behaviour.error_message or "mock failure")
+        if behaviour.latency:
+            await asyncio.sleep(behaviour.latency)
+        pieces = _content_pieces(behaviour.text, behaviour.chunks)
+        thinking = _content_pieces(REASONING_TEXT, behaviour.reasoning)
+        use_tool = bool(behaviour.tool_call and body.get("tools"))
+        tool = (body.get("tools") or [{}])[0] if use_tool else {}
+        usage = {"input_tokens": _count_words(body["messages"]), "output_tokens": behaviour.chunks}
+        message_id = f"msg_mock_{record.id}"
+        if not body.get("stream"):
+            content: list[dict[str, Any]] = []
+            if thinking:
+                content.append(
+                    {"type": "thinking", "thinking": "".join(thinking), "signature": "sig"}
+                )
+            if use_tool:
+                content.append(
+                    {
+                        "type": "tool_use",
+                        "id": "toolu_mock_1",
+                        "name": tool.get("name"),
+                        "input": {"city": "Shanghai"},
+                    }
+                )
+            else:
+                content.append({"type": "text", "text": behaviour.text})
+            message = {
+                "id": message_id, "type": "message", "role": "assistant", "model": model,
+                "content": content, "stop_reason": "tool_use" if use_tool else "end_turn",
+                "stop_sequence": None, "usage": usage,
+            }  # fmt: skip
+            return web.Response(body=orjson.dumps(message), content_type="application/json")
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await response.prepare(request)
+
+        async def send(kind: str, payload: dict[str, Any]) -> None:
+            await response.write(
+                b"event: "
+                + kind.encode()
+                + b"\ndata: "
+                + orjson.dumps({"type": kind, **payload})
+                + b"\n\n"
+            )
+
+        start: dict[str, Any] = {"id": message_id, "type": "message", "role": "assistant", "model": model, "content": [],
+                 "stop_reason": None, "stop_sequence": None, "usage": {"input_tokens": usage["input_tokens"], "output_tokens": 1}}  # fmt: skip
+        await send("message_start", {"message": start})
+        await send("ping", {})
+        index = 0
+        if thinking:
+            await send(
+                "content_block_start",
+                {
+                    "index": index,
+                    "content_block": {"type": "thinking", "thinking": "", "signature": ""},
+                },
+            )
+            for piece in thinking:
+                await send(
+                    "content_block_delta",
+                    {"index": index, "delta": {"type": "thinking_delta", "thinking": piece}},
+                )
+            await send(
+                "content_block_delta",
+                {"index": index, "delta": {"type": "signature_delta", "signature": "sig"}},
+            )
+            await send("content_block_stop", {"index": index})
+            index += 1
+        if use_tool:
+            await send(
+                "content_block_start",
+                {
+                    "index": index,
+                    "content_block": {
+                        "type": "tool_use",
+                        "id": "toolu_mock_1",
+                        "name": tool.get("name"),
+                        "input": {},
+                    },
+                },
+            )
+            for part in ('{"city": ', '"Shanghai"}'):
+                await send(
+                    "content_block_delta",
+                    {"index": index, "delta": {"type": "input_json_delta", "partial_json": part}},
+                )
+        else:
+            await send(
+                "content_block_start",
+                {"index": index, "content_block": {"type": "text", "text": ""}},
+            )
+            for number, piece in enumerate(pieces):
+                if behaviour.drop_after is not None and number >= behaviour.drop_after:
+                    if request.transport is not None:
+                        request.transport.abort()
+                    return response
+                if behaviour.interval and number:
+                    await asyncio.sleep(behaviour.interval)
+                await send(
+                    "content_block_delta",
+                    {"index": index, "delta": {"type": "text_delta", "text": piece}},
+                )
+                record.chunks_sent += 1
+        await send("content_block_stop", {"index": index})
+        stop = "tool_use" if use_tool else "end_turn"
+        await send(
+            "message_delta",
+            {
+                "delta": {"stop_reason": stop, "stop_sequence": None},
+                "usage": {"output_tokens": usage["output_tokens"]},
+            },
+        )
+        await send("message_stop", {})
+        await response.write_eof()
         return response
 
     def _usage(self, body: dict[str, Any], behaviour: Behaviour, completion: int) -> dict[str, Any]:

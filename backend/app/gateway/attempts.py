@@ -11,11 +11,12 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 
 from app.core.timers import Deadline
+from app.gateway.anthropic_upstream import ChatChunks, to_chat_completion, to_messages_body
 from app.gateway.cache import RoutableChannel
 from app.gateway.chunks import inband_error
 from app.gateway.http_client import HttpClient, Response
@@ -50,9 +51,17 @@ class Attempt:
         self._release()
 
 
+class StreamDecoder(Protocol):
+    """Network reads in, chat chunk payloads out (`SSEDecoder`, or a translating one)."""
+
+    def feed(self, data: bytes) -> list[bytes]: ...
+
+    def finish(self) -> list[bytes]: ...
+
+
 @dataclass
 class StreamAttempt(Attempt):
-    decoder: SSEDecoder = field(default_factory=SSEDecoder)
+    decoder: StreamDecoder = field(default_factory=SSEDecoder)
     first_events: list[bytes] = field(default_factory=list)
     deadline: float = 0.0
 
@@ -103,7 +112,15 @@ class ChannelAttempts:
         started = loop.time()
         first_byte = min(channel.timeouts.first_byte, max(0.001, deadline - started))
         total_deadline = started + channel.timeouts.total
-        body = request.upstream_body(upstream_model)
+        anthropic = channel.kind == "anthropic"
+        if anthropic and request.endpoint != "/chat/completions":
+            text = f"Anthropic channels answer chat requests only, not {request.endpoint}"
+            raise UpstreamError("status", text, status=400, provider_message=text)
+        body = (
+            to_messages_body(request.body, upstream_model, request.stream)
+            if anthropic
+            else request.upstream_body(upstream_model)
+        )
         response: Response | None = None
         phase = "first_byte"
         try:
@@ -118,7 +135,7 @@ class ChannelAttempts:
                     channel.api_key,
                 )
                 if request.stream:
-                    decoder = SSEDecoder()
+                    decoder: StreamDecoder = ChatChunks() if anthropic else SSEDecoder()
                     first = await _read_until_substantive(
                         response, decoder, channel, total_deadline
                     )
@@ -140,6 +157,9 @@ class ChannelAttempts:
                 raise UpstreamError("protocol", "upstream answered with invalid JSON") from None
             if not isinstance(parsed, dict):
                 raise UpstreamError("protocol", "upstream answered with unexpected JSON")
+            if anthropic:
+                parsed = to_chat_completion(parsed)
+                raw = orjson.dumps(parsed)
             error = inband_error(parsed, channel.api_key)
             if error is not None:
                 raise error
@@ -169,7 +189,7 @@ class ChannelAttempts:
 
 async def _read_until_substantive(
     response: Response,
-    decoder: SSEDecoder,
+    decoder: StreamDecoder,
     channel: RoutableChannel,
     total_deadline: float,
 ) -> list[bytes]:

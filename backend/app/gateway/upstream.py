@@ -20,6 +20,7 @@ import orjson
 from app.core.security import mask_secret
 from app.core.timers import Deadline
 from app.core.upstream_rules import Rule, Verdict, classify
+from app.gateway.anthropic_upstream import ANTHROPIC_VERSION
 from app.gateway.http_client import HttpClient, PreparedRequest, Response, ResponseError, prepare
 from app.gateway.url_guard import IPAddress, UpstreamAddressError, check_address
 
@@ -155,8 +156,14 @@ def check_literal_address(address: IPAddress | None, allow_private: bool) -> Non
 
 
 def auth_headers(api_key: str, kind: str = "openai") -> dict[str, str]:
-    """A channel's request headers: its key as a bearer token, or as `api-key` for Azure."""
-    key = {"api-key": api_key} if kind == "azure" else {"Authorization": f"Bearer {api_key}"}
+    """A channel's request headers: its key as a bearer token, as `api-key` for Azure, as
+    `x-api-key` (with the API version) for Anthropic."""
+    if kind == "azure":
+        key = {"api-key": api_key}
+    elif kind == "anthropic":
+        key = {"x-api-key": api_key, "anthropic-version": ANTHROPIC_VERSION}
+    else:
+        key = {"Authorization": f"Bearer {api_key}"}
     return {
         **key,
         "Content-Type": "application/json",
@@ -172,6 +179,8 @@ def channel_url(
     if kind == "azure" and api_version:
         deployment = quote(upstream_model, safe="")
         return f"{base_url}/openai/deployments/{deployment}{path}?api-version={api_version}"
+    if kind == "anthropic" and path == "/chat/completions":
+        return base_url + "/messages"
     return base_url + path
 
 

@@ -2452,11 +2452,11 @@ export interface components {
             name: string;
             /**
              * Type
-             * @description openai: any OpenAI-compatible API. azure: Azure OpenAI (the key goes as api-key; with api_version, calls go to deployment URLs)
+             * @description openai: any OpenAI-compatible API. azure: Azure OpenAI (the key goes as api-key; with api_version, calls go to deployment URLs). anthropic: Anthropic's Messages API (base URL https://api.anthropic.com/v1)
              * @default openai
              * @enum {string}
              */
-            type: "openai" | "azure";
+            type: "openai" | "azure" | "anthropic";
             /**
              * Base Url
              * @description OpenAI base URL including the version, e.g. https://api.deepseek.com/v1; Azure: https://<resource>.openai.azure.com/openai/v1, or the resource's address (https://<resource>.openai.azure.com) with api_version
@@ -2668,7 +2668,7 @@ export interface components {
             /** Name */
             name?: string | null;
             /** Type */
-            type?: ("openai" | "azure") | null;
+            type?: ("openai" | "azure" | "anthropic") | null;
             /** Base Url */
             base_url?: string | null;
             /** Api Version */
@@ -3020,7 +3020,7 @@ export interface components {
              * @default openai
              * @enum {string}
              */
-            type: "openai" | "azure";
+            type: "openai" | "azure" | "anthropic";
             /** Base Url */
             base_url: string;
             /** Api Version */
