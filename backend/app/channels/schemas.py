@@ -24,7 +24,7 @@ ApiKeyValue = Annotated[
     SecretStr, Field(min_length=1, max_length=4096), AfterValidator(header_token)
 ]
 Seconds = Annotated[float, Field(gt=0, le=86_400)]
-ChannelType = Literal["openai", "azure", "anthropic"]
+ChannelType = Literal["openai", "azure", "anthropic", "gemini"]
 ApiVersion = Annotated[str, StringConstraints(pattern=r"^\d{4}-\d{2}-\d{2}(-preview)?$")]
 
 
@@ -50,7 +50,8 @@ class ChannelCreate(BaseModel):
         default="openai",
         description="openai: any OpenAI-compatible API. azure: Azure OpenAI (the key goes as "
         "api-key; with api_version, calls go to deployment URLs). anthropic: Anthropic's "
-        "Messages API (base URL https://api.anthropic.com/v1)",
+        "Messages API (base URL https://api.anthropic.com/v1). gemini: Google's Gemini API "
+        "(base URL https://generativelanguage.googleapis.com/v1beta)",
     )
     base_url: BaseURL = Field(
         description="OpenAI base URL including the version, e.g. https://api.deepseek.com/v1; "

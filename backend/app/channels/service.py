@@ -19,6 +19,8 @@ from app.core.pagination import PageParams, like_pattern
 from app.core.security import SecretBox, UndecryptableError, mask_secret
 from app.gateway import upstream
 from app.gateway.anthropic_upstream import to_chat_completion, to_messages_body
+from app.gateway.gemini_upstream import to_chat_completion as gemini_completion
+from app.gateway.gemini_upstream import to_gemini_body
 from app.gateway.http_client import HttpClient
 from app.gateway.upstream import Timeouts, UpstreamError
 from app.gateway.url_guard import (
@@ -252,11 +254,12 @@ async def probe(
                 "/chat/completions",
                 channel.model_mapping.get(model, model),
             )
-            body = (
-                to_messages_body(payload, str(payload["model"]), False)
-                if channel.type == "anthropic"
-                else orjson.dumps(payload)
-            )
+            if channel.type == "anthropic":
+                body = to_messages_body(payload, str(payload["model"]), False)
+            elif channel.type == "gemini":
+                body = to_gemini_body(payload)
+            else:
+                body = orjson.dumps(payload)
             response = await upstream.open_post(
                 client,
                 upstream.prepare_post(url, upstream.auth_headers(api_key, channel.type)),
@@ -272,6 +275,8 @@ async def probe(
         parsed = orjson.loads(raw)
         if channel.type == "anthropic" and isinstance(parsed, dict):
             parsed = to_chat_completion(parsed)
+        elif channel.type == "gemini" and isinstance(parsed, dict):
+            parsed = gemini_completion(parsed, str(payload["model"]))
         if not isinstance(parsed, dict) or "choices" not in parsed:
             error = "upstream answered 200 without 'choices'"
     except UpstreamError as exc:
@@ -319,6 +324,12 @@ async def fetch_models(
             f"Could not fetch models: {exc.message}", code="fetch_models_failed"
         ) from None
     items = data.get("data") if isinstance(data, dict) else data
+    if kind == "gemini" and isinstance(data, dict):  # {"models": [{"name": "models/…"}]}
+        items = [
+            {"id": str(item.get("name") or "").removeprefix("models/")}
+            for item in data.get("models") or []
+            if isinstance(item, dict)
+        ]
     if not isinstance(items, list):
         raise UnprocessableError(
             "Could not fetch models: the upstream's /models answer has no list",

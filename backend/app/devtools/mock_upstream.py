@@ -195,6 +195,8 @@ class MockUpstream:
             self.app.router.add_post(prefix + "/v1/chat/completions", self._chat)
             self.app.router.add_post(prefix + "/v1/completions", self._legacy_completions)
             self.app.router.add_post(prefix + "/v1/embeddings", self._embeddings)
+            # Google's Gemini API (`…/v1beta/models/<model>:generateContent`).
+            self.app.router.add_post(prefix + "/v1beta/models/{target}", self._gemini)
             # Anthropic's Messages API.
             self.app.router.add_post(prefix + "/v1/messages", self._anthropic_messages)
             # Azure OpenAI's deployment URLs (the deployment names the model).
@@ -493,6 +495,93 @@ class MockUpstream:
             raise
         finally:
             record.finished = True
+        return response
+
+    async def _gemini(self, request: web.Request) -> web.StreamResponse:
+        """Gemini's generateContent and streamGenerateContent (`alt=sse`), per its public docs:
+        `x-goog-api-key` required; text, thought parts (`reasoning=N`), a function call
+        (mock-tools with tools), usage metadata."""
+        model, _, action = request.match_info["target"].partition(":")
+        raw = await request.read()
+        try:
+            body = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            body = None
+        record = self._record(request, model, body)
+        self.state.total += 1
+        record.finished = True
+        behaviour = self._behaviour(request, model)
+
+        def error(status: int, name: str, message: str) -> web.Response:
+            payload = {"error": {"code": status, "message": message, "status": name}}
+            return web.Response(
+                status=status, body=orjson.dumps(payload), content_type="application/json"
+            )
+
+        if not request.headers.get("x-goog-api-key"):
+            return error(403, "PERMISSION_DENIED", "Method doesn't allow unregistered callers")
+        if action not in ("generateContent", "streamGenerateContent"):
+            return error(404, "NOT_FOUND", f"unknown action {action}")
+        if not isinstance(body, dict) or not body.get("contents"):
+            return error(400, "INVALID_ARGUMENT", "contents is required")
+        if behaviour.status != 200:
+            return error(behaviour.status, "UNAVAILABLE", behaviour.error_message or "mock failure")
+        pieces = _content_pieces(behaviour.text, behaviour.chunks)
+        thoughts = _content_pieces(REASONING_TEXT, behaviour.reasoning)
+        use_tool = bool(behaviour.tool_call and body.get("tools"))
+        declarations = (body.get("tools") or [{}])[0].get("functionDeclarations") or [{}]
+        prompt = sum(
+            len(str(part.get("text", "")).split())
+            for content in body["contents"]
+            for part in content.get("parts") or []
+        )
+        usage = {
+            "promptTokenCount": max(prompt, 1),
+            "candidatesTokenCount": behaviour.chunks,
+            "totalTokenCount": max(prompt, 1) + behaviour.chunks + behaviour.reasoning,
+        }
+        if behaviour.reasoning:
+            usage["thoughtsTokenCount"] = behaviour.reasoning
+
+        def answer(parts: list[dict[str, Any]], finish: str | None) -> dict[str, Any]:
+            candidate: dict[str, Any] = {"content": {"role": "model", "parts": parts}, "index": 0}
+            if finish:
+                candidate["finishReason"] = finish
+            payload: dict[str, Any] = {
+                "candidates": [candidate],
+                "modelVersion": model,
+                "responseId": f"gem-{record.id}",
+            }
+            if finish:
+                payload["usageMetadata"] = usage
+            return payload
+
+        call: dict[str, Any] = {
+            "functionCall": {"name": declarations[0].get("name"), "args": {"city": "Shanghai"}}
+        }
+        if action == "generateContent":
+            parts: list[dict[str, Any]] = (
+                [{"text": "".join(thoughts), "thought": True}] if thoughts else []
+            )
+            parts.append(call if use_tool else {"text": behaviour.text})
+            return web.Response(
+                body=orjson.dumps(answer(parts, "STOP")), content_type="application/json"
+            )
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await response.prepare(request)
+        frames: list[list[dict[str, Any]]] = [[{"text": p, "thought": True}] for p in thoughts]
+        frames += [[call]] if use_tool else [[{"text": piece}] for piece in pieces]
+        for number, parts in enumerate(frames):
+            if behaviour.drop_after is not None and number >= behaviour.drop_after:
+                if request.transport is not None:
+                    request.transport.abort()
+                return response
+            last = number == len(frames) - 1
+            await response.write(
+                b"data: " + orjson.dumps(answer(parts, "STOP" if last else None)) + b"\r\n\r\n"
+            )
+            record.chunks_sent += 1
+        await response.write_eof()
         return response
 
     async def _anthropic_messages(self, request: web.Request) -> web.StreamResponse:

@@ -19,6 +19,9 @@ from app.core.timers import Deadline
 from app.gateway.anthropic_upstream import ChatChunks, to_chat_completion, to_messages_body
 from app.gateway.cache import RoutableChannel
 from app.gateway.chunks import inband_error
+from app.gateway.gemini_upstream import ChatChunks as GeminiChunks
+from app.gateway.gemini_upstream import to_chat_completion as gemini_completion
+from app.gateway.gemini_upstream import to_gemini_body
 from app.gateway.http_client import HttpClient, Response
 from app.gateway.request import ModelRequest
 from app.gateway.sse import SSEDecoder
@@ -112,15 +115,17 @@ class ChannelAttempts:
         started = loop.time()
         first_byte = min(channel.timeouts.first_byte, max(0.001, deadline - started))
         total_deadline = started + channel.timeouts.total
-        anthropic = channel.kind == "anthropic"
-        if anthropic and request.endpoint != "/chat/completions":
-            text = f"Anthropic channels answer chat requests only, not {request.endpoint}"
+        kind = channel.kind
+        if kind in ("anthropic", "gemini") and request.endpoint != "/chat/completions":
+            name = kind.capitalize()
+            text = f"{name} channels answer chat requests only, not {request.endpoint}"
             raise UpstreamError("status", text, status=400, provider_message=text)
-        body = (
-            to_messages_body(request.body, upstream_model, request.stream)
-            if anthropic
-            else request.upstream_body(upstream_model)
-        )
+        if kind == "anthropic":
+            body = to_messages_body(request.body, upstream_model, request.stream)
+        elif kind == "gemini":
+            body = to_gemini_body(request.body)
+        else:
+            body = request.upstream_body(upstream_model)
         response: Response | None = None
         phase = "first_byte"
         try:
@@ -129,13 +134,17 @@ class ChannelAttempts:
             async with Deadline(started + first_byte) as deadline_scope:
                 response = await open_post(
                     self._client(),
-                    channel.post(request.endpoint, upstream_model),
+                    channel.post(request.endpoint, upstream_model, request.stream),
                     body,
                     channel.timeouts.connect,
                     channel.api_key,
                 )
                 if request.stream:
-                    decoder: StreamDecoder = ChatChunks() if anthropic else SSEDecoder()
+                    decoder: StreamDecoder = SSEDecoder()
+                    if kind == "anthropic":
+                        decoder = ChatChunks()
+                    elif kind == "gemini":
+                        decoder = GeminiChunks(upstream_model)
                     first = await _read_until_substantive(
                         response, decoder, channel, total_deadline
                     )
@@ -157,8 +166,11 @@ class ChannelAttempts:
                 raise UpstreamError("protocol", "upstream answered with invalid JSON") from None
             if not isinstance(parsed, dict):
                 raise UpstreamError("protocol", "upstream answered with unexpected JSON")
-            if anthropic:
+            if kind == "anthropic":
                 parsed = to_chat_completion(parsed)
+                raw = orjson.dumps(parsed)
+            elif kind == "gemini":
+                parsed = gemini_completion(parsed, upstream_model)
                 raw = orjson.dumps(parsed)
             error = inband_error(parsed, channel.api_key)
             if error is not None:

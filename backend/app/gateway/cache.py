@@ -46,20 +46,23 @@ class RoutableChannel:
     headers: dict[str, str] = field(repr=False, hash=False, compare=False)
     kind: str = "openai"
     api_version: str | None = None
-    _posts: dict[tuple[str, str], PreparedRequest | None] = field(
+    _posts: dict[tuple[str, str, bool], PreparedRequest | None] = field(
         default_factory=dict, repr=False, hash=False, compare=False
     )
 
     def upstream_model(self, public_model: str) -> str:
         return self.mapping.get(public_model, public_model)
 
-    def post(self, path: str, upstream_model: str) -> PreparedRequest | None:
+    def post(self, path: str, upstream_model: str, stream: bool = False) -> PreparedRequest | None:
         """The POST to `path` for `upstream_model`, encoded once; None if it cannot be sent."""
-        key = (path, upstream_model if self.api_version else "")
+        by_model = self.api_version is not None or self.kind == "gemini"
+        key = (path, upstream_model if by_model else "", stream and self.kind == "gemini")
         try:
             return self._posts[key]
         except KeyError:
-            url = channel_url(self.kind, self.base_url, self.api_version, path, upstream_model)
+            url = channel_url(
+                self.kind, self.base_url, self.api_version, path, upstream_model, stream
+            )
             prepared = self._posts[key] = prepare_post(url, self.headers)
             return prepared
 

@@ -21,6 +21,7 @@ from app.core.security import mask_secret
 from app.core.timers import Deadline
 from app.core.upstream_rules import Rule, Verdict, classify
 from app.gateway.anthropic_upstream import ANTHROPIC_VERSION
+from app.gateway.gemini_upstream import url_for as gemini_url
 from app.gateway.http_client import HttpClient, PreparedRequest, Response, ResponseError, prepare
 from app.gateway.url_guard import IPAddress, UpstreamAddressError, check_address
 
@@ -162,6 +163,8 @@ def auth_headers(api_key: str, kind: str = "openai") -> dict[str, str]:
         key = {"api-key": api_key}
     elif kind == "anthropic":
         key = {"x-api-key": api_key, "anthropic-version": ANTHROPIC_VERSION}
+    elif kind == "gemini":
+        key = {"x-goog-api-key": api_key}
     else:
         key = {"Authorization": f"Bearer {api_key}"}
     return {
@@ -172,10 +175,18 @@ def auth_headers(api_key: str, kind: str = "openai") -> dict[str, str]:
 
 
 def channel_url(
-    kind: str, base_url: str, api_version: str | None, path: str, upstream_model: str
+    kind: str,
+    base_url: str,
+    api_version: str | None,
+    path: str,
+    upstream_model: str,
+    stream: bool = False,
 ) -> str:
     """Where a call to `path` (e.g. /chat/completions) for `upstream_model` goes: under the base
-    URL, or for Azure with an API version under the model's deployment."""
+    URL, for Azure with an API version under the model's deployment, for Anthropic and Gemini
+    at their own chat endpoints."""
+    if kind == "gemini" and path == "/chat/completions":
+        return gemini_url(base_url, upstream_model, stream)
     if kind == "azure" and api_version:
         deployment = quote(upstream_model, safe="")
         return f"{base_url}/openai/deployments/{deployment}{path}?api-version={api_version}"

@@ -2452,11 +2452,11 @@ export interface components {
             name: string;
             /**
              * Type
-             * @description openai: any OpenAI-compatible API. azure: Azure OpenAI (the key goes as api-key; with api_version, calls go to deployment URLs). anthropic: Anthropic's Messages API (base URL https://api.anthropic.com/v1)
+             * @description openai: any OpenAI-compatible API. azure: Azure OpenAI (the key goes as api-key; with api_version, calls go to deployment URLs). anthropic: Anthropic's Messages API (base URL https://api.anthropic.com/v1). gemini: Google's Gemini API (base URL https://generativelanguage.googleapis.com/v1beta)
              * @default openai
              * @enum {string}
              */
-            type: "openai" | "azure" | "anthropic";
+            type: "openai" | "azure" | "anthropic" | "gemini";
             /**
              * Base Url
              * @description OpenAI base URL including the version, e.g. https://api.deepseek.com/v1; Azure: https://<resource>.openai.azure.com/openai/v1, or the resource's address (https://<resource>.openai.azure.com) with api_version
@@ -2668,7 +2668,7 @@ export interface components {
             /** Name */
             name?: string | null;
             /** Type */
-            type?: ("openai" | "azure" | "anthropic") | null;
+            type?: ("openai" | "azure" | "anthropic" | "gemini") | null;
             /** Base Url */
             base_url?: string | null;
             /** Api Version */
@@ -3020,7 +3020,7 @@ export interface components {
              * @default openai
              * @enum {string}
              */
-            type: "openai" | "azure" | "anthropic";
+            type: "openai" | "azure" | "anthropic" | "gemini";
             /** Base Url */
             base_url: string;
             /** Api Version */
