@@ -168,6 +168,21 @@ test('an admin adds and tests a channel, reads logs and the dashboard, exports C
   await page.waitForSelector('[data-test=test-result] >> text=/Answered in \\d+ ms/')
   await shot(page, '07-channels-tested')
   await page.keyboard.press('Escape')
+  // A native Anthropic channel (the mock speaks the Messages API too), tested the same way.
+  await page.click('[data-test=add-channel]')
+  await page.selectOption('[data-test=channel-type] select', 'anthropic')
+  await page.fill('[data-test=channel-form] input[name=name]', 'Claude (mock)')
+  await page.fill('[data-test=channel-form] input[name=base_url]', `${h.mock}/v1`)
+  await page.fill('[data-test=channel-form] input[name=api_key]', 'sk-ant-e2e')
+  await page.fill('[data-test=channel-form] input[name=models]', 'mock-tools')
+  await page.click('[data-test=save-channel]')
+  const claude = page.locator('tr', { hasText: 'Claude (mock)' })
+  await claude.waitFor()
+  assert.equal(await claude.locator('[data-test=channel-type-badge]').innerText(), 'Anthropic')
+  await claude.locator('[data-test=test-channel]').click()
+  await page.waitForSelector('[data-test=test-result] >> text=/Answered in \\d+ ms/')
+  await shot(page, '07b-anthropic-channel-tested')
+  await page.keyboard.press('Escape')
 
   // The calls made so far are in the logs, with totals; the CSV holds the same rows.
   await page.click('[data-test=admin-nav] >> text=Call logs')
