@@ -11,7 +11,7 @@ TEST_REDIS_URL ?= redis://127.0.0.1:6379/15
 
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: help lock upgrade run demo bench bench-scale bench-limits bench-stats soak mock-upstream test lint format migrate bootstrap reset-password rebuild-stats frontend dev e2e-browser \
+.PHONY: help lock upgrade run demo bench test-compat bench-scale bench-limits bench-stats soak mock-upstream test lint format migrate bootstrap reset-password rebuild-stats frontend dev e2e-browser \
         docs bytecode test-fast test-backend test-backend-sqlite test-backend-postgres test-frontend test-e2e clean
 
 help:
@@ -25,6 +25,7 @@ help:
 	@echo "make reset-password ACCOUNT=admin  set a new (printed) password for an account"
 	@echo "make rebuild-stats  recompute the dashboard's daily statistics from the call logs"
 	@echo "make bench        benchmarks (QUICK=1 for a short run); make bench-limits: blacklist + limits only"
+	@echo "make test-compat  real clients through the gateway to LiteLLM's proxy (not part of make test)"
 	@echo "make bench-stats  call logs, dashboard and CSV export with 2,000,000 rows (ROWS=… to change)"
 	@echo "make soak         30 minutes of mixed traffic with random upstream faults (MINUTES=… to change)"
 	@echo "make format       format the backend code"
@@ -179,6 +180,13 @@ e2e-browser:
 	fi
 
 # The browser end-to-end suite: the real server and the mock upstream, driven in Chromium.
+# Real clients through the gateway to LiteLLM's proxy (a second upstream implementation) in front
+# of the mock; LiteLLM comes from compat/requirements.txt (hashed) into .venv-compat. Not in `make test`.
+test-compat: $(VENV)/.dev-installed $(UV)
+	test -x .venv-compat/bin/python || $(UV) venv -q -p 3.11 .venv-compat
+	$(UV) pip install -q --python .venv-compat/bin/python --require-hashes -r compat/requirements.txt
+	$(PY) compat/run.py
+
 test-e2e: bytecode frontend e2e-browser
 	cd frontend && npm run test:e2e
 
