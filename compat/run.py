@@ -9,7 +9,6 @@ Kept out of `make test`: LiteLLM is large and not the gateway's dependency.
 
 from __future__ import annotations
 
-import asyncio
 import os
 import subprocess
 import sys
@@ -18,7 +17,6 @@ import time
 import traceback
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import anthropic
 import httpx
