@@ -184,7 +184,7 @@ e2e-browser:
 # of the mock; LiteLLM comes from compat/requirements.txt (hashed) into .venv-compat. Not in `make test`.
 test-compat: $(VENV)/.dev-installed $(UV)
 	test -x .venv-compat/bin/python || $(UV) venv -q -p 3.11 .venv-compat
-	$(UV) pip install -q --python .venv-compat/bin/python --require-hashes -r compat/requirements.txt
+	$(UV) pip install --quiet --require-hashes --python .venv-compat/bin/python -r compat/requirements.txt
 	$(PY) compat/run.py
 
 test-e2e: bytecode frontend e2e-browser
