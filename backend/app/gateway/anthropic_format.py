@@ -28,7 +28,7 @@ import orjson
 
 from app.core.errors import BadRequestError
 from app.core.errors import anthropic_error_body as error_body
-from app.gateway.request import REDIRECTING_FIELDS, ModelRequest
+from app.gateway.request import ModelRequest, body_and_model
 
 MAX_MESSAGES = 10_000
 FINISH_TO_STOP = {
@@ -217,18 +217,7 @@ def _effort(thinking: Any) -> str | None:
 def parse_messages_request(raw: bytes, *, counting: bool = False) -> ModelRequest:
     """An Anthropic Messages request, as the Chat Completions request the channel gets
     (`counting`: for count_tokens, where max_tokens is not needed)."""
-    try:
-        body = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        raise _invalid("The request body is not valid JSON") from None
-    if not isinstance(body, dict):
-        raise _invalid("The request body must be a JSON object")
-    for name in body:
-        if name in REDIRECTING_FIELDS:
-            raise _invalid(f"'{name}' is not accepted: the gateway decides where calls go", name)
-    model = body.get("model")
-    if not isinstance(model, str) or not model.strip() or len(model) > 256:
-        raise _invalid("model: a non-empty string is required", "model")
+    body, model = body_and_model(raw)
     max_tokens = body.get("max_tokens")
     if counting and max_tokens is None:
         max_tokens = 1

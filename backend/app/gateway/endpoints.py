@@ -14,7 +14,6 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-import orjson
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect
 from starlette.responses import JSONResponse, Response
@@ -175,18 +174,7 @@ async def stored_response(ctx: GatewayContext, scope: Scope, _receive: Receive) 
 
 async def anthropic_count_tokens(ctx: GatewayContext, scope: Scope, receive: Receive) -> Response:
     caller = await _caller(ctx, scope)
-    raw = await read_body(receive)
-    model = _model_named(raw)
-    return messages.count_tokens(raw, may_use=model is None or caller.may_use(model))
-
-
-def _model_named(raw: bytes) -> str | None:
-    try:
-        body = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        return None
-    model = body.get("model") if isinstance(body, dict) else None
-    return model if isinstance(model, str) else None
+    return messages.count_tokens(await read_body(receive), caller.may_use)
 
 
 def _model_object(model: str, created: int) -> dict[str, Any]:

@@ -8,7 +8,7 @@ are translated back. Keys are accepted as `x-api-key` (the `anthropic` SDK) or a
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 import orjson
 from starlette.responses import JSONResponse, Response
@@ -42,10 +42,10 @@ async def answer(body: bytes, request: ModelRequest) -> Response:
     return JSONResponse(to_message(orjson.loads(body), request.model))
 
 
-def count_tokens(raw: bytes, may_use: bool) -> Response:
+def count_tokens(raw: bytes, may_use: Callable[[str], bool]) -> Response:
     """An estimate of the prompt's tokens (no model is called)."""
     request = parse_messages_request(raw, counting=True)
-    if not may_use:
+    if not may_use(request.model):
         raise ForbiddenError(
             f"This API key may not use the model '{request.model}'",
             code="model_not_allowed",

@@ -100,7 +100,9 @@ def _check_message(index: int, message: Any) -> None:
         raise _invalid(f"{where}.content must be a string or a list of parts", f"{where}.content")
 
 
-def _body_and_model(raw: bytes) -> tuple[dict[str, Any], str]:
+def body_and_model(raw: bytes) -> tuple[dict[str, Any], str]:
+    """The body as a JSON object with a usable `model`, no field redirecting the call (every
+    `/v1` format reads its body through this)."""
     try:
         body = orjson.loads(raw)
     except orjson.JSONDecodeError:
@@ -175,7 +177,7 @@ MAX_EMBEDDING_INPUTS = 2048
 
 
 def parse_embeddings_request(raw: bytes) -> ModelRequest:
-    body, model = _body_and_model(raw)
+    body, model = body_and_model(raw)
     texts = _texts(body.get("input"), "input", MAX_EMBEDDING_INPUTS)
     if "stream" in body:
         raise _invalid("Embeddings are not streamed", "stream")
@@ -197,7 +199,7 @@ def parse_embeddings_request(raw: bytes) -> ModelRequest:
 
 def parse_completions_request(raw: bytes, *, max_choices: int) -> ModelRequest:
     """The legacy text completions (`/v1/completions`)."""
-    body, model = _body_and_model(raw)
+    body, model = body_and_model(raw)
     texts = _texts(body.get("prompt"), "prompt", MAX_MESSAGES)
     stream, include_usage = _stream_flags(body)
     _check_choices(body, max_choices)
@@ -212,7 +214,7 @@ def parse_completions_request(raw: bytes, *, max_choices: int) -> ModelRequest:
 
 
 def parse_chat_request(raw: bytes, *, max_choices: int) -> ModelRequest:
-    body, model = _body_and_model(raw)
+    body, model = body_and_model(raw)
     messages = body.get("messages")
     if not isinstance(messages, list) or not messages:
         raise _invalid("'messages' must be a non-empty array", "messages")

@@ -144,7 +144,7 @@ class Turn:
                     if event.finished:
                         frames += translator.finish()
                         status = "incomplete" if translator.incomplete else "completed"
-                        await self.keep(translator.output, translator._snapshot(status))
+                        await self.keep(translator.output, translator.response(status))
                     if frames:
                         yield b"".join(frames)
                 elif type(event) is CallError:

@@ -26,7 +26,7 @@ from typing import Any
 import orjson
 
 from app.core.errors import BadRequestError
-from app.gateway.request import REDIRECTING_FIELDS, ModelRequest
+from app.gateway.request import ModelRequest, body_and_model
 
 MAX_ITEMS = 10_000
 _PROCESS = os.urandom(5).hex()
@@ -182,18 +182,7 @@ def _response_format(text: Any) -> dict[str, Any] | None:
 def parse_responses_request(raw: bytes) -> tuple[dict[str, Any], ModelRequest]:
     """(the request as given, the Chat Completions request without the earlier conversation —
     the endpoint puts that in front once it has looked `previous_response_id` up)."""
-    try:
-        body = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        raise _invalid("The request body is not valid JSON") from None
-    if not isinstance(body, dict):
-        raise _invalid("The request body must be a JSON object")
-    for name in body:
-        if name in REDIRECTING_FIELDS:
-            raise _invalid(f"'{name}' is not accepted: the gateway decides where calls go", name)
-    model = body.get("model")
-    if not isinstance(model, str) or not model.strip() or len(model) > 256:
-        raise _invalid("'model' is required and must be a non-empty string", "model")
+    body, model = body_and_model(raw)
     messages = input_messages(body.get("input"))
     stream = body.get("stream", False)
     if not isinstance(stream, bool):
@@ -431,7 +420,7 @@ class ResponsesStream:
     def _event(self, out: list[bytes], kind: str, **fields: Any) -> None:
         out.append(sse({"type": kind, "sequence_number": next(self._sequence), **fields}))
 
-    def _snapshot(self, status: str, error: dict[str, Any] | None = None) -> dict[str, Any]:
+    def response(self, status: str, error: dict[str, Any] | None = None) -> dict[str, Any]:
         return response_object(
             self.body,
             self.id,
@@ -446,8 +435,8 @@ class ResponsesStream:
     def start(self) -> list[bytes]:
         out: list[bytes] = []
         self._started = True
-        self._event(out, "response.created", response=self._snapshot("in_progress"))
-        self._event(out, "response.in_progress", response=self._snapshot("in_progress"))
+        self._event(out, "response.created", response=self.response("in_progress"))
+        self._event(out, "response.in_progress", response=self.response("in_progress"))
         return out
 
     def _close(self, out: list[bytes]) -> None:
@@ -500,9 +489,8 @@ class ResponsesStream:
                 output_index=index,
                 arguments=item["arguments"],
             )
-        item["status"] = "completed" if item["type"] != "reasoning" else item.get("status")
-        if item["type"] == "reasoning":
-            item.pop("status", None)
+        if item["type"] != "reasoning":  # reasoning items have no status
+            item["status"] = "completed"
         self._event(out, "response.output_item.done", output_index=index, item=item)
 
     def _add(self, out: list[bytes], item: dict[str, Any]) -> int:
@@ -630,12 +618,12 @@ class ResponsesStream:
         out: list[bytes] = [] if self._started else self.start()
         self._close(out)
         status = "incomplete" if self.incomplete else "completed"
-        self._event(out, f"response.{status}", response=self._snapshot(status))
+        self._event(out, f"response.{status}", response=self.response(status))
         return out
 
     def failed(self, message: str, code: str) -> list[bytes]:
         out: list[bytes] = [] if self._started else self.start()
         self._close(out)
         error = {"code": code, "message": message}
-        self._event(out, "response.failed", response=self._snapshot("failed", error))
+        self._event(out, "response.failed", response=self.response("failed", error))
         return out
