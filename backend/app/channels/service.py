@@ -18,10 +18,9 @@ from app.core.events import announce
 from app.core.pagination import PageParams, like_pattern
 from app.core.security import SecretBox, UndecryptableError, mask_secret
 from app.gateway import upstream
-from app.gateway.anthropic_upstream import to_chat_completion, to_messages_body
-from app.gateway.gemini_upstream import to_chat_completion as gemini_completion
-from app.gateway.gemini_upstream import to_gemini_body
+from app.gateway.dialects import CHAT, dialect_for
 from app.gateway.http_client import HttpClient
+from app.gateway.request import ModelRequest
 from app.gateway.upstream import Timeouts, UpstreamError
 from app.gateway.url_guard import (
     UpstreamAddressError,
@@ -244,26 +243,19 @@ async def probe(
     status_code: int | None = None
     error: str | None = None
     timeouts = timeouts_of(channel)
+    dialect = dialect_for(channel.type)
+    upstream_model = str(payload["model"])
+    request = ModelRequest(
+        body=payload, model=model, stream=False, include_usage=False, messages=[]
+    )
     try:
         upstream.check_literal_address(literal_ip(upstream_host(channel.base_url)), allow_private)
         async with asyncio.timeout(timeouts.first_byte + timeouts.idle):
-            url = upstream.channel_url(
-                channel.type,
-                channel.base_url,
-                channel.api_version,
-                "/chat/completions",
-                channel.model_mapping.get(model, model),
-            )
-            if channel.type == "anthropic":
-                body = to_messages_body(payload, str(payload["model"]), False)
-            elif channel.type == "gemini":
-                body = to_gemini_body(payload)
-            else:
-                body = orjson.dumps(payload)
+            url = dialect.url(channel.base_url, channel.api_version, CHAT, upstream_model, False)
             response = await upstream.open_post(
                 client,
-                upstream.prepare_post(url, upstream.auth_headers(api_key, channel.type)),
-                body,
+                upstream.prepare_post(url, dialect.headers(api_key)),
+                dialect.body(request, upstream_model),
                 timeouts.connect,
                 api_key,
             )
@@ -273,10 +265,8 @@ async def probe(
             finally:
                 response.close()
         parsed = orjson.loads(raw)
-        if channel.type == "anthropic" and isinstance(parsed, dict):
-            parsed = to_chat_completion(parsed)
-        elif channel.type == "gemini" and isinstance(parsed, dict):
-            parsed = gemini_completion(parsed, str(payload["model"]))
+        if isinstance(parsed, dict):
+            parsed = dialect.answer(parsed, upstream_model)
         if not isinstance(parsed, dict) or "choices" not in parsed:
             error = "upstream answered 200 without 'choices'"
     except UpstreamError as exc:
@@ -310,30 +300,23 @@ async def fetch_models(
     kind: str = "openai",
     api_version: str | None = None,
 ) -> list[str]:
-    if kind == "azure" and api_version:
-        raise UnprocessableError(
-            "Azure OpenAI lists its deployments in the Azure portal, not through this API: "
-            "enter the deployment names as the channel's models",
-            code="fetch_models_failed",
-        )
+    dialect = dialect_for(kind)
+    refusal = dialect.list_refusal(api_version)
+    if refusal is not None:
+        raise UnprocessableError(refusal, code="fetch_models_failed")
     try:
         upstream.check_literal_address(literal_ip(upstream_host(base_url)), allow_private)
-        data = await upstream.get_json(client, f"{base_url}/models", api_key, timeouts, kind)
+        data = await upstream.get_json(
+            client, dialect.models_url(base_url), dialect.key_headers(api_key), api_key, timeouts
+        )
     except UpstreamError as exc:
         raise UnprocessableError(
             f"Could not fetch models: {exc.message}", code="fetch_models_failed"
         ) from None
-    items = data.get("data") if isinstance(data, dict) else data
-    if kind == "gemini" and isinstance(data, dict):  # {"models": [{"name": "models/…"}]}
-        items = [
-            {"id": str(item.get("name") or "").removeprefix("models/")}
-            for item in data.get("models") or []
-            if isinstance(item, dict)
-        ]
-    if not isinstance(items, list):
+    names = dialect.model_names(data)
+    if names is None:
         raise UnprocessableError(
             "Could not fetch models: the upstream's /models answer has no list",
             code="fetch_models_failed",
         )
-    names = [str(item.get("id")) for item in items if isinstance(item, dict) and item.get("id")]
     return sorted(dict.fromkeys(names))

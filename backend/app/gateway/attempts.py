@@ -11,17 +11,14 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 import orjson
 
 from app.core.timers import Deadline
-from app.gateway.anthropic_upstream import ChatChunks, to_chat_completion, to_messages_body
 from app.gateway.cache import RoutableChannel
 from app.gateway.chunks import inband_error
-from app.gateway.gemini_upstream import ChatChunks as GeminiChunks
-from app.gateway.gemini_upstream import to_chat_completion as gemini_completion
-from app.gateway.gemini_upstream import to_gemini_body
+from app.gateway.dialects import StreamDecoder
 from app.gateway.http_client import HttpClient, Response
 from app.gateway.request import ModelRequest
 from app.gateway.sse import SSEDecoder
@@ -52,14 +49,6 @@ class Attempt:
         self._closed = True
         self.response.close()
         self._release()
-
-
-class StreamDecoder(Protocol):
-    """Network reads in, chat chunk payloads out (`SSEDecoder`, or a translating one)."""
-
-    def feed(self, data: bytes) -> list[bytes]: ...
-
-    def finish(self) -> list[bytes]: ...
 
 
 @dataclass
@@ -115,17 +104,11 @@ class ChannelAttempts:
         started = loop.time()
         first_byte = min(channel.timeouts.first_byte, max(0.001, deadline - started))
         total_deadline = started + channel.timeouts.total
-        kind = channel.kind
-        if kind in ("anthropic", "gemini") and request.endpoint != "/chat/completions":
-            name = kind.capitalize()
-            text = f"{name} channels answer chat requests only, not {request.endpoint}"
-            raise UpstreamError("status", text, status=400, provider_message=text)
-        if kind == "anthropic":
-            body = to_messages_body(request.body, upstream_model, request.stream)
-        elif kind == "gemini":
-            body = to_gemini_body(request.body)
-        else:
-            body = request.upstream_body(upstream_model)
+        dialect = channel.dialect
+        refusal = dialect.refusal(request.endpoint)
+        if refusal is not None:
+            raise UpstreamError("status", refusal, status=400, provider_message=refusal)
+        body = dialect.body(request, upstream_model)
         response: Response | None = None
         phase = "first_byte"
         try:
@@ -140,11 +123,7 @@ class ChannelAttempts:
                     channel.api_key,
                 )
                 if request.stream:
-                    decoder: StreamDecoder = SSEDecoder()
-                    if kind == "anthropic":
-                        decoder = ChatChunks()
-                    elif kind == "gemini":
-                        decoder = GeminiChunks(upstream_model)
+                    decoder = dialect.decoder(upstream_model)
                     first = await _read_until_substantive(
                         response, decoder, channel, total_deadline
                     )
@@ -166,12 +145,9 @@ class ChannelAttempts:
                 raise UpstreamError("protocol", "upstream answered with invalid JSON") from None
             if not isinstance(parsed, dict):
                 raise UpstreamError("protocol", "upstream answered with unexpected JSON")
-            if kind == "anthropic":
-                parsed = to_chat_completion(parsed)
-                raw = orjson.dumps(parsed)
-            elif kind == "gemini":
-                parsed = gemini_completion(parsed, upstream_model)
-                raw = orjson.dumps(parsed)
+            converted = dialect.answer(parsed, upstream_model)
+            if converted is not parsed:
+                parsed, raw = converted, orjson.dumps(converted)
             error = inband_error(parsed, channel.api_key)
             if error is not None:
                 raise error

@@ -18,8 +18,9 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.core.security import SecretBox, UndecryptableError
+from app.gateway.dialects import Dialect, dialect_for
 from app.gateway.http_client import PreparedRequest
-from app.gateway.upstream import Timeouts, auth_headers, channel_url, prepare_post
+from app.gateway.upstream import Timeouts, prepare_post
 from app.gateway.url_guard import IPAddress, literal_ip, upstream_host
 from app.models import Channel, ChannelStatus
 from app.models.base import utcnow
@@ -44,7 +45,7 @@ class RoutableChannel:
     literal_address: IPAddress | None
     # Built once per channel, not per call.
     headers: dict[str, str] = field(repr=False, hash=False, compare=False)
-    kind: str = "openai"
+    dialect: Dialect = field(default_factory=lambda: dialect_for("openai"))
     api_version: str | None = None
     _posts: dict[tuple[str, str, bool], PreparedRequest | None] = field(
         default_factory=dict, repr=False, hash=False, compare=False
@@ -55,14 +56,12 @@ class RoutableChannel:
 
     def post(self, path: str, upstream_model: str, stream: bool = False) -> PreparedRequest | None:
         """The POST to `path` for `upstream_model`, encoded once; None if it cannot be sent."""
-        by_model = self.api_version is not None or self.kind == "gemini"
-        key = (path, upstream_model if by_model else "", stream and self.kind == "gemini")
+        by_model, by_stream = self.dialect.url_varies(self.api_version)
+        key = (path, upstream_model if by_model else "", stream and by_stream)
         try:
             return self._posts[key]
         except KeyError:
-            url = channel_url(
-                self.kind, self.base_url, self.api_version, path, upstream_model, stream
-            )
+            url = self.dialect.url(self.base_url, self.api_version, path, upstream_model, stream)
             prepared = self._posts[key] = prepare_post(url, self.headers)
             return prepared
 
@@ -80,6 +79,7 @@ def to_routable(channel: Channel, api_key: str) -> RoutableChannel:
         idle=channel.idle_timeout,
         total=channel.total_timeout,
     )
+    dialect = dialect_for(channel.type)
     return RoutableChannel(
         id=channel.id,
         name=channel.name,
@@ -94,8 +94,8 @@ def to_routable(channel: Channel, api_key: str) -> RoutableChannel:
         split_think=channel.split_think,
         created_at=int(channel.created_at.timestamp()),
         literal_address=literal_ip(upstream_host(channel.base_url)),
-        headers=auth_headers(api_key, channel.type),
-        kind=channel.type,
+        headers=dialect.headers(api_key),
+        dialect=dialect,
         api_version=channel.api_version,
     )
 

@@ -13,15 +13,12 @@ import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any, Literal
-from urllib.parse import quote
 
 import orjson
 
 from app.core.security import mask_secret
 from app.core.timers import Deadline
 from app.core.upstream_rules import Rule, Verdict, classify
-from app.gateway.anthropic_upstream import ANTHROPIC_VERSION
-from app.gateway.gemini_upstream import url_for as gemini_url
 from app.gateway.http_client import HttpClient, PreparedRequest, Response, ResponseError, prepare
 from app.gateway.url_guard import IPAddress, UpstreamAddressError, check_address
 
@@ -156,45 +153,6 @@ def check_literal_address(address: IPAddress | None, allow_private: bool) -> Non
         raise UpstreamError("address", str(exc)) from None
 
 
-def auth_headers(api_key: str, kind: str = "openai") -> dict[str, str]:
-    """A channel's request headers: its key as a bearer token, as `api-key` for Azure, as
-    `x-api-key` (with the API version) for Anthropic."""
-    if kind == "azure":
-        key = {"api-key": api_key}
-    elif kind == "anthropic":
-        key = {"x-api-key": api_key, "anthropic-version": ANTHROPIC_VERSION}
-    elif kind == "gemini":
-        key = {"x-goog-api-key": api_key}
-    else:
-        key = {"Authorization": f"Bearer {api_key}"}
-    return {
-        **key,
-        "Content-Type": "application/json",
-        "Accept": "application/json, text/event-stream",
-    }
-
-
-def channel_url(
-    kind: str,
-    base_url: str,
-    api_version: str | None,
-    path: str,
-    upstream_model: str,
-    stream: bool = False,
-) -> str:
-    """Where a call to `path` (e.g. /chat/completions) for `upstream_model` goes: under the base
-    URL, for Azure with an API version under the model's deployment, for Anthropic and Gemini
-    at their own chat endpoints."""
-    if kind == "gemini" and path == "/chat/completions":
-        return gemini_url(base_url, upstream_model, stream)
-    if kind == "azure" and api_version:
-        deployment = quote(upstream_model, safe="")
-        return f"{base_url}/openai/deployments/{deployment}{path}?api-version={api_version}"
-    if kind == "anthropic" and path == "/chat/completions":
-        return base_url + "/messages"
-    return base_url + path
-
-
 def prepare_post(url: str, headers: dict[str, str]) -> PreparedRequest | None:
     """A POST encoded once (per channel); None if it cannot be sent (see `UNSENDABLE`)."""
     try:
@@ -228,10 +186,10 @@ async def open_post(
 
 
 async def get_json(
-    client: HttpClient, url: str, api_key: str, timeouts: Timeouts, kind: str = "openai"
+    client: HttpClient, url: str, key_headers: dict[str, str], api_key: str, timeouts: Timeouts
 ) -> Any:
-    headers = {**auth_headers(api_key, kind), "Accept": "application/json"}
-    headers.pop("Content-Type")
+    """GET `url` with the channel's key headers (`api_key` only scrubs errors)."""
+    headers = {**key_headers, "Accept": "application/json"}
     response: Response | None = None
     try:
         request = prepare("GET", url, headers)
