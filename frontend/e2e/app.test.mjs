@@ -160,6 +160,8 @@ test('an admin adds and tests a channel, reads logs and the dashboard, exports C
   await page.fill('[data-test=channel-form] input[name=base_url]', `${h.mock}/second/v1`)
   await page.fill('[data-test=channel-form] input[name=api_key]', 'sk-e2e-second-upstream')
   await page.fill('[data-test=channel-form] input[name=models]', 'mock-gpt, mock-reasoner')
+  await page.click('[data-test=responses-api] button[role=switch]')
+  assert.equal(await page.getAttribute('[data-test=responses-api] button[role=switch]', 'aria-checked'), 'true')
   await page.click('[data-test=save-channel]')
   const row = page.locator('tr', { hasText: 'Second mock' })
   await row.waitFor()

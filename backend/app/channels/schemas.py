@@ -37,6 +37,10 @@ Tags = Annotated[list[Tag], Field(max_length=20), AfterValidator(_unique)]
 Mapping = Annotated[dict[ModelName, ModelName], Field(max_length=1000)]
 
 
+RESPONSES_TYPES = ("openai", "azure")
+RESPONSES_TYPES_MESSAGE = "responses_api is for OpenAI-compatible and Azure channels"
+
+
 class ChannelCreate(BaseModel):
     """`models` are the public names clients use; `model_mapping` renames some of them upstream.
 
@@ -77,6 +81,12 @@ class ChannelCreate(BaseModel):
     split_think: bool = Field(
         default=False, description="Move a leading <think>…</think> into reasoning_content"
     )
+    responses_api: bool = Field(
+        default=False,
+        description="openai and azure only: the upstream serves OpenAI's Responses API, so "
+        "/v1/responses calls are passed through to it as they are (built-in tools and all) "
+        "instead of being translated to Chat Completions",
+    )
     tags: Tags = Field(default_factory=list)
     notes: Annotated[str, Field(max_length=4000)] | None = None
 
@@ -84,6 +94,8 @@ class ChannelCreate(BaseModel):
     def _version_for_azure(self) -> ChannelCreate:
         if self.api_version is not None and self.type != "azure":
             raise ValueError("api_version is for Azure OpenAI channels (type azure)")
+        if self.responses_api and self.type not in RESPONSES_TYPES:
+            raise ValueError(RESPONSES_TYPES_MESSAGE)
         return self
 
 
@@ -109,6 +121,7 @@ class ChannelUpdate(BaseModel):
     idle_timeout: Seconds | None = None
     total_timeout: Seconds | None = None
     split_think: bool | None = None
+    responses_api: bool | None = None
     tags: Tags | None = None
     notes: Annotated[str, Field(max_length=4000)] | None = None
 
@@ -138,6 +151,7 @@ class ChannelRead(BaseModel):
     status_detail: str | None
     status_changed_at: datetime | None
     split_think: bool
+    responses_api: bool
     tags: list[str]
     notes: str | None
     last_test_at: datetime | None

@@ -10,7 +10,13 @@ import orjson
 from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.channels.schemas import ChannelCreate, ChannelTestResult, ChannelUpdate
+from app.channels.schemas import (
+    RESPONSES_TYPES,
+    RESPONSES_TYPES_MESSAGE,
+    ChannelCreate,
+    ChannelTestResult,
+    ChannelUpdate,
+)
 from app.core.config import GatewaySettings
 from app.core.db import commit, get_or_404
 from app.core.errors import UnprocessableError
@@ -82,6 +88,7 @@ async def create(
         idle_timeout=body.idle_timeout or settings.idle_timeout,
         total_timeout=body.total_timeout or settings.total_timeout,
         split_think=body.split_think,
+        responses_api=body.responses_api,
         tags=body.tags,
         notes=body.notes,
     )
@@ -125,6 +132,8 @@ async def update(
         raise UnprocessableError(
             "api_version is for Azure OpenAI channels (type azure)", param="api_version"
         )
+    if changes.get("responses_api", channel.responses_api) and kind not in RESPONSES_TYPES:
+        raise UnprocessableError(RESPONSES_TYPES_MESSAGE, param="responses_api")
     for name, value in changes.items():
         if value is None and name not in nullable:
             continue

@@ -2,7 +2,9 @@
 
 Run it:  python -m app.devtools.mock_upstream --port 9100   (or `make mock-upstream PORT=9100`)
 
-It serves `GET /v1/models` and `POST /v1/chat/completions` (stream and non-stream). What it does is
+It serves `GET /v1/models` and `POST /v1/chat/completions` (stream and non-stream), and the other
+formats channels speak: `/v1/completions`, `/v1/embeddings`, `/v1/responses`, Azure deployment
+URLs, Anthropic's `/v1/messages` and Gemini's `generateContent`. What it does is
 chosen per request, in this order (later wins):
 
 1. a *profile*: requests under `/<profile>/v1/...` use the options stored for that profile
@@ -197,6 +199,8 @@ class MockUpstream:
             self.app.router.add_post(prefix + "/v1/embeddings", self._embeddings)
             # Google's Gemini API (`…/v1beta/models/<model>:generateContent`).
             self.app.router.add_post(prefix + "/v1beta/models/{target}", self._gemini)
+            # OpenAI's Responses API.
+            self.app.router.add_post(prefix + "/v1/responses", self._responses)
             # Anthropic's Messages API.
             self.app.router.add_post(prefix + "/v1/messages", self._anthropic_messages)
             # Azure OpenAI's deployment URLs (the deployment names the model).
@@ -204,6 +208,8 @@ class MockUpstream:
             self.app.router.add_post(azure + "/chat/completions", self._azure(self._chat))
             self.app.router.add_post(azure + "/completions", self._azure(self._legacy_completions))
             self.app.router.add_post(azure + "/embeddings", self._azure(self._embeddings))
+            # Azure's Responses API is not per deployment (the deployment is the body's model).
+            self.app.router.add_post(prefix + "/openai/responses", self._azure(self._responses))
 
     # ── control ──────────────────────────────────────────────────────────────────────────────
     async def _get_requests(self, _request: web.Request) -> web.Response:
@@ -581,6 +587,119 @@ class MockUpstream:
                 b"data: " + orjson.dumps(answer(parts, "STOP" if last else None)) + b"\r\n\r\n"
             )
             record.chunks_sent += 1
+        await response.write_eof()
+        return response
+
+    async def _responses(self, request: web.Request) -> web.StreamResponse:
+        """OpenAI's Responses API (its public docs): text, a reasoning summary (`reasoning=N`),
+        a function call (mock-tools with function tools), a built-in tool's item for any other
+        tool type, usage; streamed as its numbered events. `inband_error_after=N` sends an
+        `error` event after N text deltas; `drop_after=N` drops the connection there."""
+        body, behaviour, record, refusal = await self._accept(request, "input")
+        record.finished = True
+        if refusal is not None:
+            return refusal
+        given = body["input"]
+        words = len(given.split()) if isinstance(given, str) else _count_words(given)
+        tools = [t for t in body.get("tools") or [] if isinstance(t, dict)]
+        function = next((t for t in tools if t.get("type") == "function"), None)
+        built_in = next((t for t in tools if t.get("type") != "function"), None)
+        use_function = bool(behaviour.tool_call and function)
+        pieces = _content_pieces(behaviour.text, behaviour.chunks)
+        summary = "".join(_content_pieces(REASONING_TEXT, behaviour.reasoning))
+        response_id = f"resp_mock_{record.id}"
+        output: list[dict[str, Any]] = []
+        if summary:
+            output.append({"type": "reasoning", "id": f"rs_mock_{record.id}",
+                           "summary": [{"type": "summary_text", "text": summary}]})  # fmt: skip
+        if built_in is not None:
+            output.append({"type": f"{built_in.get('type')}_call", "id": f"ws_mock_{record.id}",
+                           "status": "completed"})  # fmt: skip
+        if use_function:
+            assert function is not None
+            output.append({"type": "function_call", "id": f"fc_mock_{record.id}",
+                           "call_id": "call_mock_1", "name": function.get("name"),
+                           "arguments": '{"city": "Shanghai"}', "status": "completed"})  # fmt: skip
+        else:
+            output.append({"type": "message", "id": f"msg_mock_{record.id}", "status": "completed",
+                           "role": "assistant", "content": [{"type": "output_text",
+                           "text": "".join(pieces), "annotations": []}]})  # fmt: skip
+        usage = {
+            "input_tokens": words, "input_tokens_details": {"cached_tokens": 0},
+            "output_tokens": behaviour.chunks + behaviour.reasoning,
+            "output_tokens_details": {"reasoning_tokens": behaviour.reasoning},
+            "total_tokens": words + behaviour.chunks + behaviour.reasoning,
+        }  # fmt: skip
+
+        def response_object(status: str, items: list[dict[str, Any]]) -> dict[str, Any]:
+            return {
+                "id": response_id, "object": "response", "created_at": int(time.time()),
+                "status": status, "error": None, "incomplete_details": None,
+                "instructions": body.get("instructions"), "model": body.get("model"),
+                "output": items, "tools": tools, "store": body.get("store", True),
+                "usage": usage if status == "completed" else None,
+            }  # fmt: skip
+
+        if not body.get("stream"):
+            answer = response_object("completed", output)
+            return web.Response(body=orjson.dumps(answer), content_type="application/json")
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await response.prepare(request)
+        sequence = itertools.count()
+
+        async def send(kind: str, **payload: Any) -> None:
+            event = {"type": kind, "sequence_number": next(sequence), **payload}
+            await response.write(
+                b"event: " + kind.encode() + b"\ndata: " + orjson.dumps(event) + b"\n\n"
+            )
+
+        await send("response.created", response=response_object("in_progress", []))
+        await send("response.in_progress", response=response_object("in_progress", []))
+        for index, item in enumerate(output):
+            kind = item["type"]
+            if kind == "message":
+                await send("response.output_item.added", output_index=index,
+                           item={**item, "content": [], "status": "in_progress"})  # fmt: skip
+                part = {"type": "output_text", "text": "", "annotations": []}
+                await send("response.content_part.added", item_id=item["id"],
+                           output_index=index, content_index=0, part=part)  # fmt: skip
+                for number, piece in enumerate(pieces):
+                    if behaviour.drop_after is not None and number >= behaviour.drop_after:
+                        if request.transport is not None:
+                            request.transport.abort()
+                        return response
+                    if (
+                        behaviour.inband_error_after is not None
+                        and number >= behaviour.inband_error_after
+                    ):
+                        await send(
+                            "error", code="server_error", message="mock in-band failure", param=None
+                        )
+                        await response.write_eof()
+                        return response
+                    if behaviour.interval and number:
+                        await asyncio.sleep(behaviour.interval)
+                    await send("response.output_text.delta", item_id=item["id"], output_index=index,
+                               content_index=0, delta=piece)  # fmt: skip
+                    record.chunks_sent += 1
+                text = item["content"][0]["text"]
+                await send("response.output_text.done", item_id=item["id"], output_index=index,
+                           content_index=0, text=text)  # fmt: skip
+            elif kind == "reasoning":
+                await send(
+                    "response.output_item.added", output_index=index, item={**item, "summary": []}
+                )
+                await send("response.reasoning_summary_text.delta", item_id=item["id"],
+                           output_index=index, summary_index=0, delta=summary)  # fmt: skip
+            elif kind == "function_call":
+                await send("response.output_item.added", output_index=index,
+                           item={**item, "arguments": "", "status": "in_progress"})  # fmt: skip
+                await send("response.function_call_arguments.delta", item_id=item["id"],
+                           output_index=index, delta=item["arguments"])  # fmt: skip
+            else:
+                await send("response.output_item.added", output_index=index, item=item)
+            await send("response.output_item.done", output_index=index, item=item)
+        await send("response.completed", response=response_object("completed", output))
         await response.write_eof()
         return response
 

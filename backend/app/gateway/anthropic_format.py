@@ -28,7 +28,8 @@ import orjson
 
 from app.core.errors import BadRequestError
 from app.core.errors import anthropic_error_body as error_body
-from app.gateway.request import ModelRequest, body_and_model
+from app.gateway.json_values import non_negative
+from app.gateway.request import ModelRequest, Native, body_and_model
 
 MAX_MESSAGES = 10_000
 FINISH_TO_STOP = {
@@ -215,8 +216,10 @@ def _effort(thinking: Any) -> str | None:
 
 
 def parse_messages_request(raw: bytes, *, counting: bool = False) -> ModelRequest:
-    """An Anthropic Messages request, as the Chat Completions request the channel gets
-    (`counting`: for count_tokens, where max_tokens is not needed)."""
+    """An Anthropic Messages request: as it is for an Anthropic channel, translated to Chat
+    Completions for the others (`counting`: for count_tokens, where max_tokens is not needed).
+    What only translation refuses (server tools, citations sources …) leaves the request for
+    Anthropic channels (`Native.untranslatable`)."""
     body, model = body_and_model(raw)
     max_tokens = body.get("max_tokens")
     if counting and max_tokens is None:
@@ -228,6 +231,30 @@ def parse_messages_request(raw: bytes, *, counting: bool = False) -> ModelReques
         raise _invalid("messages: a non-empty array is required", "messages")
     if len(given) > MAX_MESSAGES:
         raise _invalid(f"messages: at most {MAX_MESSAGES}", "messages")
+    stream = body.get("stream", False)
+    if not isinstance(stream, bool):
+        raise _invalid("stream must be a boolean", "stream")
+    untranslatable = None
+    try:
+        chat = _chat_request(body, model, max_tokens, given)
+    except BadRequestError as error:
+        if counting:
+            raise
+        chat, untranslatable = {"model": model, "messages": []}, error
+    return ModelRequest(
+        body=chat,
+        model=model,
+        stream=stream,
+        include_usage=True,
+        messages=chat["messages"],
+        endpoint="/chat/completions",
+        native=Native("/messages", body, untranslatable),
+    )
+
+
+def _chat_request(
+    body: dict[str, Any], model: str, max_tokens: int, given: list[Any]
+) -> dict[str, Any]:
     messages: list[dict[str, Any]] = []
     if body.get("system") not in (None, "", []):
         messages.append({"role": "system", "content": _text_of(body["system"], "system")})
@@ -244,9 +271,6 @@ def parse_messages_request(raw: bytes, *, counting: bool = False) -> ModelReques
             messages.extend(_user_messages(content, f"{where}.content"))
         else:
             messages.append(_assistant_message(content, f"{where}.content"))
-    stream = body.get("stream", False)
-    if not isinstance(stream, bool):
-        raise _invalid("stream must be a boolean", "stream")
     chat: dict[str, Any] = {"model": model, "messages": messages, "max_tokens": max_tokens}
     for name in ("temperature", "top_p"):
         if body.get(name) is not None:
@@ -273,34 +297,23 @@ def parse_messages_request(raw: bytes, *, counting: bool = False) -> ModelReques
     effort = _effort(body.get("thinking"))
     if effort is not None:
         chat["reasoning_effort"] = effort
-    if stream:
+    if body.get("stream"):
         chat["stream"] = True
-    return ModelRequest(
-        body=chat,
-        model=model,
-        stream=stream,
-        include_usage=True,
-        messages=messages,
-        endpoint="/chat/completions",
-    )
+    return chat
 
 
 # ── answer ───────────────────────────────────────────────────────────────────────────────────
 def _usage(usage: Any) -> dict[str, int]:
     usage = usage if isinstance(usage, dict) else {}
-    prompt = _count(usage.get("prompt_tokens"))
+    prompt = non_negative(usage.get("prompt_tokens"))
     details = usage.get("prompt_tokens_details")
-    cached = _count(details.get("cached_tokens")) if isinstance(details, dict) else 0
+    cached = non_negative(details.get("cached_tokens")) if isinstance(details, dict) else 0
     return {
         "input_tokens": max(prompt - cached, 0),
-        "output_tokens": _count(usage.get("completion_tokens")),
+        "output_tokens": non_negative(usage.get("completion_tokens")),
         "cache_creation_input_tokens": 0,
         "cache_read_input_tokens": cached,
     }
-
-
-def _count(value: Any) -> int:
-    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
 
 
 def _tool_input(arguments: Any) -> Any:

@@ -22,6 +22,7 @@ from typing import Any
 
 import orjson
 
+from app.gateway.json_values import as_object, non_negative
 from app.gateway.sse import SSEDecoder
 
 ANTHROPIC_VERSION = "2023-06-01"
@@ -74,7 +75,7 @@ def _blocks(content: Any) -> list[dict[str, Any]]:
             if isinstance(url, str):
                 blocks.append({"type": "image", "source": _source(url)})
         elif kind == "file":
-            data = _object(part.get("file")).get("file_data")
+            data = as_object(part.get("file")).get("file_data")
             if isinstance(data, str):
                 blocks.append({"type": "document", "source": _source(data)})
     return blocks
@@ -190,29 +191,23 @@ def to_messages_body(chat: dict[str, Any], upstream_model: str, stream: bool) ->
 
 
 # ── answers ──────────────────────────────────────────────────────────────────────────────────
-def _usage(usage: Any, output_tokens: int | None = None) -> dict[str, Any]:
+def chat_usage(usage: Any, output_tokens: int | None = None) -> dict[str, Any]:
     usage = usage if isinstance(usage, dict) else {}
-    cached = _count(usage.get("cache_read_input_tokens"))
+    cached = non_negative(usage.get("cache_read_input_tokens"))
     prompt = (
-        _count(usage.get("input_tokens"))
+        non_negative(usage.get("input_tokens"))
         + cached
-        + _count(usage.get("cache_creation_input_tokens"))
+        + non_negative(usage.get("cache_creation_input_tokens"))
     )
-    completion = _count(usage.get("output_tokens")) if output_tokens is None else output_tokens
+    completion = (
+        non_negative(usage.get("output_tokens")) if output_tokens is None else output_tokens
+    )
     return {
         "prompt_tokens": prompt,
         "completion_tokens": completion,
         "total_tokens": prompt + completion,
         "prompt_tokens_details": {"cached_tokens": cached},
     }
-
-
-def _object(value: Any) -> dict[str, Any]:
-    return value if isinstance(value, dict) else {}
-
-
-def _count(value: Any) -> int:
-    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
 
 
 def to_chat_completion(message: dict[str, Any]) -> dict[str, Any]:
@@ -254,7 +249,7 @@ def to_chat_completion(message: dict[str, Any]) -> dict[str, Any]:
                 "finish_reason": STOP_TO_FINISH.get(str(message.get("stop_reason")), "stop"),
             }
         ],
-        "usage": _usage(message.get("usage")),
+        "usage": chat_usage(message.get("usage")),
     }
 
 
@@ -292,7 +287,7 @@ class ChatChunks:
             return [payload]
         kind = event.get("type")
         if kind == "message_start":
-            message = _object(event.get("message"))
+            message = as_object(event.get("message"))
             self._base = {
                 "id": message.get("id"),
                 "object": "chat.completion.chunk",
@@ -301,7 +296,7 @@ class ChatChunks:
             self._usage = dict(message.get("usage") or {})
             return [self._chunk({"role": "assistant", "content": ""})]
         if kind == "content_block_start":
-            block = _object(event.get("content_block"))
+            block = as_object(event.get("content_block"))
             if block.get("type") != "tool_use":
                 return []
             index = self._tools[int(event.get("index") or 0)] = len(self._tools)
@@ -313,7 +308,7 @@ class ChatChunks:
             }
             return [self._chunk({"tool_calls": [call]})]
         if kind == "content_block_delta":
-            delta = _object(event.get("delta"))
+            delta = as_object(event.get("delta"))
             kind = delta.get("type")
             if kind == "text_delta":
                 return [self._chunk({"content": delta.get("text") or ""})]
@@ -325,12 +320,12 @@ class ChatChunks:
                 return [self._chunk({"tool_calls": [call]})]
             return []
         if kind == "message_delta":
-            delta = _object(event.get("delta"))
+            delta = as_object(event.get("delta"))
             self._usage.update(event.get("usage") or {})
             finish = STOP_TO_FINISH.get(str(delta.get("stop_reason")), "stop")
             return [self._chunk({}, finish)]
         if kind == "message_stop":
-            usage = orjson.dumps({**self._base, "choices": [], "usage": _usage(self._usage)})
+            usage = orjson.dumps({**self._base, "choices": [], "usage": chat_usage(self._usage)})
             return [usage, b"[DONE]"]
         if kind == "error":
             return [payload]  # an in-band error: the stream fails with it

@@ -16,10 +16,11 @@ from typing import Any
 import orjson
 
 from app.core.timers import Deadline
+from app.gateway.answer_forms import CHAT, AnswerForm
 from app.gateway.cache import RoutableChannel
-from app.gateway.chunks import inband_error
 from app.gateway.dialects import StreamDecoder
 from app.gateway.http_client import HttpClient, Response
+from app.gateway.passthrough import FORMS
 from app.gateway.request import ModelRequest
 from app.gateway.sse import SSEDecoder
 from app.gateway.upstream import (
@@ -41,6 +42,7 @@ class Attempt:
     response: Response
     _release: Callable[[], None] = field(repr=False)
     _closed: bool = False
+    form: AnswerForm = CHAT  # the format of the answer (chat, or the request's own passed through)
 
     def close(self) -> None:
         """A connection whose answer was read in full goes back to the pool; any other is closed."""
@@ -105,10 +107,17 @@ class ChannelAttempts:
         first_byte = min(channel.timeouts.first_byte, max(0.001, deadline - started))
         total_deadline = started + channel.timeouts.total
         dialect = channel.dialect
-        refusal = dialect.refusal(request.endpoint)
-        if refusal is not None:
-            raise UpstreamError("status", refusal, status=400, provider_message=refusal)
-        body = dialect.body(request, upstream_model)
+        native = request.native
+        form: AnswerForm = CHAT
+        if native is not None and native.endpoint in channel.native:
+            form, endpoint = FORMS[native.endpoint], native.endpoint
+            body = native.upstream_body(upstream_model)
+        else:
+            endpoint = request.endpoint
+            refusal = dialect.refusal(endpoint)
+            if refusal is not None:
+                raise UpstreamError("status", refusal, status=400, provider_message=refusal)
+            body = dialect.body(request, upstream_model)
         response: Response | None = None
         phase = "first_byte"
         try:
@@ -117,15 +126,15 @@ class ChannelAttempts:
             async with Deadline(started + first_byte) as deadline_scope:
                 response = await open_post(
                     self._client(),
-                    channel.post(request.endpoint, upstream_model, request.stream),
+                    channel.post(endpoint, upstream_model, request.stream),
                     body,
                     channel.timeouts.connect,
                     channel.api_key,
                 )
                 if request.stream:
-                    decoder = dialect.decoder(upstream_model)
+                    decoder = SSEDecoder() if form.native else dialect.decoder(upstream_model)
                     first = await _read_until_substantive(
-                        response, decoder, channel, total_deadline
+                        response, decoder, form, channel, total_deadline
                     )
                     return StreamAttempt(
                         channel=channel,
@@ -135,6 +144,7 @@ class ChannelAttempts:
                         decoder=decoder,
                         first_events=first,
                         deadline=total_deadline,
+                        form=form,
                     )
                 phase = "body"
                 deadline_scope.reschedule(total_deadline)
@@ -145,10 +155,11 @@ class ChannelAttempts:
                 raise UpstreamError("protocol", "upstream answered with invalid JSON") from None
             if not isinstance(parsed, dict):
                 raise UpstreamError("protocol", "upstream answered with unexpected JSON")
-            converted = dialect.answer(parsed, upstream_model)
-            if converted is not parsed:
-                parsed, raw = converted, orjson.dumps(converted)
-            error = inband_error(parsed, channel.api_key)
+            if not form.native:
+                converted = dialect.answer(parsed, upstream_model)
+                if converted is not parsed:
+                    parsed, raw = converted, orjson.dumps(converted)
+            error = form.inband(parsed, channel.api_key)
             if error is not None:
                 raise error
             return CompleteAttempt(
@@ -158,6 +169,7 @@ class ChannelAttempts:
                 _release=release,
                 raw=raw,
                 parsed=parsed,
+                form=form,
             )
         except TimeoutError:
             if response is not None:
@@ -178,59 +190,23 @@ class ChannelAttempts:
 async def _read_until_substantive(
     response: Response,
     decoder: StreamDecoder,
+    form: AnswerForm,
     channel: RoutableChannel,
     total_deadline: float,
 ) -> list[bytes]:
-    """Read the stream until a chunk says something (text, reasoning, a tool call, the end).
+    """Read the stream until an event says something (text, reasoning, a tool call, the end).
 
     Until then nothing has been sent to the client, so an error or a stall here can still be
     answered by another channel. The events read are returned to be relayed.
     """
     events: list[bytes] = []
+    secret = channel.api_key
     async for chunk in iter_body(response, channel.timeouts.idle, total_deadline):
         new = decoder.feed(chunk)
         events += new
-        if any(_substantive(payload, channel.api_key) for payload in new):
+        if any(form.substantive(payload, secret) for payload in new):
             return events
     events += decoder.finish()
-    if any(_substantive(payload, channel.api_key) for payload in events):
+    if any(form.substantive(payload, secret) for payload in events):
         return events
     raise UpstreamError("protocol", "upstream ended the stream without any answer")
-
-
-_SUBSTANCE_FIELDS = (
-    "content",
-    "reasoning_content",
-    "reasoning",
-    "tool_calls",
-    "function_call",
-    "refusal",
-)
-
-
-def _substantive(payload: bytes, secret: str) -> bool:
-    """Whether a stream event carries an answer. Raises for an in-band error."""
-    if payload == b"[DONE]":
-        return True
-    try:
-        parsed = orjson.loads(payload)
-    except orjson.JSONDecodeError:
-        return False
-    if not isinstance(parsed, dict):
-        return False
-    error = inband_error(parsed, secret)
-    if error is not None:
-        raise error
-    if parsed.get("usage"):
-        return True
-    for choice in parsed.get("choices") or []:
-        if not isinstance(choice, dict):
-            continue
-        if choice.get("finish_reason"):
-            return True
-        delta = choice.get("delta")
-        if isinstance(delta, dict) and any(delta.get(name) for name in _SUBSTANCE_FIELDS):
-            return True
-        if choice.get("text"):  # legacy completions
-            return True
-    return False

@@ -47,6 +47,7 @@ class RoutableChannel:
     headers: dict[str, str] = field(repr=False, hash=False, compare=False)
     dialect: Dialect = field(default_factory=lambda: dialect_for("openai"))
     api_version: str | None = None
+    native: frozenset[str] = frozenset()  # the formats it takes as they come (`dialects`)
     _posts: dict[tuple[str, str, bool], PreparedRequest | None] = field(
         default_factory=dict, repr=False, hash=False, compare=False
     )
@@ -97,6 +98,7 @@ def to_routable(channel: Channel, api_key: str) -> RoutableChannel:
         headers=dialect.headers(api_key),
         dialect=dialect,
         api_version=channel.api_version,
+        native=dialect.native_endpoints(channel.responses_api),
     )
 
 

@@ -8,6 +8,7 @@ Every stream ends with either `CallEnd` (after `UsageReport`) or `CallError`.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from app.gateway.accounting import EndReason
 from app.gateway.usage import Usage
@@ -15,10 +16,12 @@ from app.gateway.usage import Usage
 
 @dataclass(frozen=True, slots=True)
 class Relay:
-    """The SSE data payloads of one network read, as the client should get them."""
+    """The payloads of one network read, as the client should get them: SSE data for chat, whole
+    SSE frames for an answer passed through in its own format (`ModelCall.native`)."""
 
     payloads: list[bytes]
-    finished: bool  # the last read: `[DONE]` follows
+    finished: bool  # the last read (for chat, `[DONE]` follows)
+    final: dict[str, Any] | None = None  # on the last: the whole answer, where the format sends one
 
 
 @dataclass(frozen=True, slots=True)

@@ -32,8 +32,7 @@ from app.gateway.call_events import (
     UsageReport,
 )
 from app.gateway.caller import Caller
-from app.gateway.chunks import StreamProcessor, process_complete
-from app.gateway.request import ModelRequest
+from app.gateway.request import ModelRequest, Native
 from app.gateway.service import Gateway
 from app.gateway.streaming import payload_batches
 from app.gateway.upstream import UpstreamError
@@ -116,6 +115,7 @@ class ModelCall:
         self._interruptible = interruptible
         self._cancel_note = cancel_note
         self._attempt: StreamAttempt | CompleteAttempt | None = None
+        self._request: ModelRequest | None = None
         self._interrupted = False
         self._closed = False
 
@@ -138,6 +138,7 @@ class ModelCall:
         (an `AppError` for the caller), the call then ended and logged. `checkpoint`: the
         caller's partial result, kept by the crash journal (`logs.journal`)."""
         record = self.record
+        self._request = request
         if self._calls.begin is not None:
             self._calls.begin(record, checkpoint)
         try:
@@ -156,17 +157,24 @@ class ModelCall:
     def streaming(self) -> bool:
         return isinstance(self._attempt, StreamAttempt)
 
+    @property
+    def native(self) -> bool:
+        """The answer is in the request's own format, passed through (`passthrough.py`): a
+        stream's `Relay` payloads are whole SSE frames."""
+        return self._attempt is not None and self._attempt.form.native
+
     def answer(self) -> bytes:
         """A started non-stream call's answer, as the client should get it; ends the call."""
         attempt, record = self._attempt, self.record
         assert isinstance(attempt, CompleteAttempt)
         try:
-            body = process_complete(
+            body = attempt.form.complete(
                 record,
                 attempt.raw,
                 attempt.parsed,
                 split_think=attempt.channel.split_think,
                 public_model=public_model(record),
+                native=self._native,
             )
             record.mark_first_token()  # for a non-stream client, the whole answer is the first byte
             record.end("done", 200)
@@ -186,12 +194,13 @@ class ModelCall:
         assert isinstance(attempt, StreamAttempt)
         if self._interruptible:
             self._calls.active.add(self)
-        processor = StreamProcessor(
+        processor = attempt.form.processor(
             record,
             split_think=attempt.channel.split_think,
             include_usage=include_usage,
             secret=attempt.channel.api_key,
             public_model=public_model(record) if relay else None,
+            native=self._native,
         )
         text = record.completion_parts
         reasoning = record.reasoning_parts
@@ -200,7 +209,7 @@ class ModelCall:
         try:
             async for payloads, finished in payload_batches(attempt, processor):
                 if relay:
-                    yield Relay(payloads, finished)
+                    yield Relay(payloads, finished, processor.final if finished else None)
                 if deltas:
                     if len(reasoning) > seen_reasoning:
                         yield ReasoningDelta("".join(reasoning[seen_reasoning:]))
@@ -233,6 +242,10 @@ class ModelCall:
             raise
         finally:
             self.close()
+
+    @property
+    def _native(self) -> Native | None:
+        return self._request.native if self._request is not None else None
 
     # ── what it said ─────────────────────────────────────────────────────────────────────────
     @property

@@ -70,6 +70,8 @@ def record_parts(call: CallRecord, part: dict[str, Any], content: Any) -> bool:
 
 
 class StreamProcessor:
+    final: dict[str, Any] | None = None  # chat streams send no whole answer at the end
+
     def __init__(
         self,
         call: CallRecord,

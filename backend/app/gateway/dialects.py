@@ -42,6 +42,11 @@ class Dialect:
     endpoints: frozenset[str] = frozenset({CHAT, "/completions", "/embeddings"})
     native: frozenset[str] = frozenset()
 
+    def native_endpoints(self, responses_api: bool) -> frozenset[str]:
+        """The formats a channel of this kind takes as they come (`responses_api`: the admin's
+        word that the upstream serves `/responses`)."""
+        return self.native | {RESPONSES} if responses_api else self.native
+
     def key_headers(self, api_key: str) -> dict[str, str]:
         return {"Authorization": f"Bearer {api_key}"}
 
@@ -106,6 +111,8 @@ class AzureDialect(Dialect):
     ) -> str:
         if not api_version:
             return base_url + path
+        if path == RESPONSES:  # one endpoint for all deployments: the body's model names it
+            return f"{base_url}/openai/responses?api-version={api_version}"
         deployment = quote(model, safe="")
         return f"{base_url}/openai/deployments/{deployment}{path}?api-version={api_version}"
 
@@ -125,6 +132,9 @@ class ChatOnlyDialect(Dialect):
     """A provider with a format of its own, reached for chat (translated) only."""
 
     endpoints = frozenset({CHAT})
+
+    def native_endpoints(self, responses_api: bool) -> frozenset[str]:
+        return self.native
 
     def refusal(self, endpoint: str) -> str | None:
         if endpoint in self.endpoints or endpoint in self.native:

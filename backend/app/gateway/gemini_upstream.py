@@ -24,6 +24,7 @@ from typing import Any
 
 import orjson
 
+from app.gateway.json_values import as_object, non_negative
 from app.gateway.sse import SSEDecoder
 
 FINISH = {
@@ -37,14 +38,6 @@ FINISH = {
 }
 THINKING_BUDGET = {"minimal": 512, "low": 1024, "medium": 8192, "high": 24576}
 _DATA_URL = re.compile(r"^data:([\w.+-]+/[\w.+-]+);base64,(.*)$", re.DOTALL)
-
-
-def _object(value: Any) -> dict[str, Any]:
-    return value if isinstance(value, dict) else {}
-
-
-def _count(value: Any) -> int:
-    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
 
 
 # ── request ──────────────────────────────────────────────────────────────────────────────────
@@ -71,7 +64,7 @@ def _parts(content: Any) -> list[dict[str, Any]]:
             if isinstance(url, str):
                 parts.append(_media(url))
         elif kind == "file":
-            data = _object(part.get("file")).get("file_data")
+            data = as_object(part.get("file")).get("file_data")
             if isinstance(data, str):
                 parts.append(_media(data))
     return parts
@@ -113,9 +106,9 @@ def _contents(messages: list[Any]) -> tuple[list[str], list[dict[str, Any]]]:
         elif role == "assistant":
             parts = _parts(message.get("content"))
             for call in message.get("tool_calls") or []:
-                function = _object(_object(call).get("function"))
+                function = as_object(as_object(call).get("function"))
                 name = str(function.get("name") or "")
-                names[str(_object(call).get("id") or "")] = name
+                names[str(as_object(call).get("id") or "")] = name
                 parts.append(
                     {"functionCall": {"name": name, "args": _args(function.get("arguments"))}}
                 )
@@ -141,7 +134,7 @@ def _tool_config(choice: Any) -> dict[str, Any] | None:
         return {"functionCallingConfig": {"mode": "ANY"}}
     if choice == "none":
         return {"functionCallingConfig": {"mode": "NONE"}}
-    name = _object(_object(choice).get("function")).get("name")
+    name = as_object(as_object(choice).get("function")).get("name")
     if name:
         return {"functionCallingConfig": {"mode": "ANY", "allowedFunctionNames": [name]}}
     return None
@@ -163,10 +156,10 @@ def to_gemini_body(chat: dict[str, Any]) -> bytes:
     stop = chat.get("stop")
     if stop:
         config["stopSequences"] = [stop] if isinstance(stop, str) else list(stop)
-    response_format = _object(chat.get("response_format"))
+    response_format = as_object(chat.get("response_format"))
     if response_format.get("type") in ("json_object", "json_schema"):
         config["responseMimeType"] = "application/json"
-        schema = _object(response_format.get("json_schema")).get("schema")
+        schema = as_object(response_format.get("json_schema")).get("schema")
         if isinstance(schema, dict):
             config["responseJsonSchema"] = schema
     budget = THINKING_BUDGET.get(str(chat.get("reasoning_effort")))
@@ -176,7 +169,7 @@ def to_gemini_body(chat: dict[str, Any]) -> bytes:
         body["generationConfig"] = config
     declarations = []
     for tool in chat.get("tools") or []:
-        function = _object(_object(tool).get("function"))
+        function = as_object(as_object(tool).get("function"))
         if function.get("name"):
             declaration: dict[str, Any] = {"name": function["name"]}
             if function.get("description"):
@@ -200,15 +193,17 @@ def url_for(base_url: str, upstream_model: str, stream: bool) -> str:
 
 # ── answers ──────────────────────────────────────────────────────────────────────────────────
 def _usage(metadata: Any) -> dict[str, Any]:
-    metadata = _object(metadata)
-    prompt = _count(metadata.get("promptTokenCount"))
-    thoughts = _count(metadata.get("thoughtsTokenCount"))
-    completion = _count(metadata.get("candidatesTokenCount")) + thoughts
+    metadata = as_object(metadata)
+    prompt = non_negative(metadata.get("promptTokenCount"))
+    thoughts = non_negative(metadata.get("thoughtsTokenCount"))
+    completion = non_negative(metadata.get("candidatesTokenCount")) + thoughts
     return {
         "prompt_tokens": prompt,
         "completion_tokens": completion,
         "total_tokens": prompt + completion,
-        "prompt_tokens_details": {"cached_tokens": _count(metadata.get("cachedContentTokenCount"))},
+        "prompt_tokens_details": {
+            "cached_tokens": non_negative(metadata.get("cachedContentTokenCount"))
+        },
         "completion_tokens_details": {"reasoning_tokens": thoughts},
     }
 
@@ -224,12 +219,12 @@ class _Reader:
         text: list[str] = []
         thoughts: list[str] = []
         calls: list[dict[str, Any]] = []
-        for part in _object(candidate.get("content")).get("parts") or []:
-            part = _object(part)
+        for part in as_object(candidate.get("content")).get("parts") or []:
+            part = as_object(part)
             if isinstance(part.get("text"), str):
                 (thoughts if part.get("thought") else text).append(part["text"])
             elif part.get("functionCall"):
-                call = _object(part["functionCall"])
+                call = as_object(part["functionCall"])
                 calls.append(
                     {
                         "index": self.calls,
@@ -261,7 +256,7 @@ def _finish(candidate: dict[str, Any], calls: bool) -> str | None:
 
 def to_chat_completion(answer: dict[str, Any], model: str) -> dict[str, Any]:
     candidates = answer.get("candidates") or [{}]
-    candidate = _object(candidates[0])
+    candidate = as_object(candidates[0])
     delta = _Reader().delta(candidate)
     message: dict[str, Any] = {"role": "assistant", "content": delta.get("content")}
     if "reasoning_content" in delta:
@@ -333,7 +328,7 @@ class ChatChunks:
         if answer.get("usageMetadata"):
             self._usage = answer["usageMetadata"]
         for candidate in answer.get("candidates") or []:
-            candidate = _object(candidate)
+            candidate = as_object(candidate)
             before = self._reader.calls
             delta = self._reader.delta(candidate)
             finish = _finish(candidate, self._reader.calls > 0 or before > 0)

@@ -98,12 +98,13 @@ def openai_stream(call: ModelCall, request: ModelRequest) -> AsyncIterator[bytes
     return _sse(call, request.include_usage)
 
 
-async def openai_answer(body: bytes, _request: ModelRequest) -> Response:
+async def openai_answer(body: bytes, _call: ModelCall, _request: ModelRequest) -> Response:
     return Response(body, media_type="application/json")
 
 
 StreamFrames = Callable[[ModelCall, ModelRequest], AsyncIterator[bytes]]
-Answer = Callable[[bytes, ModelRequest], Awaitable[Response]]
+# A whole answer as the client gets it: (the call's answer, the call, its request) in.
+Answer = Callable[[bytes, ModelCall, ModelRequest], Awaitable[Response]]
 
 
 class RelayResponse(StreamingResponse):
@@ -176,4 +177,4 @@ async def relay_call(
         return Response(status_code=CLIENT_CLOSED)
     if call.streaming:
         return RelayResponse(call, stream(call, request))
-    return await answer(call.answer(), request)
+    return await answer(call.answer(), call, request)

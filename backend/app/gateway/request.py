@@ -9,7 +9,7 @@ dimensions …) passes through untouched.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
@@ -45,10 +45,27 @@ MAX_MODEL_LENGTH = 256
 
 
 @dataclass
+class Native:
+    """A request in a provider's own format (`endpoint`: `/responses`, `/messages`), sent as it
+    is to a channel that speaks that format. `untranslatable`: why the request cannot be sent as
+    chat to the other channels (then only channels speaking the format can take it)."""
+
+    endpoint: str
+    body: dict[str, Any]
+    untranslatable: BadRequestError | None = None
+    # What the answer object gets from the gateway (a Responses response's id, and the
+    # previous_response_id the gateway resolved itself).
+    answer_fields: dict[str, Any] = field(default_factory=dict)
+
+    def upstream_body(self, upstream_model: str) -> bytes:
+        return orjson.dumps({**self.body, "model": upstream_model})
+
+
+@dataclass
 class ModelRequest:
     """A request for one model, as the channel will get it (`endpoint`: the path under the
     channel's base URL). `messages` is what the prompt is estimated from when the provider
-    reports no usage."""
+    reports no usage. `native`: the request as it came, for channels that speak its format."""
 
     body: dict[str, Any]
     model: str
@@ -56,6 +73,7 @@ class ModelRequest:
     include_usage: bool
     messages: list[Any]
     endpoint: str = "/chat/completions"
+    native: Native | None = None
 
     def upstream_body(self, upstream_model: str) -> bytes:
         body = dict(self.body)

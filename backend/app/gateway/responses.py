@@ -42,22 +42,31 @@ def _not_found(response_id: str) -> NotFoundError:
     )
 
 
-async def _earlier(sessions: Sessions, response_id: str, caller: Caller) -> list[dict[str, Any]]:
+async def _earlier(
+    sessions: Sessions, response_id: str, caller: Caller
+) -> tuple[list[Any] | None, list[Any]]:
+    """(the conversation's items, or None if kept before items were; its chat messages)."""
     async with sessions() as db:
-        row = await db.scalar(
-            select(ModelResponse.messages).where(
-                ModelResponse.id == response_id, ModelResponse.user_id == caller.user_id
+        row = (
+            await db.execute(
+                select(ModelResponse.items, ModelResponse.messages).where(
+                    ModelResponse.id == response_id, ModelResponse.user_id == caller.user_id
+                )
             )
-        )
+        ).first()
     if row is None:
         error = _not_found(response_id)
         error.param = "previous_response_id"
         raise error
-    return list(row)
+    return row.items, list(row.messages or ())
 
 
 class Turn:
-    """One `POST /v1/responses`: its request, its id, and how its answer is kept."""
+    """One `POST /v1/responses`: its request, its id, and how its answer is kept.
+
+    The answer comes translated from Chat Completions, or as it is from a channel that speaks the
+    Responses API (`ModelCall.native`); either way it carries this turn's id.
+    """
 
     def __init__(self, sessions: Sessions, store: ResponseStore, caller: Caller) -> None:
         self._sessions = sessions
@@ -65,6 +74,7 @@ class Turn:
         self._caller = caller
         self.id = fmt.new_id("resp")
         self.body: dict[str, Any] = {}
+        self.items: list[Any] = []  # the conversation up to this turn's answer, as items
         self.request: ModelRequest | None = None
 
     async def prepare(self, raw: bytes) -> Callable[[bytes], ModelRequest]:
@@ -73,8 +83,15 @@ class Turn:
         try:
             self.body, request = fmt.parse_responses_request(raw)
             previous = self.body.get("previous_response_id")
-            earlier = await _earlier(self._sessions, previous, self._caller) if previous else []
-            fmt.complete_request(request, self.body, earlier)
+            earlier_items: list[Any] | None = None
+            earlier_messages: list[Any] | None = None
+            if previous:
+                earlier_items, earlier_messages = await _earlier(
+                    self._sessions, previous, self._caller
+                )
+                if earlier_items is not None:
+                    earlier_messages = None
+            fmt.continue_conversation(request, self.body, earlier_items, earlier_messages)
         except AppError as error:
             refusal = error
 
@@ -82,21 +99,32 @@ class Turn:
                 raise refusal
 
             return refuse
+        if request.native is not None:
+            request.native.answer_fields = {"id": self.id}
+            if previous:
+                request.native.answer_fields["previous_response_id"] = previous
+        self.items = [*(earlier_items or ()), *fmt.input_items(self.body["input"])]
         self.request = request
         return lambda _raw: request
 
-    async def keep(self, output: list[dict[str, Any]], response: dict[str, Any]) -> None:
+    async def keep(
+        self, output: list[Any], response: dict[str, Any], *, native: bool = False
+    ) -> None:
         """Keep the answer for `GET` and follow-ups (unless `store` is false). A failure to keep
-        it is logged; the caller still gets the answer."""
+        it is logged; the caller still gets the answer. A translated answer's reasoning is not
+        kept for follow-ups (chat does not send reasoning back)."""
         if self.body.get("store", True) is False or self.request is None:
             return
+        if not native:
+            output = [item for item in output if item.get("type") != "reasoning"]
         row = {
             "id": self.id,
             "user_id": self._caller.user_id,
             "api_key_id": self._caller.key_id,
             "created_at": utcnow(),
             "model": str(self.body.get("model"))[:256],
-            "messages": [*self.request.messages, fmt.assistant_message(output)],
+            "items": [*self.items, *output],
+            "messages": [],
             "body": response,
         }
         try:
@@ -106,7 +134,12 @@ class Turn:
 
     @property
     def answer(self) -> Answer:
-        async def answer(raw: bytes, _request: ModelRequest) -> Response:
+        async def answer(raw: bytes, call: ModelCall, _request: ModelRequest) -> Response:
+            if call.native:  # the provider's response object, with this turn's id
+                response = orjson.loads(raw)
+                output = response.get("output")
+                await self.keep(output if isinstance(output, list) else [], response, native=True)
+                return Response(raw, media_type="application/json")
             chat = orjson.loads(raw)
             output, incomplete = fmt.output_of(chat)
             chat_usage = chat.get("usage")
@@ -129,11 +162,29 @@ class Turn:
     @property
     def stream(self) -> StreamFrames:
         def frames(call: ModelCall, _request: ModelRequest) -> AsyncIterator[bytes]:
-            return self._frames(call)
+            return self._relayed(call) if call.native else self._translated(call)
 
         return frames
 
-    async def _frames(self, call: ModelCall) -> AsyncIterator[bytes]:
+    async def _relayed(self, call: ModelCall) -> AsyncIterator[bytes]:
+        """The provider's own events; a failure part-way ends with an `error` event."""
+        sent = 0  # events so far: the next one's sequence number
+        async with contextlib.aclosing(
+            call.events(include_usage=True, relay=True, deltas=False)
+        ) as events:
+            async for event in events:
+                if type(event) is Relay:
+                    if event.final is not None:
+                        output = event.final.get("output")
+                        output = output if isinstance(output, list) else []
+                        await self.keep(output, event.final, native=True)
+                    sent += len(event.payloads)
+                    yield b"".join(event.payloads)
+                elif type(event) is CallError:
+                    error = {"code": event.code, "message": event.message, "param": None}
+                    yield fmt.sse({"type": "error", "sequence_number": sent, **error})
+
+    async def _translated(self, call: ModelCall) -> AsyncIterator[bytes]:
         translator = fmt.ResponsesStream(self.body, self.id)
         async with contextlib.aclosing(
             call.events(include_usage=True, relay=True, deltas=False)

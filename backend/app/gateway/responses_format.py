@@ -26,7 +26,8 @@ from typing import Any
 import orjson
 
 from app.core.errors import BadRequestError
-from app.gateway.request import ModelRequest, body_and_model
+from app.gateway.json_values import non_negative
+from app.gateway.request import ModelRequest, Native, body_and_model
 
 MAX_ITEMS = 10_000
 _PROCESS = os.urandom(5).hex()
@@ -67,27 +68,39 @@ def _part(part: Any, where: str) -> dict[str, Any]:
     raise _invalid(f"{where}: a part of type {kind!r} cannot be sent", where)
 
 
-def _content(content: Any, where: str) -> Any:
+def _content(content: Any, where: str, strict: bool) -> Any:
     if isinstance(content, str):
         return content
     if not isinstance(content, list):
         raise _invalid(f"{where} must be a string or an array of parts", where)
-    parts = [_part(part, f"{where}[{index}]") for index, part in enumerate(content)]
+    parts = []
+    for index, part in enumerate(content):
+        try:
+            parts.append(_part(part, f"{where}[{index}]"))
+        except BadRequestError:
+            if strict:
+                raise
     if all(part["type"] == "text" for part in parts):
         return "".join(part["text"] for part in parts)
     return parts
 
 
-def input_messages(given: Any) -> list[dict[str, Any]]:
-    """`input` as chat messages."""
+def input_items(given: Any) -> list[Any]:
+    """`input` as a list of items (a string is one user message)."""
     if isinstance(given, str):
         return [{"role": "user", "content": given}]
     if not isinstance(given, list) or not given:
         raise _invalid("input must be a string or a non-empty array of items", "input")
     if len(given) > MAX_ITEMS:
         raise _invalid(f"input may hold at most {MAX_ITEMS} items", "input")
+    return given
+
+
+def input_messages(items: list[Any], *, strict: bool = True) -> list[dict[str, Any]]:
+    """Input items as chat messages. Not `strict` (an earlier turn's items): what chat cannot
+    carry (built-in tool calls, refusals, reasoning) is left out instead of refused."""
     messages: list[dict[str, Any]] = []
-    for index, item in enumerate(given):
+    for index, item in enumerate(items):
         where = f"input[{index}]"
         if not isinstance(item, dict):
             raise _invalid(f"{where} must be an object", where)
@@ -99,7 +112,7 @@ def input_messages(given: Any) -> list[dict[str, Any]]:
             messages.append(
                 {
                     "role": "system" if role == "developer" else role,
-                    "content": _content(item.get("content"), f"{where}.content"),
+                    "content": _content(item.get("content"), f"{where}.content", strict),
                 }
             )
         elif kind == "function_call":
@@ -125,7 +138,7 @@ def input_messages(given: Any) -> list[dict[str, Any]]:
             output = item.get("output")
             text = output if isinstance(output, str) else orjson.dumps(output).decode()
             messages.append({"role": "tool", "tool_call_id": call_id, "content": text})
-        elif kind == "reasoning":
+        elif kind == "reasoning" or not strict:
             continue  # earlier reasoning is not sent back
         else:
             raise _invalid(f"{where}: an item of type {kind!r} cannot be sent", where)
@@ -180,22 +193,49 @@ def _response_format(text: Any) -> dict[str, Any] | None:
 
 
 def parse_responses_request(raw: bytes) -> tuple[dict[str, Any], ModelRequest]:
-    """(the request as given, the Chat Completions request without the earlier conversation —
-    the endpoint puts that in front once it has looked `previous_response_id` up)."""
+    """(the request as given, the request for the channels: as it is for one that speaks the
+    Responses API, translated to Chat Completions for the others — without the earlier
+    conversation, which `continue_conversation` puts in front once `previous_response_id` has
+    been looked up). What only translation refuses (built-in tools, file ids …) leaves the request
+    for channels that speak the Responses API (`Native.untranslatable`)."""
     body, model = body_and_model(raw)
-    messages = input_messages(body.get("input"))
+    items = input_items(body.get("input"))
     stream = body.get("stream", False)
     if not isinstance(stream, bool):
         raise _invalid("'stream' must be a boolean", "stream")
     previous = body.get("previous_response_id")
     if previous is not None and (not isinstance(previous, str) or not previous):
         raise _invalid("previous_response_id must be a string", "previous_response_id")
-    chat: dict[str, Any] = {"model": model}
     limit = body.get("max_output_tokens")
-    if limit is not None:
-        if not isinstance(limit, int) or isinstance(limit, bool) or limit < 1:
-            raise _invalid("max_output_tokens must be a positive integer", "max_output_tokens")
-        chat["max_tokens"] = limit
+    if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool) or limit < 1):
+        raise _invalid("max_output_tokens must be a positive integer", "max_output_tokens")
+    instructions = body.get("instructions")
+    if instructions is not None and not isinstance(instructions, str):
+        raise _invalid("instructions must be a string", "instructions")
+    untranslatable = None
+    try:
+        chat, messages = _chat_request(body, model, items)
+    except BadRequestError as error:
+        chat, messages, untranslatable = {"model": model}, [], error
+    request = ModelRequest(
+        body=chat,
+        model=model,
+        stream=stream,
+        include_usage=True,
+        messages=messages,
+        endpoint="/chat/completions",
+        native=Native("/responses", body, untranslatable),
+    )
+    return body, request
+
+
+def _chat_request(
+    body: dict[str, Any], model: str, items: list[Any]
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    messages = input_messages(items)
+    chat: dict[str, Any] = {"model": model}
+    if body.get("max_output_tokens") is not None:
+        chat["max_tokens"] = body["max_output_tokens"]
     for name in ("temperature", "top_p", "parallel_tool_calls", "user"):
         if body.get(name) is not None:
             chat[name] = body[name]
@@ -217,59 +257,71 @@ def parse_responses_request(raw: bytes) -> tuple[dict[str, Any], ModelRequest]:
         "high",
     ):
         chat["reasoning_effort"] = reasoning["effort"]
-    if stream:
+    if body.get("stream"):
         chat["stream"] = True
-    instructions = body.get("instructions")
-    if instructions is not None and not isinstance(instructions, str):
-        raise _invalid("instructions must be a string", "instructions")
-    request = ModelRequest(
-        body=chat,
-        model=model,
-        stream=stream,
-        include_usage=True,
-        messages=messages,
-        endpoint="/chat/completions",
-    )
-    return body, request
+    return chat, messages
 
 
-def complete_request(
-    request: ModelRequest, body: dict[str, Any], earlier: list[dict[str, Any]]
+def continue_conversation(
+    request: ModelRequest,
+    body: dict[str, Any],
+    earlier_items: list[Any] | None,
+    earlier_messages: list[Any] | None = None,
 ) -> None:
-    """Put the instructions and the earlier conversation in front of this turn's input."""
-    messages = [m for m in earlier if m.get("role") != "system"]
-    if body.get("instructions"):
-        messages.insert(0, {"role": "system", "content": body["instructions"]})
-    request.messages = messages + request.messages
-    request.body["messages"] = request.messages
+    """Put the instructions and the earlier conversation in front of this turn's input: the
+    earlier items as they are for a channel speaking the Responses API, as chat messages for the
+    others. `earlier_messages`: a conversation kept only as chat messages (by an older version),
+    which can go to the translated path only."""
+    native = request.native
+    assert native is not None
+    if native.untranslatable is None:
+        try:
+            earlier = (
+                input_messages(earlier_items, strict=False)
+                if earlier_items is not None
+                else earlier_messages or []
+            )
+        except BadRequestError as error:  # an earlier answer chat cannot carry
+            native.untranslatable, earlier = error, []
+    if native.untranslatable is None:
+        messages = [m for m in earlier if m.get("role") != "system"]
+        if body.get("instructions"):
+            messages.insert(0, {"role": "system", "content": body["instructions"]})
+        request.messages = messages + request.messages
+        request.body["messages"] = request.messages
+    if earlier_messages is not None and earlier_items is None:
+        if native.untranslatable is not None:
+            raise native.untranslatable
+        request.native = None
+        return
+    if earlier_items is not None:  # the gateway keeps the conversation: sent whole
+        upstream = {name: value for name, value in body.items() if name != "previous_response_id"}
+        upstream["input"] = [*earlier_items, *input_items(body["input"])]
+        native.body = upstream
 
 
 # ── answer ───────────────────────────────────────────────────────────────────────────────────
 def usage_of(usage: Any) -> dict[str, Any]:
     usage = usage if isinstance(usage, dict) else {}
-    prompt = _count(usage.get("prompt_tokens"))
-    completion = _count(usage.get("completion_tokens"))
+    prompt = non_negative(usage.get("prompt_tokens"))
+    completion = non_negative(usage.get("completion_tokens"))
     prompt_details = usage.get("prompt_tokens_details")
     completion_details = usage.get("completion_tokens_details")
     return {
         "input_tokens": prompt,
         "input_tokens_details": {
-            "cached_tokens": _count(prompt_details.get("cached_tokens"))
+            "cached_tokens": non_negative(prompt_details.get("cached_tokens"))
             if isinstance(prompt_details, dict)
             else 0
         },
         "output_tokens": completion,
         "output_tokens_details": {
-            "reasoning_tokens": _count(completion_details.get("reasoning_tokens"))
+            "reasoning_tokens": non_negative(completion_details.get("reasoning_tokens"))
             if isinstance(completion_details, dict)
             else 0
         },
-        "total_tokens": _count(usage.get("total_tokens")) or prompt + completion,
+        "total_tokens": non_negative(usage.get("total_tokens")) or prompt + completion,
     }
-
-
-def _count(value: Any) -> int:
-    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
 
 
 def reasoning_item(text: str) -> dict[str, Any]:

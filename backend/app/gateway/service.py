@@ -101,6 +101,12 @@ class Gateway:
                     param="model",
                 ),
             )
+        native = request.native
+        if native is not None and native.untranslatable is not None:
+            # Only a channel taking the request as it is can answer it.
+            candidates = tuple(c for c in candidates if native.endpoint in c.native)
+            if not candidates:
+                raise self._reject(call, native.untranslatable)
         available = [
             c for c in candidates if self.breaker.available((c.id, c.upstream_model(model)))
         ]

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
+from app.gateway.answer_forms import Processor
 from app.gateway.attempts import StreamAttempt
-from app.gateway.chunks import StreamProcessor
 from app.gateway.upstream import UpstreamError
 
 
 async def payload_batches(
-    attempt: StreamAttempt, processor: StreamProcessor
+    attempt: StreamAttempt, processor: Processor
 ) -> AsyncIterator[tuple[list[bytes], bool]]:
     """(payloads to relay, finished) per read; `finished` is True on the last one."""
     async for events in attempt.events():
@@ -29,6 +29,8 @@ async def payload_batches(
                     yield out, False
                 raise
             if result.done:
+                if result.relay is not None:  # a format whose last event is relayed
+                    out.append(result.relay)
                 tail = processor.flush()
                 if tail is not None:
                     out.append(tail)

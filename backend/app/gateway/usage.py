@@ -12,6 +12,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from app.gateway.json_values import non_negative
+
 _CJK = re.compile(
     "[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff\uff00-\uffef\u3000-\u303f]"
 )
@@ -61,27 +63,28 @@ class Usage:
     source: str = "none"  # provider | estimated | none
 
 
-def _int(value: Any) -> int:
-    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else 0
-
-
 def from_provider(usage: Any) -> Usage | None:
     """The provider's numbers as given (a reported 0 stays 0). None if it is not a usage object."""
     if not isinstance(usage, dict) or not any(
         key in usage for key in ("prompt_tokens", "completion_tokens", "total_tokens")
     ):
         return None
-    prompt, completion = _int(usage.get("prompt_tokens")), _int(usage.get("completion_tokens"))
+    prompt, completion = (
+        non_negative(usage.get("prompt_tokens")),
+        non_negative(usage.get("completion_tokens")),
+    )
     details_in = usage.get("prompt_tokens_details") or {}
     details_out = usage.get("completion_tokens_details") or {}
     return Usage(
         prompt_tokens=prompt,
         completion_tokens=completion,
-        reasoning_tokens=_int(details_out.get("reasoning_tokens"))
+        reasoning_tokens=non_negative(details_out.get("reasoning_tokens"))
         if isinstance(details_out, dict)
         else 0,
-        cached_tokens=_int(details_in.get("cached_tokens")) if isinstance(details_in, dict) else 0,
-        total_tokens=_int(usage.get("total_tokens")) or prompt + completion,
+        cached_tokens=non_negative(details_in.get("cached_tokens"))
+        if isinstance(details_in, dict)
+        else 0,
+        total_tokens=non_negative(usage.get("total_tokens")) or prompt + completion,
         source="provider",
     )
 

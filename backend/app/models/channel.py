@@ -28,6 +28,8 @@ class Channel(Base):
     # Azure OpenAI: with a version, calls go to deployment URLs (…/openai/deployments/<model>/…
     # ?api-version=…); without, the base URL is used as OpenAI's (Azure's /openai/v1).
     api_version: Mapped[str | None] = mapped_column(String(32))
+    # The upstream serves OpenAI's Responses API: `/v1/responses` is passed through, not translated.
+    responses_api: Mapped[bool] = mapped_column(Boolean, default=False)
     # Fernet token (MultiFernet, see core.security.SecretBox). Never returned by any API.
     api_key_encrypted: Mapped[str] = mapped_column(Text)
     # `sk-…abcd`, computed when the key is saved, so lists need no decryption.

@@ -23,7 +23,11 @@ class ModelResponse(Base):
     api_key_id: Mapped[int | None] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)
     model: Mapped[str] = mapped_column(String(256))
-    # The conversation so far in the Chat Completions form: every input and this answer.
+    # The conversation so far as Responses items: every input item and this answer's output
+    # (a follow-up sends them as they are to a channel speaking the Responses API, translated to
+    # chat messages to any other). Responses kept before items were (null here) hold it as chat
+    # messages in `messages` instead.
+    items: Mapped[list[Any] | None] = mapped_column(JSON)
     messages: Mapped[list[Any]] = mapped_column(JSON)
     # The response object as it was returned.
     body: Mapped[dict[str, Any]] = mapped_column(JSON)

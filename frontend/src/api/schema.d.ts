@@ -2509,6 +2509,12 @@ export interface components {
              * @default false
              */
             split_think: boolean;
+            /**
+             * Responses Api
+             * @description openai and azure only: the upstream serves OpenAI's Responses API, so /v1/responses calls are passed through to it as they are (built-in tools and all) instead of being translated to Chat Completions
+             * @default false
+             */
+            responses_api: boolean;
             /** Tags */
             tags?: string[];
             /** Notes */
@@ -2606,6 +2612,8 @@ export interface components {
             status_changed_at: string | null;
             /** Split Think */
             split_think: boolean;
+            /** Responses Api */
+            responses_api: boolean;
             /** Tags */
             tags: string[];
             /** Notes */
@@ -2697,6 +2705,8 @@ export interface components {
             total_timeout?: number | null;
             /** Split Think */
             split_think?: boolean | null;
+            /** Responses Api */
+            responses_api?: boolean | null;
             /** Tags */
             tags?: string[] | null;
             /** Notes */

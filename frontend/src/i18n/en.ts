@@ -86,7 +86,7 @@ export default {
     fetched: '{n} models found', mapping: 'Model mapping', mappingHint: 'One per line: public=upstream', notes: 'Notes',
     priority: 'Priority', priorityHint: 'Higher is tried first', weight: 'Weight', rpmHint: 'Calls per minute; empty: none',
     tags: 'Tags', firstByteTimeout: 'First byte timeout (s)', idleTimeout: 'Idle timeout (s)', totalTimeout: 'Total timeout (s)',
-    enabled: 'Enabled', splitThink: 'Split <think> into reasoning', test: 'Test', lastTest: 'Last test', failed: 'Failed',
+    enabled: 'Enabled', splitThink: 'Split <think> into reasoning', responsesApi: 'Speaks the Responses API', responsesApiHint: '/v1/responses calls are passed to this upstream as they are (built-in tools included) instead of being translated to Chat Completions', test: 'Test', lastTest: 'Last test', failed: 'Failed',
     enable: 'Enable', disable: 'Disable', empty: 'No channels yet: add one to start answering.',
     deleteTitle: 'Delete this channel?', deleteMessage: '“{name}” will stop serving its models.',
     testResult: 'Test of {name}', testOk: 'Answered in {ms} ms with {model}.', testFailed: 'The test failed',

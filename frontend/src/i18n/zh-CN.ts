@@ -88,7 +88,7 @@ const zhCN: typeof en = {
     fetched: '找到 {n} 个模型', mapping: '模型映射', mappingHint: '每行一条：对外名称=上游名称', notes: '备注',
     priority: '优先级', priorityHint: '数值越大越先尝试', weight: '权重', rpmHint: '每分钟调用次数；留空不限制',
     tags: '标签', firstByteTimeout: '首字节超时（秒）', idleTimeout: '空闲超时（秒）', totalTimeout: '总超时（秒）',
-    enabled: '启用', splitThink: '把 <think> 拆分为推理内容', test: '测试', lastTest: '最近测试', failed: '失败',
+    enabled: '启用', splitThink: '把 <think> 拆分为推理内容', responsesApi: '支持 Responses API', responsesApiHint: '/v1/responses 请求按原样转发给该上游（含内置工具），不再转换为 Chat Completions', test: '测试', lastTest: '最近测试', failed: '失败',
     enable: '启用', disable: '停用', empty: '还没有渠道：添加一个渠道后即可开始回答。',
     deleteTitle: '删除这个渠道？', deleteMessage: '“{name}”将不再提供它的模型。',
     testResult: '{name} 的测试结果', testOk: '{ms} 毫秒内由 {model} 响应。', testFailed: '测试失败',
