@@ -261,6 +261,14 @@ async def configure_gateway(base: str) -> str:
             }
             async with session.post("/api/admin/channels", json=payload, headers=admin) as r:
                 assert r.status == 201, await r.text()
+            # The same upstream reached in its own formats: passed through, not translated.
+            native = [
+                {"name": f"{profile}-responses", "responses_api": True, "model_mapping": {f"{profile}-responses": "mock-gpt"}},
+                {"name": f"{profile}-anthropic", "type": "anthropic", "model_mapping": {f"{profile}-anthropic": "mock-gpt"}},
+            ]
+            for extra in native:
+                async with session.post("/api/admin/channels", json={**payload, **extra}, headers=admin) as r:
+                    assert r.status == 201, await r.text()
         async with session.post("/api/keys", json={"name": "bench"}, headers=admin) as r:
             return str((await r.json())["key"])
 
@@ -325,12 +333,15 @@ async def run(quick: bool) -> dict[str, Any]:
                         samples[target.name].append(await measure(target))
                 for name, runs in samples.items():
                     results[name][phase] = {key: statistics.median(run[key] for run in runs) for key in runs[0]}
-            # Translated formats: the same gateway, its streams as Responses and Messages events.
+            # Other formats: the same gateway, its streams as Responses and Messages events, translated
+            # from chat and passed through from channels speaking them.
             gateway_target = targets[3]
             variants = [
                 gateway_target,
                 Target("gateway-responses", f"http://127.0.0.1:{GATEWAY_PORT}/v1/responses", gateway_target.headers, "{profile}", gateway.pid, "responses"),
                 Target("gateway-messages", f"http://127.0.0.1:{GATEWAY_PORT}/v1/messages", gateway_target.headers, "{profile}", gateway.pid, "messages"),
+                Target("gateway-responses-native", f"http://127.0.0.1:{GATEWAY_PORT}/v1/responses", gateway_target.headers, "{profile}-responses", gateway.pid, "responses"),
+                Target("gateway-messages-native", f"http://127.0.0.1:{GATEWAY_PORT}/v1/messages", gateway_target.headers, "{profile}-anthropic", gateway.pid, "messages"),
             ]
             translation: dict[str, list[dict[str, float]]] = {t.name: [] for t in variants}
             for round_index in range(rounds):
@@ -371,6 +382,8 @@ def summarise(results: dict[str, Any]) -> dict[str, Any]:
         "gateway_rss_peak_mb": g["memory"]["rss_peak_mb"],
         "responses_over_chat_cpu_per_chunk": _translated(results, "gateway-responses"),
         "messages_over_chat_cpu_per_chunk": _translated(results, "gateway-messages"),
+        "responses_native_over_chat_cpu_per_chunk": _translated(results, "gateway-responses-native"),
+        "messages_native_over_chat_cpu_per_chunk": _translated(results, "gateway-messages-native"),
     }
 
 
@@ -406,6 +419,8 @@ def markdown(results: dict[str, Any], summary: dict[str, Any], command: str) -> 
         ("gateway RSS with 1,000 concurrent streams (MB)", summary["gateway_rss_peak_mb"], "< 300"),
         ("stream CPU per upstream chunk: /v1/responses ÷ /v1/chat/completions", summary["responses_over_chat_cpu_per_chunk"], "≤ 2.0"),
         ("stream CPU per upstream chunk: /v1/messages ÷ /v1/chat/completions", summary["messages_over_chat_cpu_per_chunk"], "≤ 2.0"),
+        ("  passed through to a Responses channel ÷ chat", summary["responses_native_over_chat_cpu_per_chunk"], "≤ 1.25"),
+        ("  passed through to an Anthropic channel ÷ chat", summary["messages_native_over_chat_cpu_per_chunk"], "≤ 1.25"),
     ]
     lines = [
         f"Command: `{command}`  ",

@@ -20,16 +20,14 @@ channel in the Chat Completions format, which every channel speaks:
 
 from __future__ import annotations
 
-import itertools
-import os
 from typing import Any
 
 import orjson
 
 from app.core.errors import BadRequestError
 from app.core.errors import anthropic_error_body as error_body
-from app.gateway.json_values import non_negative
 from app.gateway.request import ModelRequest, Native, body_and_model
+from app.gateway.wire_values import new_id, non_negative
 
 MAX_MESSAGES = 10_000
 FINISH_TO_STOP = {
@@ -39,12 +37,6 @@ FINISH_TO_STOP = {
     "function_call": "tool_use",
     "content_filter": "refusal",
 }
-_PROCESS = os.urandom(6).hex()
-_IDS = itertools.count(1)
-
-
-def message_id() -> str:
-    return f"msg_{_PROCESS}{next(_IDS):x}"
 
 
 def _invalid(message: str, param: str | None = None) -> BadRequestError:
@@ -351,7 +343,7 @@ def to_message(chat: dict[str, Any], model: str) -> dict[str, Any]:
                 }
             )
     return {
-        "id": message_id(),
+        "id": new_id("msg"),
         "type": "message",
         "role": "assistant",
         "model": model,
@@ -382,7 +374,7 @@ class MessagesStream:
     def start(self) -> bytes:
         self._started = True
         message: dict[str, Any] = {
-            "id": message_id(),
+            "id": new_id("msg"),
             "type": "message",
             "role": "assistant",
             "model": self._model,
@@ -419,17 +411,11 @@ class MessagesStream:
             )
         )
 
-    def feed(self, payload: bytes) -> list[bytes]:
-        """The events for one chunk (none for a chunk that says nothing)."""
+    def feed(self, chunk: dict[str, Any]) -> list[bytes]:
+        """The events for one chat chunk, as parsed (none for a chunk that says nothing)."""
         out: list[bytes] = []
         if not self._started:
             out.append(self.start())
-        try:
-            chunk = orjson.loads(payload)
-        except orjson.JSONDecodeError:
-            return out
-        if not isinstance(chunk, dict):
-            return out
         if chunk.get("usage"):
             self._usage = _usage(chunk["usage"])
         for choice in chunk.get("choices") or []:

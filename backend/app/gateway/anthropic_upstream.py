@@ -17,13 +17,12 @@ only the edges change:
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 import orjson
 
-from app.gateway.json_values import as_object, non_negative
 from app.gateway.sse import SSEDecoder
+from app.gateway.wire_values import as_object, data_url, non_negative
 
 ANTHROPIC_VERSION = "2023-06-01"
 DEFAULT_MAX_TOKENS = 4096
@@ -36,7 +35,6 @@ STOP_TO_FINISH = {
     "tool_use": "tool_calls",
     "refusal": "content_filter",
 }
-_DATA_URL = re.compile(r"^data:([\w.+-]+/[\w.+-]+);base64,(.*)$", re.DOTALL)
 
 
 # ── request ──────────────────────────────────────────────────────────────────────────────────
@@ -53,9 +51,9 @@ def _text(content: Any) -> str:
 
 
 def _source(url: str) -> dict[str, Any]:
-    found = _DATA_URL.match(url)
+    found = data_url(url)
     if found:
-        return {"type": "base64", "media_type": found[1], "data": found[2]}
+        return {"type": "base64", "media_type": found[0], "data": found[1]}
     return {"type": "url", "url": url}
 
 

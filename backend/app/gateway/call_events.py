@@ -7,7 +7,7 @@ Every stream ends with either `CallEnd` (after `UsageReport`) or `CallError`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from app.gateway.accounting import EndReason
@@ -22,6 +22,7 @@ class Relay:
     payloads: list[bytes]
     finished: bool  # the last read (for chat, `[DONE]` follows)
     final: dict[str, Any] | None = None  # on the last: the whole answer, where the format sends one
+    chunks: list[dict[str, Any]] = field(default_factory=list)  # the payloads parsed (for chat)
 
 
 @dataclass(frozen=True, slots=True)

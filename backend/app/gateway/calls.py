@@ -207,9 +207,11 @@ class ModelCall:
         tools = record.tool_parts
         seen_text = seen_reasoning = seen_tools = 0
         try:
-            async for payloads, finished in payload_batches(attempt, processor):
+            async for batch in payload_batches(attempt, processor):
+                finished = batch.finished
                 if relay:
-                    yield Relay(payloads, finished, processor.final if finished else None)
+                    final = processor.final if finished else None
+                    yield Relay(batch.payloads, finished, final, batch.chunks)
                 if deltas:
                     if len(reasoning) > seen_reasoning:
                         yield ReasoningDelta("".join(reasoning[seen_reasoning:]))

@@ -31,6 +31,7 @@ logger = logging.getLogger(__name__)
 class ChunkResult:
     relay: bytes | None  # the data payload to pass on (None: drop this chunk)
     done: bool = False
+    parsed: dict[str, Any] | None = None  # the chat chunk relayed, as parsed (for translators)
 
 
 def inband_error(parsed: Any, secret: str) -> UpstreamError | None:
@@ -124,7 +125,7 @@ class StreamProcessor:
             # The usage-only chunk: passed on only if the client asked for usage.
             if not self._include_usage:
                 return ChunkResult(relay=None)
-            return ChunkResult(relay=orjson.dumps(parsed) if renamed else payload)
+            return ChunkResult(relay=orjson.dumps(parsed) if renamed else payload, parsed=parsed)
         if not self._template:
             self._template = {k: parsed[k] for k in TEMPLATE_FIELDS if k in parsed}
         changed = renamed
@@ -154,7 +155,7 @@ class StreamProcessor:
                 changed = True
             if record_parts(call, delta, content):
                 call.mark_first_token()
-        return ChunkResult(relay=orjson.dumps(parsed) if changed else payload)
+        return ChunkResult(relay=orjson.dumps(parsed) if changed else payload, parsed=parsed)
 
     def flush(self) -> bytes | None:
         """Text a think-splitter still holds at the end, as one more chunk (rare)."""

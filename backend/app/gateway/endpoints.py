@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 from starlette.exceptions import HTTPException
@@ -71,14 +72,22 @@ async def read_body(receive: Receive) -> bytes:
     return parts[0] if len(parts) == 1 else b"".join(parts)
 
 
+@dataclass(frozen=True)
+class Plan:
+    """How one call's body is read and its answer written (`relay.relay_call`)."""
+
+    parse: Callable[[bytes], ModelRequest]
+    stream: relay.StreamFrames = relay.openai_stream
+    answer: relay.Answer = relay.openai_answer
+
+
+# A plan made once the caller and the body are known (e.g. a Responses turn, which looks the
+# earlier conversation up).
+Planner = Callable[[Caller, bytes], Awaitable[Plan]]
+
+
 async def _model_call(
-    ctx: GatewayContext,
-    scope: Scope,
-    receive: Receive,
-    parse: Callable[[bytes], ModelRequest],
-    *,
-    stream: relay.StreamFrames = relay.openai_stream,
-    answer: relay.Answer = relay.openai_answer,
+    ctx: GatewayContext, scope: Scope, receive: Receive, plan: Plan | Planner
 ) -> Response:
     caller = await _caller(ctx, scope)
     if not may_chat(ctx.runtime.current, is_admin=False, email_verified=caller.confirmed):
@@ -93,35 +102,37 @@ async def _model_call(
             request_id=state["request_id"],
             client_ip=state["client_ip"],
         )
+    if not isinstance(plan, Plan):
+        plan = await plan(caller, raw)
     return await relay.relay_call(
         calls=ctx.calls,
         caller=caller,
         raw=raw,
-        parse=parse,
+        parse=plan.parse,
         request_id=state["request_id"],
         client_ip=state["client_ip"],
         receive=receive,
-        stream=stream,
-        answer=answer,
+        stream=plan.stream,
+        answer=plan.answer,
     )
 
 
 async def chat_completions(ctx: GatewayContext, scope: Scope, receive: Receive) -> Response:
     choices = ctx.settings.gateway.max_choices
     return await _model_call(
-        ctx, scope, receive, lambda raw: parse_chat_request(raw, max_choices=choices)
+        ctx, scope, receive, Plan(lambda raw: parse_chat_request(raw, max_choices=choices))
     )
 
 
 async def completions(ctx: GatewayContext, scope: Scope, receive: Receive) -> Response:
     choices = ctx.settings.gateway.max_choices
     return await _model_call(
-        ctx, scope, receive, lambda raw: parse_completions_request(raw, max_choices=choices)
+        ctx, scope, receive, Plan(lambda raw: parse_completions_request(raw, max_choices=choices))
     )
 
 
 async def embeddings(ctx: GatewayContext, scope: Scope, receive: Receive) -> Response:
-    return await _model_call(ctx, scope, receive, parse_embeddings_request)
+    return await _model_call(ctx, scope, receive, Plan(parse_embeddings_request))
 
 
 async def anthropic_messages(ctx: GatewayContext, scope: Scope, receive: Receive) -> Response:
@@ -129,38 +140,16 @@ async def anthropic_messages(ctx: GatewayContext, scope: Scope, receive: Receive
         ctx,
         scope,
         receive,
-        parse_messages_request,
-        stream=messages.stream,
-        answer=messages.answer,
+        Plan(parse_messages_request, stream=messages.stream, answer=messages.answer),
     )
 
 
 async def create_response(ctx: GatewayContext, scope: Scope, receive: Receive) -> Response:
-    caller = await _caller(ctx, scope)
-    if not may_chat(ctx.runtime.current, is_admin=False, email_verified=caller.confirmed):
-        raise ForbiddenError(UNVERIFIED_MESSAGE, code="email_unverified")
-    state = scope["state"]
-    try:
-        raw = await read_body(receive)
-    except ClientDisconnect:
-        return relay.abandoned(
-            calls=ctx.calls,
-            caller=caller,
-            request_id=state["request_id"],
-            client_ip=state["client_ip"],
-        )
-    turn = responses.Turn(ctx.sessionmaker, ctx.responses, caller)
-    return await relay.relay_call(
-        calls=ctx.calls,
-        caller=caller,
-        raw=raw,
-        parse=await turn.prepare(raw),
-        request_id=state["request_id"],
-        client_ip=state["client_ip"],
-        receive=receive,
-        stream=turn.stream,
-        answer=turn.answer,
-    )
+    async def plan(caller: Caller, raw: bytes) -> Plan:
+        turn = responses.Turn(ctx.sessionmaker, ctx.responses, caller)
+        return Plan(await turn.prepare(raw), stream=turn.stream, answer=turn.answer)
+
+    return await _model_call(ctx, scope, receive, plan)
 
 
 async def stored_response(ctx: GatewayContext, scope: Scope, _receive: Receive) -> Response:

@@ -18,14 +18,13 @@ A channel of type `gemini` calls Google's Gemini API natively
 
 from __future__ import annotations
 
-import re
 from itertools import count
 from typing import Any
 
 import orjson
 
-from app.gateway.json_values import as_object, non_negative
 from app.gateway.sse import SSEDecoder
+from app.gateway.wire_values import as_object, data_url, non_negative
 
 FINISH = {
     "STOP": "stop",
@@ -37,14 +36,13 @@ FINISH = {
     "SPII": "content_filter",
 }
 THINKING_BUDGET = {"minimal": 512, "low": 1024, "medium": 8192, "high": 24576}
-_DATA_URL = re.compile(r"^data:([\w.+-]+/[\w.+-]+);base64,(.*)$", re.DOTALL)
 
 
 # ── request ──────────────────────────────────────────────────────────────────────────────────
 def _media(url: str) -> dict[str, Any]:
-    found = _DATA_URL.match(url)
+    found = data_url(url)
     if found:
-        return {"inlineData": {"mimeType": found[1], "data": found[2]}}
+        return {"inlineData": {"mimeType": found[0], "data": found[1]}}
     return {"fileData": {"fileUri": url}}
 
 

@@ -54,7 +54,7 @@ async def _translated(call: ModelCall, request: ModelRequest) -> AsyncIterator[b
     ) as events:
         async for event in events:
             if type(event) is Relay:
-                frames = [frame for payload in event.payloads for frame in translator.feed(payload)]
+                frames = [frame for chunk in event.chunks for frame in translator.feed(chunk)]
                 if event.finished:
                     frames += translator.finish()
                 if frames:

@@ -18,10 +18,10 @@ import orjson
 from app.gateway.accounting import CallRecord
 from app.gateway.anthropic_upstream import chat_usage
 from app.gateway.chunks import ChunkResult
-from app.gateway.json_values import as_object
 from app.gateway.request import Native
 from app.gateway.upstream import UpstreamError, scrub
 from app.gateway.usage import Usage, from_provider
+from app.gateway.wire_values import as_object
 
 logger = logging.getLogger(__name__)
 

@@ -29,6 +29,7 @@ from app.gateway.calls import ModelCall
 from app.gateway.relay import Answer, StreamFrames
 from app.gateway.request import ModelRequest
 from app.gateway.responses_store import ResponseStore
+from app.gateway.wire_values import new_id
 from app.models import ModelResponse
 from app.models.base import utcnow
 
@@ -72,7 +73,7 @@ class Turn:
         self._sessions = sessions
         self._store = store
         self._caller = caller
-        self.id = fmt.new_id("resp")
+        self.id = new_id("resp")
         self.body: dict[str, Any] = {}
         self.items: list[Any] = []  # the conversation up to this turn's answer, as items
         self.request: ModelRequest | None = None
@@ -191,7 +192,7 @@ class Turn:
         ) as events:
             async for event in events:
                 if type(event) is Relay:
-                    frames = [f for payload in event.payloads for f in translator.feed(payload)]
+                    frames = [f for chunk in event.chunks for f in translator.feed(chunk)]
                     if event.finished:
                         frames += translator.finish()
                         status = "incomplete" if translator.incomplete else "completed"

@@ -18,7 +18,6 @@
 
 from __future__ import annotations
 
-import os
 import time
 from itertools import count
 from typing import Any
@@ -26,16 +25,10 @@ from typing import Any
 import orjson
 
 from app.core.errors import BadRequestError
-from app.gateway.json_values import non_negative
 from app.gateway.request import ModelRequest, Native, body_and_model
+from app.gateway.wire_values import new_id, non_negative
 
 MAX_ITEMS = 10_000
-_PROCESS = os.urandom(5).hex()
-_IDS = count(1)
-
-
-def new_id(prefix: str) -> str:
-    return f"{prefix}_{_PROCESS}{next(_IDS):x}"
 
 
 def _invalid(message: str, param: str | None = None) -> BadRequestError:
@@ -558,14 +551,9 @@ class ResponsesStream:
         self._event(out, "response.output_item.added", output_index=index, item=added)
         return index
 
-    def feed(self, payload: bytes) -> list[bytes]:
+    def feed(self, chunk: dict[str, Any]) -> list[bytes]:
+        """The events for one chat chunk, as parsed."""
         out: list[bytes] = [] if self._started else self.start()
-        try:
-            chunk = orjson.loads(payload)
-        except orjson.JSONDecodeError:
-            return out
-        if not isinstance(chunk, dict):
-            return out
         if chunk.get("usage"):
             self.usage = usage_of(chunk["usage"])
         for choice in chunk.get("choices") or []:

@@ -9,35 +9,51 @@ the same read has been yielded.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
 
 from app.gateway.answer_forms import Processor
 from app.gateway.attempts import StreamAttempt
 from app.gateway.upstream import UpstreamError
 
 
-async def payload_batches(
-    attempt: StreamAttempt, processor: Processor
-) -> AsyncIterator[tuple[list[bytes], bool]]:
-    """(payloads to relay, finished) per read; `finished` is True on the last one."""
+@dataclass(slots=True)
+class Batch:
+    """What one network read gave to relay: the payloads, the chat chunks among them as parsed
+    (so a translating endpoint does not parse them again), and whether it was the last read."""
+
+    payloads: list[bytes] = field(default_factory=list)
+    chunks: list[dict[str, Any]] = field(default_factory=list)
+    finished: bool = False
+
+    def add(self, relay: bytes, parsed: dict[str, Any] | None) -> None:
+        self.payloads.append(relay)
+        if parsed is not None:
+            self.chunks.append(parsed)
+
+
+async def payload_batches(attempt: StreamAttempt, processor: Processor) -> AsyncIterator[Batch]:
+    """One `Batch` per read; the last has `finished` set."""
     async for events in attempt.events():
-        out: list[bytes] = []
+        batch = Batch()
         for payload in events:
             try:
                 result = processor.process(payload)
             except UpstreamError:
-                if out:
-                    yield out, False
+                if batch.payloads:
+                    yield batch
                 raise
+            if result.relay is not None:  # (a format whose last event is relayed, too)
+                batch.add(result.relay, result.parsed)
             if result.done:
-                if result.relay is not None:  # a format whose last event is relayed
-                    out.append(result.relay)
                 tail = processor.flush()
                 if tail is not None:
-                    out.append(tail)
-                yield out, True
+                    batch.add(tail, orjson.loads(tail))
+                batch.finished = True
+                yield batch
                 return
-            if result.relay is not None:
-                out.append(result.relay)
-        if out:
-            yield out, False
+        if batch.payloads:
+            yield batch
     raise UpstreamError("protocol", "upstream ended the stream without [DONE]")
