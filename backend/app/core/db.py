@@ -29,7 +29,7 @@ from sqlalchemy.ext.asyncio import (
 from app.core.app_secrets import ConfigError
 from app.core.config import Settings
 from app.core.errors import NotFoundError
-from app.core.sqlite_gate import install_write_gate
+from app.core.sqlite_gate import USUAL_WAIT_MS, install_write_gate
 
 SQLITE_FILE = "app.db"
 T = TypeVar("T")
@@ -107,11 +107,12 @@ def create_engine(settings: Settings) -> AsyncEngine:
 
 def _install_sqlite_pragmas(engine: AsyncEngine, busy_timeout_ms: int) -> None:
     @event.listens_for(engine.sync_engine, "connect")
-    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+    def _on_connect(dbapi_connection: Any, record: Any) -> None:
         cursor = dbapi_connection.cursor()
         try:
             # First, so that everything after it waits for another writer as configured.
             cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
+            record.info[USUAL_WAIT_MS] = int(busy_timeout_ms)
             # Only on a new, empty file: setting it needs the write lock, so on every connection
             # a new connection would wait behind each writer (and fail after the busy timeout
             # under sustained writes). It lets retention give freed pages back to the file

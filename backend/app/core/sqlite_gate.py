@@ -39,6 +39,8 @@ from sqlalchemy.util import await_only
 
 HOLDS_TURN = "sqlite_gate.holds_turn"  # key in the pooled connection's info dict
 # Set in a connection's info dict for a longer wait than the busy timeout (`patience`).
+# Key in the pooled connection's info dict: the busy timeout it was given (`patient` restores it).
+USUAL_WAIT_MS = "sqlite_gate.busy_timeout_ms"
 PATIENCE = "sqlite_gate.patience"
 WRITING = ("INSERT", "UPDATE", "DELETE", "REPLACE", "CREATE", "DROP", "ALTER")
 
@@ -190,9 +192,11 @@ async def patient(conn: AsyncConnection, seconds: float) -> AsyncIterator[None]:
     if conn.dialect.name != "sqlite":
         yield
         return
-    usual = int((await conn.exec_driver_sql("PRAGMA busy_timeout")).scalar_one())
-    await conn.exec_driver_sql(f"PRAGMA busy_timeout={int(seconds * 1000)}")
     info = conn.info
+    usual = info.get(USUAL_WAIT_MS)
+    if usual is None:  # an engine without the write gate
+        usual = int((await conn.exec_driver_sql("PRAGMA busy_timeout")).scalar_one())
+    await conn.exec_driver_sql(f"PRAGMA busy_timeout={int(seconds * 1000)}")
     info[PATIENCE] = seconds
     try:
         yield

@@ -313,6 +313,22 @@ class MockUpstream:
     def _redirect(location: str) -> web.Response:
         return web.Response(status=307, headers={"Location": location})
 
+    async def _receive(
+        self, request: web.Request, model: str | None = None
+    ) -> tuple[Any, str | None, RecordedRequest, Behaviour]:
+        """The front of every model endpoint: the body (None if not JSON), the model (from the
+        body unless the URL names it), the request recorded and counted, its behaviour."""
+        raw = await request.read()
+        try:
+            body = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            body = None
+        if model is None and isinstance(body, dict) and isinstance(body.get("model"), str):
+            model = body["model"]
+        record = self._record(request, model, body)
+        self.state.total += 1
+        return body, model, record, self._behaviour(request, model)
+
     def _record(self, request: web.Request, model: Any, body: Any) -> RecordedRequest:
         record = RecordedRequest(
             id=next(self.state._ids),
@@ -347,18 +363,10 @@ class MockUpstream:
 
     async def _chat(self, request: web.Request) -> web.StreamResponse:
         state = self.state
-        raw = await request.read()
-        try:
-            body = orjson.loads(raw)
-        except orjson.JSONDecodeError:
-            body = None
-        model = body.get("model") if isinstance(body, dict) else None
-        record = self._record(request, model, body)
-        state.total += 1
+        body, model, record, behaviour = await self._receive(request)
         state.in_flight += 1
         state.max_in_flight = max(state.max_in_flight, state.in_flight)
         try:
-            behaviour = self._behaviour(request, model if isinstance(model, str) else None)
             if behaviour.redirect:
                 return self._redirect(behaviour.redirect)
             if not isinstance(body, dict) or not isinstance(body.get("messages"), list):
@@ -399,15 +407,7 @@ class MockUpstream:
     ) -> tuple[dict[str, Any], Behaviour, RecordedRequest, web.StreamResponse | None]:
         """The front of every model endpoint but chat: the body, the behaviour, the record, and
         the error answer (or redirect) the behaviour asks for, if any."""
-        raw = await request.read()
-        try:
-            body = orjson.loads(raw)
-        except orjson.JSONDecodeError:
-            body = None
-        model = body.get("model") if isinstance(body, dict) else None
-        record = self._record(request, model, body)
-        self.state.total += 1
-        behaviour = self._behaviour(request, model if isinstance(model, str) else None)
+        body, _model, record, behaviour = await self._receive(request)
         refusal: web.StreamResponse | None = None
         if behaviour.redirect:
             refusal = self._redirect(behaviour.redirect)
@@ -508,15 +508,8 @@ class MockUpstream:
         `x-goog-api-key` required; text, thought parts (`reasoning=N`), a function call
         (mock-tools with tools), usage metadata."""
         model, _, action = request.match_info["target"].partition(":")
-        raw = await request.read()
-        try:
-            body = orjson.loads(raw)
-        except orjson.JSONDecodeError:
-            body = None
-        record = self._record(request, model, body)
-        self.state.total += 1
+        body, _model, record, behaviour = await self._receive(request, model)
         record.finished = True
-        behaviour = self._behaviour(request, model)
 
         def error(status: int, name: str, message: str) -> web.Response:
             payload = {"error": {"code": status, "message": message, "status": name}}
@@ -714,16 +707,8 @@ class MockUpstream:
                 status=status, body=orjson.dumps(body), content_type="application/json"
             )
 
-        raw = await request.read()
-        try:
-            body = orjson.loads(raw)
-        except orjson.JSONDecodeError:
-            body = None
-        model = body.get("model") if isinstance(body, dict) else None
-        record = self._record(request, model, body)
-        self.state.total += 1
+        body, model, record, behaviour = await self._receive(request)
         record.finished = True
-        behaviour = self._behaviour(request, model if isinstance(model, str) else None)
         if not request.headers.get("x-api-key"):
             return error(401, "authentication_error", "x-api-key header is required")
         if not request.headers.get("anthropic-version"):

@@ -9,6 +9,7 @@ from a stream as it is relayed, reads a whole answer, and finds an error sent in
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import orjson
@@ -17,6 +18,20 @@ from app.gateway.accounting import CallRecord
 from app.gateway.chunks import ChunkResult, StreamProcessor, inband_error, process_complete
 from app.gateway.request import Native
 from app.gateway.upstream import UpstreamError
+
+
+@dataclass(frozen=True, slots=True)
+class Reading:
+    """What reading one answer needs: the call's record (text and usage go there), the channel's
+    key (scrubbed from errors), whether to split `<think>`, whether the client asked for usage,
+    the model name to show (a mapped channel's), and the request in its own format."""
+
+    record: CallRecord
+    secret: str
+    split_think: bool = False
+    include_usage: bool = True
+    public_model: str | None = None
+    native: Native | None = None
 
 
 class Processor(Protocol):
@@ -33,31 +48,13 @@ class Processor(Protocol):
 class AnswerForm(Protocol):
     native: bool  # the provider's own format, relayed as whole SSE frames
 
-    def processor(
-        self,
-        record: CallRecord,
-        *,
-        split_think: bool,
-        include_usage: bool,
-        secret: str,
-        public_model: str | None,
-        native: Native | None,
-    ) -> Processor: ...
+    def processor(self, reading: Reading) -> Processor: ...
 
     def substantive(self, payload: bytes, secret: str) -> bool:
         """Whether a stream payload carries an answer. Raises for an in-band error."""
         ...
 
-    def complete(
-        self,
-        record: CallRecord,
-        raw: bytes,
-        parsed: dict[str, Any],
-        *,
-        split_think: bool,
-        public_model: str | None,
-        native: Native | None,
-    ) -> bytes:
+    def complete(self, reading: Reading, raw: bytes, parsed: dict[str, Any]) -> bytes:
         """A whole answer, as the client gets it; its usage and text recorded."""
         ...
 
@@ -79,22 +76,13 @@ class ChatForm:
 
     native = False
 
-    def processor(
-        self,
-        record: CallRecord,
-        *,
-        split_think: bool,
-        include_usage: bool,
-        secret: str,
-        public_model: str | None,
-        native: Native | None,
-    ) -> Processor:
+    def processor(self, reading: Reading) -> Processor:
         return StreamProcessor(
-            record,
-            split_think=split_think,
-            include_usage=include_usage,
-            secret=secret,
-            public_model=public_model,
+            reading.record,
+            split_think=reading.split_think,
+            include_usage=reading.include_usage,
+            secret=reading.secret,
+            public_model=reading.public_model,
         )
 
     def substantive(self, payload: bytes, secret: str) -> bool:
@@ -123,18 +111,13 @@ class ChatForm:
                 return True
         return False
 
-    def complete(
-        self,
-        record: CallRecord,
-        raw: bytes,
-        parsed: dict[str, Any],
-        *,
-        split_think: bool,
-        public_model: str | None,
-        native: Native | None,
-    ) -> bytes:
+    def complete(self, reading: Reading, raw: bytes, parsed: dict[str, Any]) -> bytes:
         return process_complete(
-            record, raw, parsed, split_think=split_think, public_model=public_model
+            reading.record,
+            raw,
+            parsed,
+            split_think=reading.split_think,
+            public_model=reading.public_model,
         )
 
     def inband(self, parsed: dict[str, Any], secret: str) -> UpstreamError | None:

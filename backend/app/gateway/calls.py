@@ -20,6 +20,7 @@ from typing import Any
 
 from app.core.errors import AppError
 from app.gateway.accounting import CallRecord, EndReason
+from app.gateway.answer_forms import Reading
 from app.gateway.attempts import CompleteAttempt, StreamAttempt
 from app.gateway.call_events import (
     CallEnd,
@@ -168,14 +169,14 @@ class ModelCall:
         attempt, record = self._attempt, self.record
         assert isinstance(attempt, CompleteAttempt)
         try:
-            body = attempt.form.complete(
+            reading = Reading(
                 record,
-                attempt.raw,
-                attempt.parsed,
+                attempt.channel.api_key,
                 split_think=attempt.channel.split_think,
                 public_model=public_model(record),
                 native=self._native,
             )
+            body = attempt.form.complete(reading, attempt.raw, attempt.parsed)
             record.mark_first_token()  # for a non-stream client, the whole answer is the first byte
             record.end("done", 200)
         finally:
@@ -195,12 +196,14 @@ class ModelCall:
         if self._interruptible:
             self._calls.active.add(self)
         processor = attempt.form.processor(
-            record,
-            split_think=attempt.channel.split_think,
-            include_usage=include_usage,
-            secret=attempt.channel.api_key,
-            public_model=public_model(record) if relay else None,
-            native=self._native,
+            Reading(
+                record,
+                attempt.channel.api_key,
+                split_think=attempt.channel.split_think,
+                include_usage=include_usage,
+                public_model=public_model(record) if relay else None,
+                native=self._native,
+            )
         )
         text = record.completion_parts
         reasoning = record.reasoning_parts

@@ -53,294 +53,198 @@ _ANTHROPIC_ERROR = {
 _ANTHROPIC_ERRORS = {str(code): _ANTHROPIC_ERROR for code in _ERRORS_CODES}
 _SECURITY: list[dict[str, list[str]]] = [{"OpenAIKey": []}]
 
+_JSON = {"application/json": {"schema": {"type": "object"}}}
+_JSON_OR_SSE = {**_JSON, "text/event-stream": {"schema": {"type": "string"}}}
+_MODEL = {"type": "string", "minLength": 1}
+
+
+def _operation(
+    operation_id: str,
+    summary: str,
+    answer: str,
+    *,
+    description: str | None = None,
+    body: dict[str, Any] | None = None,
+    required: tuple[str, ...] = (),
+    path_parameter: str | None = None,
+    streams: bool = False,
+    anthropic: bool = False,
+) -> dict[str, Any]:
+    """One `/v1` operation: its JSON body's fields (`body`, None for no body), the 200 answer
+    (JSON, or JSON or an SSE stream), and the errors in the envelope its SDK expects."""
+    operation: dict[str, Any] = {
+        "tags": ["openai"],
+        "operationId": operation_id,
+        "summary": summary,
+        "security": _SECURITY,
+    }
+    if description:
+        operation["description"] = description
+    if path_parameter:
+        operation["parameters"] = [
+            {"name": path_parameter, "in": "path", "required": True, "schema": {"type": "string"}}
+        ]
+    if body is not None:
+        schema: dict[str, Any] = {"type": "object"}
+        if required:
+            schema["required"] = list(required)
+        if body:
+            schema["properties"] = body
+        operation["requestBody"] = {
+            "required": True,
+            "content": {"application/json": {"schema": schema}},
+        }
+    operation["responses"] = {
+        "200": {"description": answer, "content": _JSON_OR_SSE if streams else _JSON},
+        **(_ANTHROPIC_ERRORS if anthropic else _ERRORS),
+    }
+    return operation
+
+
+_STREAM_FIELDS = {
+    "stream": {"type": "boolean"},
+    "stream_options": {"type": "object"},
+    "n": {"type": "integer", "minimum": 1},
+}
+
 V1_PATHS: dict[str, Any] = {
     "/v1/chat/completions": {
-        "post": {
-            "tags": ["openai"],
-            "operationId": "openai-chat_completions",
-            "summary": "Chat completions (OpenAI format), streamed as SSE or not",
-            "description": "Every OpenAI field passes through to the provider. Fields that would "
+        "post": _operation(
+            "openai-chat_completions",
+            "Chat completions (OpenAI format), streamed as SSE or not",
+            "A chat completion, or an SSE stream of chunks",
+            description="Every OpenAI field passes through to the provider. Fields that would "
             "redirect the call (api_base, base_url, api_key, headers …) are refused.",
-            "security": _SECURITY,
-            "requestBody": {
-                "required": True,
-                "content": {
-                    "application/json": {
-                        "schema": {
-                            "type": "object",
-                            "required": ["model", "messages"],
-                            "properties": {
-                                "model": {"type": "string", "minLength": 1},
-                                "messages": {
-                                    "type": "array",
-                                    "minItems": 1,
-                                    "items": {
-                                        "type": "object",
-                                        "required": ["role"],
-                                        "properties": {
-                                            "role": {"type": "string"},
-                                            "content": {},
-                                        },
-                                    },
-                                },
-                                "stream": {"type": "boolean"},
-                                "stream_options": {"type": "object"},
-                                "n": {"type": "integer", "minimum": 1},
-                            },
-                        }
-                    }
-                },
-            },
-            "responses": {
-                "200": {
-                    "description": "A chat completion, or an SSE stream of chunks",
-                    "content": {
-                        "application/json": {"schema": {"type": "object"}},
-                        "text/event-stream": {"schema": {"type": "string"}},
+            body={
+                "model": _MODEL,
+                "messages": {
+                    "type": "array",
+                    "minItems": 1,
+                    "items": {
+                        "type": "object",
+                        "required": ["role"],
+                        "properties": {"role": {"type": "string"}, "content": {}},
                     },
                 },
-                **_ERRORS,
+                **_STREAM_FIELDS,
             },
-        }
-    },
-    "/v1/completions": {
-        "post": {
-            "tags": ["openai"],
-            "operationId": "openai-completions",
-            "summary": "Legacy text completions (OpenAI format), streamed as SSE or not",
-            "description": "`prompt` is a string, an array of strings, or token ids; every other "
-            "field passes through to the provider.",
-            "security": _SECURITY,
-            "requestBody": {
-                "required": True,
-                "content": {
-                    "application/json": {
-                        "schema": {
-                            "type": "object",
-                            "required": ["model", "prompt"],
-                            "properties": {
-                                "model": {"type": "string", "minLength": 1},
-                                "prompt": {},
-                                "stream": {"type": "boolean"},
-                                "stream_options": {"type": "object"},
-                                "n": {"type": "integer", "minimum": 1},
-                            },
-                        }
-                    }
-                },
-            },
-            "responses": {
-                "200": {
-                    "description": "A text completion, or an SSE stream of chunks",
-                    "content": {
-                        "application/json": {"schema": {"type": "object"}},
-                        "text/event-stream": {"schema": {"type": "string"}},
-                    },
-                },
-                **_ERRORS,
-            },
-        }
-    },
-    "/v1/embeddings": {
-        "post": {
-            "tags": ["openai"],
-            "operationId": "openai-embeddings",
-            "summary": "Embeddings (OpenAI format)",
-            "description": "`input` is a string, an array of strings (up to 2048), token ids or "
-            "arrays of token ids; `encoding_format` (float or base64) and `dimensions` pass "
-            "through to the provider.",
-            "security": _SECURITY,
-            "requestBody": {
-                "required": True,
-                "content": {
-                    "application/json": {
-                        "schema": {
-                            "type": "object",
-                            "required": ["model", "input"],
-                            "properties": {
-                                "model": {"type": "string", "minLength": 1},
-                                "input": {},
-                                "encoding_format": {"type": "string", "enum": ["float", "base64"]},
-                                "dimensions": {"type": "integer", "minimum": 1},
-                            },
-                        }
-                    }
-                },
-            },
-            "responses": {
-                "200": {
-                    "description": "Embedding list with usage",
-                    "content": {"application/json": {"schema": {"type": "object"}}},
-                },
-                **_ERRORS,
-            },
-        }
-    },
-    "/v1/responses": {
-        "post": {
-            "tags": ["openai"],
-            "operationId": "openai-create_response",
-            "summary": "Responses API (OpenAI format) on any channel, streamed as its events or not",
-            "description": "Translated to Chat Completions for the channel and back: input items "
-            "(messages with text, image and file parts, function calls and their outputs), "
-            "instructions, function tools, tool_choice, text.format (JSON schema), "
-            "reasoning.effort, max_output_tokens. With `store` (the default) the response is kept "
-            "for its user: `previous_response_id` continues it.",
-            "security": _SECURITY,
-            "requestBody": {
-                "required": True,
-                "content": {
-                    "application/json": {
-                        "schema": {
-                            "type": "object",
-                            "required": ["model", "input"],
-                            "properties": {
-                                "model": {"type": "string", "minLength": 1},
-                                "input": {},
-                                "instructions": {"type": "string"},
-                                "previous_response_id": {"type": "string"},
-                                "store": {"type": "boolean"},
-                                "stream": {"type": "boolean"},
-                                "tools": {"type": "array"},
-                                "max_output_tokens": {"type": "integer", "minimum": 1},
-                            },
-                        }
-                    }
-                },
-            },
-            "responses": {
-                "200": {
-                    "description": "A response object, or a stream of response events",
-                    "content": {
-                        "application/json": {"schema": {"type": "object"}},
-                        "text/event-stream": {"schema": {"type": "string"}},
-                    },
-                },
-                **_ERRORS,
-            },
-        }
-    },
-    "/v1/responses/{response_id}": {
-        method: {
-            "tags": ["openai"],
-            "operationId": f"openai-{verb}_response",
-            "summary": summary,
-            "security": _SECURITY,
-            "parameters": [
-                {
-                    "name": "response_id",
-                    "in": "path",
-                    "required": True,
-                    "schema": {"type": "string"},
-                }
-            ],
-            "responses": {
-                "200": {
-                    "description": summary,
-                    "content": {"application/json": {"schema": {"type": "object"}}},
-                },
-                **_ERRORS,
-            },
-        }
-        for method, verb, summary in (
-            ("get", "retrieve", "One of the caller's kept responses"),
-            ("delete", "delete", "Delete one of the caller's kept responses"),
+            required=("model", "messages"),
+            streams=True,
         )
     },
+    "/v1/completions": {
+        "post": _operation(
+            "openai-completions",
+            "Legacy text completions (OpenAI format), streamed as SSE or not",
+            "A text completion, or an SSE stream of chunks",
+            description="`prompt` is a string, an array of strings, or token ids; every other "
+            "field passes through to the provider.",
+            body={"model": _MODEL, "prompt": {}, **_STREAM_FIELDS},
+            required=("model", "prompt"),
+            streams=True,
+        )
+    },
+    "/v1/embeddings": {
+        "post": _operation(
+            "openai-embeddings",
+            "Embeddings (OpenAI format)",
+            "Embedding list with usage",
+            description="`input` is a string, an array of strings (up to 2048), token ids or "
+            "arrays of token ids; `encoding_format` (float or base64) and `dimensions` pass "
+            "through to the provider.",
+            body={
+                "model": _MODEL,
+                "input": {},
+                "encoding_format": {"type": "string", "enum": ["float", "base64"]},
+                "dimensions": {"type": "integer", "minimum": 1},
+            },
+            required=("model", "input"),
+        )
+    },
+    "/v1/responses": {
+        "post": _operation(
+            "openai-create_response",
+            "Responses API (OpenAI format) on any channel, streamed as its events or not",
+            "A response object, or a stream of response events",
+            description="Passed through as it is to a channel that speaks the Responses API "
+            "(built-in tools and all); translated to Chat Completions for any other channel and "
+            "back: input items (messages with text, image and file parts, function calls and "
+            "their outputs), instructions, function tools, tool_choice, text.format (JSON "
+            "schema), reasoning.effort, max_output_tokens. With `store` (the default) the "
+            "response is kept for its user: `previous_response_id` continues it.",
+            body={
+                "model": _MODEL,
+                "input": {},
+                "instructions": {"type": "string"},
+                "previous_response_id": {"type": "string"},
+                "store": {"type": "boolean"},
+                "stream": {"type": "boolean"},
+                "tools": {"type": "array"},
+                "max_output_tokens": {"type": "integer", "minimum": 1},
+            },
+            required=("model", "input"),
+            streams=True,
+        )
+    },
+    "/v1/responses/{response_id}": {
+        "get": _operation(
+            "openai-retrieve_response",
+            "One of the caller's kept responses",
+            "One of the caller's kept responses",
+            path_parameter="response_id",
+        ),
+        "delete": _operation(
+            "openai-delete_response",
+            "Delete one of the caller's kept responses",
+            "Delete one of the caller's kept responses",
+            path_parameter="response_id",
+        ),
+    },
     "/v1/messages": {
-        "post": {
-            "tags": ["openai"],
-            "operationId": "anthropic-messages",
-            "summary": "Anthropic Messages API on any channel, streamed as Anthropic's events or not",
-            "description": "Keys as `x-api-key` or a bearer token. Translated to Chat "
-            "Completions for the channel and back: system, text, image and PDF blocks, tools and "
-            "tool results, thinking (as reasoning), stop reasons and usage. Errors use "
-            "Anthropic's envelope.",
-            "security": _SECURITY,
-            "requestBody": {
-                "required": True,
-                "content": {
-                    "application/json": {
-                        "schema": {
-                            "type": "object",
-                            "required": ["model", "max_tokens", "messages"],
-                            "properties": {
-                                "model": {"type": "string", "minLength": 1},
-                                "max_tokens": {"type": "integer", "minimum": 1},
-                                "messages": {"type": "array", "minItems": 1},
-                                "system": {},
-                                "stream": {"type": "boolean"},
-                                "tools": {"type": "array"},
-                                "tool_choice": {"type": "object"},
-                                "thinking": {"type": "object"},
-                            },
-                        }
-                    }
-                },
+        "post": _operation(
+            "anthropic-messages",
+            "Anthropic Messages API on any channel, streamed as Anthropic's events or not",
+            "A message, or a stream of Anthropic's events",
+            description="Keys as `x-api-key` or a bearer token. Passed through as it is to an "
+            "Anthropic channel; translated to Chat Completions for any other channel and back: "
+            "system, text, image and PDF blocks, tools and tool results, thinking (as "
+            "reasoning), stop reasons and usage. Errors use Anthropic's envelope.",
+            body={
+                "model": _MODEL,
+                "max_tokens": {"type": "integer", "minimum": 1},
+                "messages": {"type": "array", "minItems": 1},
+                "system": {},
+                "stream": {"type": "boolean"},
+                "tools": {"type": "array"},
+                "tool_choice": {"type": "object"},
+                "thinking": {"type": "object"},
             },
-            "responses": {
-                "200": {
-                    "description": "A message, or a stream of Anthropic's events",
-                    "content": {
-                        "application/json": {"schema": {"type": "object"}},
-                        "text/event-stream": {"schema": {"type": "string"}},
-                    },
-                },
-                **_ANTHROPIC_ERRORS,
-            },
-        }
+            required=("model", "max_tokens", "messages"),
+            streams=True,
+            anthropic=True,
+        )
     },
     "/v1/messages/count_tokens": {
-        "post": {
-            "tags": ["openai"],
-            "operationId": "anthropic-count_tokens",
-            "summary": "An estimate of a Messages request's input tokens (no model is called)",
-            "security": _SECURITY,
-            "requestBody": {
-                "required": True,
-                "content": {"application/json": {"schema": {"type": "object"}}},
-            },
-            "responses": {
-                "200": {
-                    "description": '`{"input_tokens": n}`',
-                    "content": {"application/json": {"schema": {"type": "object"}}},
-                },
-                **_ANTHROPIC_ERRORS,
-            },
-        }
+        "post": _operation(
+            "anthropic-count_tokens",
+            "An estimate of a Messages request's input tokens (no model is called)",
+            '`{"input_tokens": n}`',
+            body={},
+            anthropic=True,
+        )
     },
     "/v1/models/{model}": {
-        "get": {
-            "tags": ["openai"],
-            "operationId": "openai-retrieve_model",
-            "summary": "One model the caller may use (OpenAI format); 404 otherwise",
-            "security": _SECURITY,
-            "parameters": [
-                {"name": "model", "in": "path", "required": True, "schema": {"type": "string"}}
-            ],
-            "responses": {
-                "200": {
-                    "description": "The model",
-                    "content": {"application/json": {"schema": {"type": "object"}}},
-                },
-                **_ERRORS,
-            },
-        }
+        "get": _operation(
+            "openai-retrieve_model",
+            "One model the caller may use (OpenAI format); 404 otherwise",
+            "The model",
+            path_parameter="model",
+        )
     },
     "/v1/models": {
-        "get": {
-            "tags": ["openai"],
-            "operationId": "openai-list_models",
-            "summary": "Models the caller may use (OpenAI format)",
-            "security": _SECURITY,
-            "responses": {
-                "200": {
-                    "description": "Model list",
-                    "content": {"application/json": {"schema": {"type": "object"}}},
-                },
-                **_ERRORS,
-            },
-        }
+        "get": _operation(
+            "openai-list_models", "Models the caller may use (OpenAI format)", "Model list"
+        )
     },
 }
 

@@ -16,9 +16,9 @@ from typing import Any
 import orjson
 
 from app.gateway.accounting import CallRecord
+from app.gateway.answer_forms import Reading
 from app.gateway.anthropic_upstream import chat_usage
 from app.gateway.chunks import ChunkResult
-from app.gateway.request import Native
 from app.gateway.upstream import UpstreamError, scrub
 from app.gateway.usage import Usage, from_provider
 from app.gateway.wire_values import as_object
@@ -56,17 +56,8 @@ class EventForm:
         """An error inside a 200's whole answer."""
         raise NotImplementedError
 
-    def processor(
-        self,
-        record: CallRecord,
-        *,
-        split_think: bool,
-        include_usage: bool,
-        secret: str,
-        public_model: str | None,
-        native: Native | None,
-    ) -> EventStream:
-        return EventStream(self, record, secret, public_model, native)
+    def processor(self, reading: Reading) -> EventStream:
+        return EventStream(self, reading)
 
     def substantive(self, payload: bytes, secret: str) -> bool:
         event = _parse(payload)
@@ -84,35 +75,19 @@ class EventForm:
         """Record what `event` says; (whether it was changed, whether it ends the stream)."""
         raise NotImplementedError
 
-    def complete(
-        self,
-        record: CallRecord,
-        raw: bytes,
-        parsed: dict[str, Any],
-        *,
-        split_think: bool,
-        public_model: str | None,
-        native: Native | None,
-    ) -> bytes:
+    def complete(self, reading: Reading, raw: bytes, parsed: dict[str, Any]) -> bytes:
         raise NotImplementedError
 
 
 class EventStream:
     """One passed-through stream (`Processor`): whole SSE frames out."""
 
-    def __init__(
-        self,
-        form: EventForm,
-        record: CallRecord,
-        secret: str,
-        public_model: str | None,
-        native: Native | None,
-    ) -> None:
+    def __init__(self, form: EventForm, reading: Reading) -> None:
         self.form = form
-        self.record = record
-        self.secret = secret
-        self.public_model = public_model
-        self.answer_fields = native.answer_fields if native is not None else {}
+        self.record = reading.record
+        self.secret = reading.secret
+        self.public_model = reading.public_model
+        self.answer_fields = reading.native.answer_fields if reading.native is not None else {}
         self.final: dict[str, Any] | None = None
         self.usage: dict[str, Any] = {}
         self._warned = False
@@ -255,21 +230,15 @@ class ResponsesForm(EventForm):
             return True, False
         return False, False
 
-    def complete(
-        self,
-        record: CallRecord,
-        raw: bytes,
-        parsed: dict[str, Any],
-        *,
-        split_think: bool,
-        public_model: str | None,
-        native: Native | None,
-    ) -> bytes:
+    def complete(self, reading: Reading, raw: bytes, parsed: dict[str, Any]) -> bytes:
+        record, native = reading.record, reading.native
         usage = responses_usage(parsed.get("usage"))
         if usage is not None:
             record.provider_usage = usage
         _record_output(record, parsed.get("output"))
-        own_response(parsed, native.answer_fields if native is not None else {}, public_model)
+        own_response(
+            parsed, native.answer_fields if native is not None else {}, reading.public_model
+        )
         return orjson.dumps(parsed)
 
     def inband(self, parsed: dict[str, Any], secret: str) -> UpstreamError | None:
@@ -328,16 +297,8 @@ class MessagesForm(EventForm):
             return False, False
         return False, kind == "message_stop"
 
-    def complete(
-        self,
-        record: CallRecord,
-        raw: bytes,
-        parsed: dict[str, Any],
-        *,
-        split_think: bool,
-        public_model: str | None,
-        native: Native | None,
-    ) -> bytes:
+    def complete(self, reading: Reading, raw: bytes, parsed: dict[str, Any]) -> bytes:
+        record, public_model = reading.record, reading.public_model
         usage = messages_usage(as_object(parsed.get("usage")))
         if usage is not None:
             record.provider_usage = usage

@@ -71,7 +71,7 @@ export interface paths {
         put?: never;
         /**
          * Responses API (OpenAI format) on any channel, streamed as its events or not
-         * @description Translated to Chat Completions for the channel and back: input items (messages with text, image and file parts, function calls and their outputs), instructions, function tools, tool_choice, text.format (JSON schema), reasoning.effort, max_output_tokens. With `store` (the default) the response is kept for its user: `previous_response_id` continues it.
+         * @description Passed through as it is to a channel that speaks the Responses API (built-in tools and all); translated to Chat Completions for any other channel and back: input items (messages with text, image and file parts, function calls and their outputs), instructions, function tools, tool_choice, text.format (JSON schema), reasoning.effort, max_output_tokens. With `store` (the default) the response is kept for its user: `previous_response_id` continues it.
          */
         post: operations["openai-create_response"];
         delete?: never;
@@ -109,7 +109,7 @@ export interface paths {
         put?: never;
         /**
          * Anthropic Messages API on any channel, streamed as Anthropic's events or not
-         * @description Keys as `x-api-key` or a bearer token. Translated to Chat Completions for the channel and back: system, text, image and PDF blocks, tools and tool results, thinking (as reasoning), stop reasons and usage. Errors use Anthropic's envelope.
+         * @description Keys as `x-api-key` or a bearer token. Passed through as it is to an Anthropic channel; translated to Chat Completions for any other channel and back: system, text, image and PDF blocks, tools and tool results, thinking (as reasoning), stop reasons and usage. Errors use Anthropic's envelope.
          */
         post: operations["anthropic-messages"];
         delete?: never;
