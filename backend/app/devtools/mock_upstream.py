@@ -129,6 +129,7 @@ class RecordedRequest:
     body: Any
     started_at: float
     api_key: str | None = None  # Azure's `api-key` header
+    beta: str | None = None  # Anthropic's `anthropic-beta` header
     query: str = ""
     finished: bool = False
     client_closed: bool = False
@@ -339,6 +340,7 @@ class MockUpstream:
             body=body,
             started_at=time.time(),
             api_key=request.headers.get("api-key"),
+            beta=request.headers.get("anthropic-beta"),
             query=request.query_string,
         )
         self.state.requests.append(record)

@@ -20,6 +20,7 @@ channel in the Chat Completions format, which every channel speaks:
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import orjson
@@ -207,12 +208,30 @@ def _effort(thinking: Any) -> str | None:
     return "low" if budget < 4096 else "medium" if budget < 16384 else "high"
 
 
-def parse_messages_request(raw: bytes, *, counting: bool = False) -> ModelRequest:
+_BETAS = re.compile(r"[A-Za-z0-9._-]+(?:\s*,\s*[A-Za-z0-9._-]+)*")
+MAX_BETA_LENGTH = 1000
+
+
+def beta_headers(values: list[str]) -> dict[str, str]:
+    """The client's `anthropic-beta` features (its header lines joined), for an Anthropic
+    channel: comma-separated names, nothing else."""
+    joined = ", ".join(value.strip() for value in values if value.strip())
+    if not joined:
+        return {}
+    if len(joined) > MAX_BETA_LENGTH or not _BETAS.fullmatch(joined):
+        raise _invalid("anthropic-beta must be a comma-separated list of beta feature names")
+    return {"anthropic-beta": joined}
+
+
+def parse_messages_request(
+    raw: bytes, *, counting: bool = False, betas: list[str] | None = None
+) -> ModelRequest:
     """An Anthropic Messages request: as it is for an Anthropic channel, translated to Chat
     Completions for the others (`counting`: for count_tokens, where max_tokens is not needed).
     What only translation refuses (server tools, citations sources …) leaves the request for
     Anthropic channels (`Native.untranslatable`)."""
     body, model = body_and_model(raw)
+    headers = beta_headers(betas or [])
     max_tokens = body.get("max_tokens")
     if counting and max_tokens is None:
         max_tokens = 1
@@ -240,7 +259,7 @@ def parse_messages_request(raw: bytes, *, counting: bool = False) -> ModelReques
         include_usage=True,
         messages=chat["messages"],
         endpoint="/chat/completions",
-        native=Native("/messages", body, untranslatable),
+        native=Native("/messages", body, untranslatable, headers=headers),
     )
 
 

@@ -112,12 +112,18 @@ class ChannelAttempts:
         if native is not None and native.endpoint in channel.native:
             form, endpoint = FORMS[native.endpoint], native.endpoint
             body = native.upstream_body(upstream_model)
+            prepared = (
+                channel.post_with(native.headers, endpoint, upstream_model, request.stream)
+                if native.headers
+                else channel.post(endpoint, upstream_model, request.stream)
+            )
         else:
             endpoint = request.endpoint
             refusal = dialect.refusal(endpoint)
             if refusal is not None:
                 raise UpstreamError("status", refusal, status=400, provider_message=refusal)
             body = dialect.body(request, upstream_model)
+            prepared = channel.post(endpoint, upstream_model, request.stream)
         response: Response | None = None
         phase = "first_byte"
         try:
@@ -126,7 +132,7 @@ class ChannelAttempts:
             async with Deadline(started + first_byte) as deadline_scope:
                 response = await open_post(
                     self._client(),
-                    channel.post(endpoint, upstream_model, request.stream),
+                    prepared,
                     body,
                     channel.timeouts.connect,
                     channel.api_key,

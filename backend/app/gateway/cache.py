@@ -66,6 +66,13 @@ class RoutableChannel:
             prepared = self._posts[key] = prepare_post(url, self.headers)
             return prepared
 
+    def post_with(
+        self, headers: Mapping[str, str], path: str, upstream_model: str, stream: bool
+    ) -> PreparedRequest | None:
+        """The POST with the client's `headers` added (prepared for this call alone)."""
+        url = self.dialect.url(self.base_url, self.api_version, path, upstream_model, stream)
+        return prepare_post(url, {**self.headers, **headers})
+
 
 @dataclass(frozen=True)
 class Snapshot:

@@ -136,11 +136,18 @@ async def embeddings(ctx: GatewayContext, scope: Scope, receive: Receive) -> Res
 
 
 async def anthropic_messages(ctx: GatewayContext, scope: Scope, receive: Receive) -> Response:
+    betas = [
+        value.decode("latin-1") for name, value in scope["headers"] if name == b"anthropic-beta"
+    ]
     return await _model_call(
         ctx,
         scope,
         receive,
-        Plan(parse_messages_request, stream=messages.stream, answer=messages.answer),
+        Plan(
+            lambda raw: parse_messages_request(raw, betas=betas),
+            stream=messages.stream,
+            answer=messages.answer,
+        ),
     )
 
 

@@ -56,6 +56,8 @@ class Native:
     # What the answer object gets from the gateway (a Responses response's id, and the
     # previous_response_id the gateway resolved itself).
     answer_fields: dict[str, Any] = field(default_factory=dict)
+    # Headers of the client's that a channel speaking the format gets too (`anthropic-beta`).
+    headers: dict[str, str] = field(default_factory=dict)
 
     def upstream_body(self, upstream_model: str) -> bytes:
         return orjson.dumps({**self.body, "model": upstream_model})

@@ -205,11 +205,17 @@ def parse_responses_request(raw: bytes) -> tuple[dict[str, Any], ModelRequest]:
     instructions = body.get("instructions")
     if instructions is not None and not isinstance(instructions, str):
         raise _invalid("instructions must be a string", "instructions")
+    if body.get("background") is True:
+        raise _invalid(
+            "background responses are not available through the gateway; use stream instead",
+            "background",
+        )
     untranslatable = None
     try:
         chat, messages = _chat_request(body, model, items)
     except BadRequestError as error:
-        chat, messages, untranslatable = {"model": model}, [], error
+        untranslatable = error
+        chat, messages = {"model": model}, _readable(items)
     request = ModelRequest(
         body=chat,
         model=model,
@@ -222,9 +228,24 @@ def parse_responses_request(raw: bytes) -> tuple[dict[str, Any], ModelRequest]:
     return body, request
 
 
+# Fields naming state only a Responses upstream holds: a request with one cannot be translated.
+UPSTREAM_STATE = ("conversation", "prompt")
+
+
+def _readable(items: list[Any]) -> list[dict[str, Any]]:
+    """What chat messages can be read from `items` (for estimating usage), or none."""
+    try:
+        return input_messages(items, strict=False)
+    except BadRequestError:
+        return []
+
+
 def _chat_request(
     body: dict[str, Any], model: str, items: list[Any]
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    for name in UPSTREAM_STATE:
+        if body.get(name) is not None:
+            raise _invalid(f"{name} needs a channel that speaks the Responses API", name)
     messages = input_messages(items)
     chat: dict[str, Any] = {"model": model}
     if body.get("max_output_tokens") is not None:

@@ -56,4 +56,6 @@ async def payload_batches(attempt: StreamAttempt, processor: Processor) -> Async
                 return
         if batch.payloads:
             yield batch
-    raise UpstreamError("protocol", "upstream ended the stream without [DONE]")
+    raise UpstreamError(
+        "protocol", "upstream ended the stream before its end (no [DONE] or final event)"
+    )

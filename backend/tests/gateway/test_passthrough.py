@@ -414,3 +414,71 @@ def test_a_response_kept_as_chat_messages_by_an_older_version_is_continued(
         {"role": "assistant", "content": "old answer"},
         {"role": "user", "content": "new"},
     ]
+
+
+def test_anthropic_beta_features_reach_an_anthropic_channel(
+    claude: tuple[LiveGateway, str], mock_upstream: MockServer
+) -> None:
+    gateway, key = claude
+    body = {"model": "claude", "max_tokens": 10, "messages": [{"role": "user", "content": "hi"}]}
+    for betas, status in (
+        (["context-1m-2025-08-07", "interleaved-thinking-2025-05-14"], 200),
+        (["prompt-caching-2024-07-31, fine-grained-tool-streaming-2025-05-14"], 200),
+        (["evil\u00e9", "x"], 400),
+        (["a; b=c"], 400),
+        (["x" * 1001], 400),
+    ):
+        headers = [(b"x-api-key", key.encode()), (b"anthropic-version", b"2023-06-01")]
+        headers += [(b"anthropic-beta", beta.encode()) for beta in betas]
+        response = httpx.post(
+            f"{gateway.url}/v1/messages", json=body, headers=httpx.Headers(headers)
+        )
+        assert response.status_code == status, (betas, response.text)
+        if status == 400:
+            assert response.json()["type"] == "error"
+            assert "anthropic-beta" in response.json()["error"]["message"]
+    sent = [r.beta for r in mock_upstream.state.requests]
+    assert sent == [
+        "context-1m-2025-08-07, interleaved-thinking-2025-05-14",
+        "prompt-caching-2024-07-31, fine-grained-tool-streaming-2025-05-14",
+    ]
+    rows = gateway.wait_for_logs(5)
+    assert [r.end_reason for r in rows].count("rejected") == 3
+
+
+@pytest.mark.parametrize(
+    ("extra", "param"),
+    [
+        ({"conversation": "conv_123"}, "conversation"),
+        ({"prompt": {"id": "pmpt_1", "version": "2"}}, "prompt"),
+    ],
+)
+def test_upstream_state_needs_a_responses_channel(
+    gateway: LiveGateway, mock_upstream: MockServer, extra: dict[str, object], param: str
+) -> None:
+    gateway.create_channel(base_url=mock_upstream.base_url(), models=["chat-only"])
+    gateway.create_channel(base_url=mock_upstream.base_url(), models=["native"], responses_api=True)
+    key = gateway.create_key()
+    headers = {"Authorization": f"Bearer {key}"}
+    refused = gateway.http.post(
+        "/v1/responses", json={"model": "chat-only", "input": "hi", **extra}, headers=headers
+    )
+    assert refused.status_code == 400
+    assert refused.json()["error"]["param"] == param
+    assert mock_upstream.state.total == 0
+    passed = gateway.http.post(
+        "/v1/responses", json={"model": "native", "input": "hi", **extra}, headers=headers
+    )
+    assert passed.status_code == 200, passed.text
+    assert {k: mock_upstream.state.requests[-1].body[k] for k in extra} == extra
+
+
+def test_background_responses_are_refused(native: tuple[LiveGateway, str]) -> None:
+    gateway, key = native
+    response = gateway.http.post(
+        "/v1/responses",
+        json={"model": "mock-gpt", "input": "hi", "background": True},
+        headers={"Authorization": f"Bearer {key}"},
+    )
+    assert response.status_code == 400
+    assert response.json()["error"]["param"] == "background"
