@@ -23,7 +23,7 @@ help:
 	@echo "make mock-upstream PORT=9100   the OpenAI-compatible mock upstream on its own"
 	@echo "make migrate      apply database migrations"
 	@echo "make reset-password ACCOUNT=admin  set a new (printed) password for an account"
-	@echo "make rebuild-stats  recompute the dashboard's daily statistics from the call logs"
+	@echo "make rebuild-stats  recompute the dashboard's daily statistics from the call logs (REPRICE=1: costs too)"
 	@echo "make bench        benchmarks (QUICK=1 for a short run); make bench-limits: blacklist + limits only"
 	@echo "make test-compat  real clients through the gateway to LiteLLM's proxy (not part of make test)"
 	@echo "make bench-stats  call logs, dashboard and CSV export with 2,000,000 rows (ROWS=… to change)"
@@ -123,7 +123,7 @@ bootstrap: $(VENV)/.runtime-installed
 	$(PY) -m app bootstrap
 
 rebuild-stats: $(VENV)/.runtime-installed
-	$(PY) -m app rebuild-stats
+	$(PY) -m app rebuild-stats $(if $(REPRICE),--reprice)
 
 reset-password: $(VENV)/.runtime-installed
 	@test -n "$(ACCOUNT)" || (echo "usage: make reset-password ACCOUNT=<username>"; exit 2)

@@ -3,7 +3,7 @@
 serve            run the server (HOST/PORT and everything else from the environment / .env)
 migrate          apply database migrations and exit
 bootstrap        migrate, create the first admin if there is none, and exit
-rebuild-stats    recompute the daily statistics from the call logs
+rebuild-stats    recompute the daily statistics from the call logs (--reprice: costs too)
 rotate-keys      re-encrypt the stored secrets with the first key in ENCRYPTION_KEYS
 reset-password   set a new password for an account (generated and printed unless given on stdin)
 """
@@ -18,6 +18,7 @@ from collections.abc import AsyncIterator
 
 from pydantic import ValidationError
 
+from app.billing.reprice import reprice as billing_reprice
 from app.channels import encryption
 from app.composition import AppContext
 from app.core import migrate
@@ -111,8 +112,11 @@ async def _rotate_keys(settings: Settings) -> int:
     return 0
 
 
-async def _rebuild_stats(settings: Settings) -> None:
+async def _rebuild_stats(settings: Settings, reprice: bool) -> None:
     async with _database(settings, prepare=True) as ctx, migrate.exclusive(ctx.engine):
+        if reprice:
+            changed = await billing_reprice(ctx.engine)
+            print(f"Costs set again from the price table: {changed} call-log rows changed.")
         rows = await rollup.rebuild(ctx.engine, settings.server.timezone)
     print(f"Daily statistics rebuilt from {rows} call-log rows ({settings.server.site_timezone}).")
 
@@ -134,7 +138,15 @@ def main(argv: list[str] | None = None) -> int:
     commands.add_parser("bootstrap", help="migrate and create the first admin")
     demo_parser = commands.add_parser("demo", help="serve with the mock upstream as a channel")
     demo_parser.add_argument("--mock-port", type=int, default=9100)
-    commands.add_parser("rebuild-stats", help="recompute the daily statistics from the call logs")
+    rebuild = commands.add_parser(
+        "rebuild-stats", help="recompute the daily statistics from the call logs"
+    )
+    rebuild.add_argument(
+        "--reprice",
+        action="store_true",
+        help="first set every call's cost again from the price table (after adding or "
+        "correcting prices for past dates)",
+    )
     commands.add_parser(
         "rotate-keys", help="re-encrypt stored channel keys with the first ENCRYPTION_KEYS key"
     )
@@ -158,7 +170,7 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "bootstrap":
             asyncio.run(_with_context(settings, bootstrap_admin=True))
         elif args.command == "rebuild-stats":
-            asyncio.run(_rebuild_stats(settings))
+            asyncio.run(_rebuild_stats(settings, args.reprice))
         elif args.command == "demo":
             run_demo(settings, args.mock_port)
         elif args.command == "rotate-keys":

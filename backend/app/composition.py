@@ -25,6 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from app.auth.account_mail import AccountMail
 from app.auth.context import AuthContext
+from app.billing.prices import PriceBook
 from app.channels import service as channel_service
 from app.channels.admin import ChannelAdmin
 from app.channels.context import ChannelsContext
@@ -107,6 +108,7 @@ class AppContext:
     metrics_access: MetricsAccess
     send_watchdog: SendWatchdog
     mail_config: MailConfigCache
+    prices: PriceBook = field(default_factory=PriceBook)
     # Decoding uploaded images: a few at a time, memory given back after each.
     images: ImageDecoding = field(default_factory=ImageDecoding)
     security_headers: SecurityHeaders = field(default_factory=SecurityHeaders)
@@ -185,6 +187,7 @@ class AppContext:
             "settings": self.runtime,
             "mail": self.mail_config,
             "ip_rules": self.guard.blocklist,
+            "prices": self.prices,
         }
         for topic, cache in caches.items():
             await cache.reload(self.sessionmaker)
@@ -222,6 +225,7 @@ class AppContext:
             self.settings.server.timezone,
             on_written=self.metrics.observe_batch,
             journal=Journal(self.instance.id),
+            price=self.prices.cost_of,
         )
         self.call_logs.start()
         self.channel_admin = ChannelAdmin(

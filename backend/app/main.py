@@ -17,6 +17,7 @@ from app.agents.router import admin_router as admin_agents_router
 from app.agents.router import router as agents_router
 from app.auth.account_router import router as account_router
 from app.auth.router import router as auth_router
+from app.billing.router import router as prices_router
 from app.channels import encryption
 from app.channels.router import router as channels_router
 from app.composition import AppContext
@@ -142,6 +143,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         admin_mail_router,
         public_settings_router,
         ip_rules_router,
+        prices_router,
         agents_router,
         admin_agents_router,
         conversations_router,

@@ -57,6 +57,15 @@ class RuntimeValues(BaseModel):
         ),
         json_schema_extra=_meta("site", public=True),
     )
+    currency: str = Field(
+        default="USD",
+        pattern=r"^[A-Z]{3}$",
+        description=(
+            "The currency prices, costs, budgets and balances are in (an ISO 4217 code: USD, "
+            "CNY, EUR …). Changing it converts nothing: the amounts stay as they are."
+        ),
+        json_schema_extra=_meta("site", public=True),
+    )
     default_model: str = Field(
         default="",
         max_length=128,

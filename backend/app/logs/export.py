@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from app.billing.money import nano_text
 from app.logs.public_errors import public_error
 from app.logs.query import ERROR_ENDS, EXPORT_COLUMNS, LogFilters, batches
 from app.models.base import utcnow
@@ -48,6 +49,7 @@ async def csv_stream(
     if filters.until is None or filters.until > now:
         filters = replace(filters, until=now)
     requests = errors = 0
+    cost_at, spent = _INDEX["cost"], 0
     sums = {"prompt_tokens": 0, "completion_tokens": 0, "reasoning_tokens": 0, "total_tokens": 0}
     positions = {name: _INDEX[name] for name in sums}
     end_reason = _INDEX["end_reason"]
@@ -63,6 +65,9 @@ async def csv_stream(
         for row in rows:
             cells = list(row)
             cells[1] = row[1].astimezone(tz).isoformat(timespec="milliseconds")
+            if row[cost_at] is not None:
+                spent += row[cost_at]
+                cells[cost_at] = nano_text(row[cost_at])
             for index in free_text:
                 value = cells[index]
                 if value and value[0] in _FORMULA_START:
@@ -84,6 +89,7 @@ async def csv_stream(
     total[header.index("end_reason")] = f"{errors} errors"
     for name, value in sums.items():
         total[header.index(name)] = str(value)
+    total[header.index("cost")] = nano_text(spent)
     out.seek(0)
     out.truncate()
     writer.writerow(total)

@@ -17,6 +17,7 @@ from sqlalchemy import ColumnElement, Select, String, Table, and_, case, func, o
 from sqlalchemy import cast as cast_
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from app.billing.money import nano_text
 from app.core.errors import BadRequestError
 from app.models import ApiKey, CallLog, Channel, User
 
@@ -40,6 +41,8 @@ class LogFilters:
     source: Source | None = None
     client_ip: str | None = None
     request_id: str | None = None
+    min_cost: int | None = None  # nano-units
+    unpriced: bool | None = None  # True: only calls without a price; False: only priced ones
 
     def conditions(self) -> list[ColumnElement[bool]]:
         c = LOGS.c
@@ -61,6 +64,10 @@ class LogFilters:
             "request_id": self.request_id,
         }
         where += [c[name] == value for name, value in exact.items() if value is not None]
+        if self.min_cost is not None:
+            where.append(c.cost >= self.min_cost)
+        if self.unpriced is not None:
+            where.append(c.cost.is_(None) if self.unpriced else c.cost.is_not(None))
         return where
 
 
@@ -103,16 +110,62 @@ def page_query(filters: LogFilters, after: tuple[datetime, int] | None, limit: i
     return query.order_by(LOGS.c.created_at.desc(), LOGS.c.id.desc()).limit(limit)
 
 
+def cost_page_query(filters: LogFilters, after: tuple[int, int] | None, limit: int) -> Select[Any]:
+    """Keyset pages on (cost, id), costliest first. No index leads with cost (each would cost
+    every insert): the filtered rows are sorted, so narrow them (a time span, a user) first."""
+    query = _select(filters, [LOGS])
+    # Costliest first: calls without a price (null) after every priced one.
+    key: ColumnElement[int] = func.coalesce(LOGS.c.cost, -1)
+    if after is not None:
+        cost, row_id = after
+        query = query.where(or_(key < cost, and_(key == cost, LOGS.c.id < row_id)))
+    return query.order_by(key.desc(), LOGS.c.id.desc()).limit(limit)
+
+
+def _cost_cursor(row: dict[str, Any]) -> str:
+    cost = row["cost"] if row["cost"] is not None else -1
+    return base64.urlsafe_b64encode(f"cost|{cost}|{row['id']}".encode()).decode().rstrip("=")
+
+
+def _decode_cost_cursor(cursor: str) -> tuple[int, int]:
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        kind, cost, row_id = base64.urlsafe_b64decode(padded).decode().split("|")
+        if kind != "cost":
+            raise ValueError(kind)
+        return int(cost), int(row_id)
+    except (ValueError, UnicodeDecodeError):
+        raise BadRequestError(
+            "The cursor is not valid", code="invalid_cursor", param="cursor"
+        ) from None
+
+
+Sort = Literal["time", "cost"]
+
+
 async def page(
-    conn: AsyncConnection, filters: LogFilters, *, cursor: str | None, limit: int
+    conn: AsyncConnection,
+    filters: LogFilters,
+    *,
+    cursor: str | None,
+    limit: int,
+    sort: Sort = "time",
 ) -> tuple[list[dict[str, Any]], str | None]:
-    """One page, newest first, and the cursor for the next (None: this is the last page)."""
-    query = page_query(filters, decode_cursor(cursor) if cursor else None, limit + 1)
+    """One page, newest (or costliest) first, and the cursor for the next (None: the last)."""
+    if sort == "cost":
+        query = cost_page_query(filters, _decode_cost_cursor(cursor) if cursor else None, limit + 1)
+    else:
+        query = page_query(filters, decode_cursor(cursor) if cursor else None, limit + 1)
     rows = [dict(row._mapping) for row in await conn.execute(query)]
     more = len(rows) > limit
     rows = rows[:limit]
     await _add_names(conn, rows)
-    following = encode_cursor(rows[-1]["created_at"], rows[-1]["id"]) if more and rows else None
+    following = None
+    if more and rows:
+        last = rows[-1]
+        following = (
+            _cost_cursor(last) if sort == "cost" else encode_cursor(last["created_at"], last["id"])
+        )
     return rows, following
 
 
@@ -150,7 +203,7 @@ async def _add_names(conn: AsyncConnection, rows: list[dict[str, Any]]) -> None:
             row[name_field] = names.get(row[id_field])
 
 
-async def totals(conn: AsyncConnection, filters: LogFilters) -> dict[str, int]:
+async def totals(conn: AsyncConnection, filters: LogFilters) -> dict[str, Any]:
     c = LOGS.c
     query = _select(
         filters,
@@ -162,10 +215,28 @@ async def totals(conn: AsyncConnection, filters: LogFilters) -> dict[str, int]:
             func.coalesce(func.sum(case((c.end_reason.in_(ERROR_ENDS), 1), else_=0)), 0).label(
                 "errors"
             ),
+            func.coalesce(func.sum(c.cost), 0).label("cost"),
+            func.coalesce(
+                func.sum(
+                    case(
+                        (
+                            and_(
+                                c.cost.is_(None),
+                                or_(c.end_reason == "done", c.total_tokens > 0),
+                            ),
+                            1,
+                        ),
+                        else_=0,
+                    )
+                ),
+                0,
+            ).label("unpriced_calls"),
         ],
     )
     row = (await conn.execute(query)).one()
-    return {key: int(value) for key, value in row._mapping.items()}
+    totals: dict[str, Any] = {key: int(value) for key, value in row._mapping.items()}
+    totals["cost"] = nano_text(totals["cost"])
+    return totals
 
 
 EXPORT_COLUMNS = (
@@ -192,6 +263,7 @@ EXPORT_COLUMNS = (
     "usage_source",
     "ttft_ms",
     "duration_ms",
+    "cost",
 )
 
 

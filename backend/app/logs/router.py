@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends, Query
 from starlette.responses import StreamingResponse
 
 from app.access.dependencies import CurrentUser, require_admin
+from app.billing.money import to_nano
 from app.core.deps import CoreContextDep, SessionDep
 from app.core.errors import NotFoundError
 from app.core.ids import BigRowId, RowIdFilter
@@ -23,6 +24,9 @@ router = APIRouter(
 usage_router = APIRouter(prefix="/api/usage", tags=["usage"])
 Limit = Annotated[int, Query(ge=1, le=200)]
 Cursor = Annotated[str | None, Query(max_length=200, description="`next_cursor` of the last page")]
+SortBy = Annotated[
+    query.Sort, Query(description="time: newest first; cost: costliest first (unpriced last)")
+]
 CSV_MEDIA = "text/csv; charset=utf-8"
 
 
@@ -38,8 +42,22 @@ async def own_filters(
     stream: bool | None = None,
     source: Source | None = None,
     request_id: Annotated[str | None, Query(max_length=64)] = None,
+    min_cost: Annotated[
+        str | None,
+        Query(
+            max_length=32,
+            pattern=r"^\d+(\.\d+)?$",
+            description="Calls that cost at least this much (a decimal amount of the currency)",
+        ),
+    ] = None,
+    unpriced: Annotated[
+        bool | None,
+        Query(description="true: only calls of models without a price; false: only priced ones"),
+    ] = None,
 ) -> LogFilters:
     return LogFilters(
+        min_cost=to_nano(min_cost) if min_cost is not None else None,
+        unpriced=unpriced,
         since=since,
         until=until,
         api_key_id=api_key_id,
@@ -83,11 +101,16 @@ def _mine(filters: LogFilters, user_id: int) -> LogFilters:
 
 @router.get("")
 async def list_logs(
-    filters: AllFilters, db: SessionDep, cursor: Cursor = None, limit: Limit = 50
+    filters: AllFilters,
+    db: SessionDep,
+    cursor: Cursor = None,
+    limit: Limit = 50,
+    sort: SortBy = "time",
 ) -> LogPage:
-    """Call-log rows, newest first, 50 per page (`limit` ≤ 200); `next_cursor` → `?cursor=` for the
-    next page."""
-    rows, following = await query.page(await db.connection(), filters, cursor=cursor, limit=limit)
+    """Call-log rows, newest (or costliest) first, 50 per page (`limit` ≤ 200); `next_cursor` →
+    `?cursor=` for the next page."""
+    connection = await db.connection()
+    rows, following = await query.page(connection, filters, cursor=cursor, limit=limit, sort=sort)
     return LogPage(items=[CallLogRecord.model_validate(r) for r in rows], next_cursor=following)
 
 
@@ -114,11 +137,18 @@ async def get_log(log_id: BigRowId, db: SessionDep) -> CallLogRecord:
 
 @usage_router.get("")
 async def list_usage(
-    filters: OwnFilters, user: CurrentUser, db: SessionDep, cursor: Cursor = None, limit: Limit = 50
+    filters: OwnFilters,
+    user: CurrentUser,
+    db: SessionDep,
+    cursor: Cursor = None,
+    limit: Limit = 50,
+    sort: SortBy = "time",
 ) -> UsagePage:
-    """Your own calls, newest first, like the admin's call log but without channel details."""
+    """Your own calls, newest (or costliest) first, like the admin's call log but without channel
+    details."""
     mine = _mine(filters, user.id)
-    rows, following = await query.page(await db.connection(), mine, cursor=cursor, limit=limit)
+    connection = await db.connection()
+    rows, following = await query.page(connection, mine, cursor=cursor, limit=limit, sort=sort)
     return UsagePage(items=[UsageRecord.for_caller(r) for r in rows], next_cursor=following)
 
 

@@ -5,6 +5,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from app.billing.money import CostText
 from app.logs.public_errors import public_error
 
 
@@ -43,6 +44,10 @@ class UsageRecord(BaseModel):
     usage_source: str
     ttft_ms: int | None
     duration_ms: int
+    cost: CostText = Field(
+        default=None,
+        description="In the site's currency (a decimal string); null: the model had no price",
+    )
 
 
 class CallLogRecord(UsageRecord):
@@ -70,3 +75,5 @@ class LogTotals(BaseModel):
     completion_tokens: int
     total_tokens: int
     errors: int = Field(description="Calls that ended in upstream_error, timeout or rejected")
+    cost: str = Field(default="0", description="Spend of the calls with a price")
+    unpriced_calls: int = Field(default=0, description="Calls whose model had no price")

@@ -125,8 +125,10 @@ class CallLogWriter:
         tz: ZoneInfo,
         on_written: Callable[[list[dict[str, Any]]], None] | None = None,
         journal: Journal | None = None,
+        price: Callable[[dict[str, Any]], int | None] | None = None,
     ) -> None:
         self._engine = engine
+        self._price = price  # a row's cost (`billing.prices`), for rows that come without one
         self.journal = journal
         self._tz = tz
         self._on_written = on_written
@@ -298,7 +300,10 @@ class CallLogWriter:
         extra: Extra | None = None,
     ) -> None:
         last_used: dict[int, Any] = {}
+        price = self._price
         for row in batch:
+            if price is not None and "cost" not in row:
+                row["cost"] = price(row)
             key_id = row.get("api_key_id")
             if key_id is not None and (
                 key_id not in last_used or row["created_at"] > last_used[key_id]

@@ -14,6 +14,7 @@ from app.models.ip_rule import BlockedAttempt, IPRule
 from app.models.mail_config import MailConfig
 from app.models.mail_outbox import MailOutboxEntry
 from app.models.message import Message
+from app.models.model_price import ModelPrice
 from app.models.model_response import ModelResponse
 from app.models.recovery_code import RecoveryCode
 from app.models.runtime_setting import RuntimeSetting, RuntimeSettingChange
@@ -59,6 +60,7 @@ __all__ = [
     "MailConfig",
     "MailOutboxEntry",
     "Message",
+    "ModelPrice",
     "ModelResponse",
     "RecoveryCode",
     "RuntimeSetting",

@@ -53,5 +53,8 @@ class CallLog(Base):
     cached_tokens: Mapped[int] = mapped_column(Integer, default=0)
     total_tokens: Mapped[int] = mapped_column(Integer, default=0)
     usage_source: Mapped[str] = mapped_column(String(16))  # provider | estimated | none
+    # Nano-units (10⁻⁹) of the site's currency, at the prices in force when the call started;
+    # None: the model had no price (or the call predates prices), not free.
+    cost: Mapped[int | None] = mapped_column(BigInteger)
     ttft_ms: Mapped[int | None] = mapped_column(Integer)
     duration_ms: Mapped[int] = mapped_column(Integer)

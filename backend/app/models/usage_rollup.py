@@ -33,6 +33,9 @@ class UsageDaily(Base):
     ttft_sum_ms: Mapped[int] = mapped_column(BigInteger, default=0)
     ttft_count: Mapped[int] = mapped_column(Integer, default=0)
     duration_sum_ms: Mapped[int] = mapped_column(BigInteger, default=0)
+    # Nano-units of the site's currency; calls of models without a price are counted apart.
+    cost: Mapped[int] = mapped_column(BigInteger, default=0)
+    unpriced_calls: Mapped[int] = mapped_column(Integer, default=0)
 
 
 class LatencyDaily(Base):

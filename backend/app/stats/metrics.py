@@ -55,6 +55,15 @@ class Metrics:
         self.tokens = Counter(
             "acgw_tokens", "Tokens, by kind", (*labels, "kind"), registry=self.registry
         )
+        # Spend in the site's currency (a float here: Prometheus counts in floats; the exact
+        # amounts are in the call logs); calls of models without a price are counted apart.
+        self.cost = Counter(
+            "acgw_cost", "Spend in the site's currency", labels, registry=self.registry
+        )
+        self.unpriced = Counter(
+            "acgw_unpriced_calls", "Calls of models without a price", labels,
+            registry=self.registry,
+        )  # fmt: skip
         self.duration = Histogram(
             "acgw_request_duration_seconds", "Model call duration", ("model", "channel"),
             buckets=SECONDS_BUCKETS, registry=self.registry,
@@ -100,6 +109,8 @@ class Metrics:
         """Count a batch of written call-log rows (one label lookup per distinct label set)."""
         requests: Tally[tuple[str, ...]] = Tally()
         tokens: Tally[tuple[str, ...]] = Tally()
+        costs: Tally[tuple[str, ...]] = Tally()
+        unpriced: Tally[tuple[str, ...]] = Tally()
         durations: dict[tuple[str, str], list[float]] = defaultdict(list)
         ttfts: dict[tuple[str, str], list[float]] = defaultdict(list)
         for row in rows:
@@ -110,6 +121,11 @@ class Metrics:
                 amount = row.get(f"{kind}_tokens")
                 if amount:
                     tokens[(source, model, channel, kind)] += amount
+            cost = row.get("cost")
+            if cost:
+                costs[(source, model, channel)] += cost
+            elif cost is None and (row["end_reason"] == "done" or row.get("total_tokens")):
+                unpriced[(source, model, channel)] += 1
             if row["channel_id"] is not None:
                 durations[(model, channel)].append((row["duration_ms"] or 0) / 1000)
                 if row.get("ttft_ms") is not None:
@@ -120,6 +136,10 @@ class Metrics:
                 self.errors.labels(*labels).inc(count)
         for labels, amount in tokens.items():
             self.tokens.labels(*labels).inc(amount)
+        for labels, nano in costs.items():
+            self.cost.labels(*labels).inc(nano / 1e9)
+        for labels, count in unpriced.items():
+            self.unpriced.labels(*labels).inc(count)
         for histogram, samples in ((self.duration, durations), (self.ttft, ttfts)):
             for pair, values in samples.items():
                 child = histogram.labels(*pair)

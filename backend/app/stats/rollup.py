@@ -45,6 +45,8 @@ COUNTERS = (
     "ttft_sum_ms",
     "ttft_count",
     "duration_sum_ms",
+    "cost",
+    "unpriced_calls",
 )
 REBUILD_BATCH = 20_000
 
@@ -91,6 +93,11 @@ class Aggregates:
             totals[7] += ttft
             totals[8] += 1
         totals[9] += duration
+        cost = row.get("cost")
+        if cost is not None:
+            totals[10] += cost
+        elif end == "done" or row.get("total_tokens"):
+            totals[11] += 1  # its model had no price: its cost is unknown, not zero
         if channel is not None and end == "done":
             latency = self.latency
             slot = (day, channel, "duration", bucket_of(duration))
@@ -198,6 +205,7 @@ ROW_COLUMNS = (
     "total_tokens",
     "ttft_ms",
     "duration_ms",
+    "cost",
 )
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Header, Query, Response
 
@@ -59,22 +59,29 @@ async def active_users(ctx: StatsContextDep, db: SessionDep) -> ActiveUsers:
     return ActiveUsers.model_validate(await service.active_users(await db.connection(), tz))
 
 
+TopBy = Annotated[
+    Literal["calls", "cost"], Query(description="Ranked by calls, or by spend (cost)")
+]
+
+
 @router.get("/top-users")
 async def top_users(
-    ctx: StatsContextDep, db: SessionDep, days: Days = 30, limit: TopN = 10
+    ctx: StatsContextDep, db: SessionDep, days: Days = 30, limit: TopN = 10, by: TopBy = "calls"
 ) -> TopList:
-    """The heaviest users by calls and tokens over `days`."""
+    """The heaviest users by calls (or spend) over `days`."""
     tz = ctx.settings.server.timezone
-    return TopList.model_validate(await service.top(await db.connection(), tz, "user", days, limit))
+    connection = await db.connection()
+    return TopList.model_validate(await service.top(connection, tz, "user", days, limit, by))
 
 
 @router.get("/top-keys")
 async def top_keys(
-    ctx: StatsContextDep, db: SessionDep, days: Days = 30, limit: TopN = 10
+    ctx: StatsContextDep, db: SessionDep, days: Days = 30, limit: TopN = 10, by: TopBy = "calls"
 ) -> TopList:
-    """The heaviest API keys by calls and tokens over `days`."""
+    """The heaviest API keys by calls (or spend) over `days`."""
     tz = ctx.settings.server.timezone
-    return TopList.model_validate(await service.top(await db.connection(), tz, "key", days, limit))
+    connection = await db.connection()
+    return TopList.model_validate(await service.top(connection, tz, "key", days, limit, by))
 
 
 @router.get("/channels")

@@ -13,6 +13,12 @@ class Totals(BaseModel):
     total_tokens: int
     avg_ttft_ms: int | None
     avg_duration_ms: int | None
+    cost: str = Field(
+        description="Spend in the site's currency (a decimal string), of the calls with a price"
+    )
+    unpriced_calls: int = Field(
+        description="Calls of models without a price: their cost is unknown, not in `cost`"
+    )
 
 
 class Span(Totals):
@@ -47,6 +53,7 @@ class ModelShare(Totals):
     model: str
     call_share: float
     token_share: float
+    cost_share: float
 
 
 class ModelShares(BaseModel):

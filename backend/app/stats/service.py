@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import Select, Table, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from app.billing.money import nano_text
 from app.models import ApiKey, BlockedAttempt, LatencyDaily, UsageDaily, User
 from app.models import Channel as ChannelRow
 from app.models.base import utcnow
@@ -33,6 +34,8 @@ SUMMED = (
     "ttft_sum_ms",
     "ttft_count",
     "duration_sum_ms",
+    "cost",
+    "unpriced_calls",
 )
 PERIODS = {"today": 1, "week": 7, "month": 30}
 
@@ -59,6 +62,8 @@ def _public(totals: dict[str, int]) -> dict[str, Any]:
         if totals["ttft_count"]
         else None,
         "avg_duration_ms": round(totals["duration_sum_ms"] / calls) if calls else None,
+        "cost": nano_text(totals["cost"]),
+        "unpriced_calls": totals["unpriced_calls"],
     }
 
 
@@ -107,7 +112,8 @@ async def overview(conn: AsyncConnection, tz: ZoneInfo) -> dict[str, Any]:
                 **_public(before),
             },
             "change_percent": {
-                key: _change(now[key], before[key]) for key in ("calls", "total_tokens", "errors")
+                key: _change(now[key], before[key])
+                for key in ("calls", "total_tokens", "errors", "cost")
             },
         }
     return {"timezone": tz.key, "today": end.isoformat(), "periods": periods}
@@ -130,13 +136,15 @@ async def trend(
     return {"timezone": tz.key, "days": days, "series": series}
 
 
-def grouped_query(dim: str, first: date, last: date, limit: int | None = None) -> Select[Any]:
-    """Totals per value of one dimension over a span of days, most calls first."""
+def grouped_query(
+    dim: str, first: date, last: date, limit: int | None = None, by: str = "calls"
+) -> Select[Any]:
+    """Totals per value of one dimension over a span of days, most calls (or spend) first."""
     query = (
         select(USAGE.c.value, *_sums(USAGE))
         .where(USAGE.c.dim == dim, USAGE.c.day >= first, USAGE.c.day <= last)
         .group_by(USAGE.c.value)
-        .order_by(func.sum(USAGE.c.calls).desc(), USAGE.c.value)
+        .order_by(func.sum(USAGE.c[by]).desc(), USAGE.c.value)
     )
     return query if limit is None else query.limit(limit)
 
@@ -148,9 +156,14 @@ def day_query(dim: str, value: str, first: date, last: date) -> Select[Any]:
 
 
 async def _grouped(
-    conn: AsyncConnection, dim: str, first: date, last: date, limit: int | None = None
+    conn: AsyncConnection,
+    dim: str,
+    first: date,
+    last: date,
+    limit: int | None = None,
+    by: str = "calls",
 ) -> list[dict[str, Any]]:
-    query = grouped_query(dim, first, last, limit)
+    query = grouped_query(dim, first, last, limit, by)
     return [
         {"value": row.value, **{name: int(getattr(row, name)) for name in SUMMED}}
         for row in await conn.execute(query)
@@ -167,12 +180,14 @@ async def models(conn: AsyncConnection, tz: ZoneInfo, days: int) -> dict[str, An
     rows = await _grouped(conn, "model", first, last)
     calls = sum(r["calls"] for r in rows) or 1
     tokens = sum(r["total_tokens"] for r in rows) or 1
+    cost = sum(r["cost"] for r in rows) or 1
     items = [
         {
             "model": r["value"],
             **_public(r),
             "call_share": round(r["calls"] / calls, 4),
             "token_share": round(r["total_tokens"] / tokens, 4),
+            "cost_share": round(r["cost"] / cost, 4),
         }
         for r in rows
     ]
@@ -193,10 +208,15 @@ async def active_users(conn: AsyncConnection, tz: ZoneInfo) -> dict[str, Any]:
 
 
 async def top(
-    conn: AsyncConnection, tz: ZoneInfo, what: Literal["user", "key"], days: int, limit: int
+    conn: AsyncConnection,
+    tz: ZoneInfo,
+    what: Literal["user", "key"],
+    days: int,
+    limit: int,
+    by: Literal["calls", "cost"] = "calls",
 ) -> dict[str, Any]:
     first, last = _span(tz, days)
-    rows = await _grouped(conn, what, first, last, limit)
+    rows = await _grouped(conn, what, first, last, limit, by)
     ids = [int(r["value"]) for r in rows]
     names: dict[int, tuple[str, int | None]] = {}
     if ids:

@@ -80,7 +80,7 @@ async def test_an_existing_sqlite_installation_stops_reusing_ids_and_keeps_every
     statistics."""
     if fresh_database.is_postgres:
         pytest.skip("PostgreSQL's sequences never reuse ids: the migration changes nothing")
-    from app.models import ApiKey, Conversation, Message, UsageDaily, User
+    from app.models import ApiKey, Conversation, Message, User
     from app.models.base import utcnow
 
     engine = create_engine(make_settings(tmp_path, fresh_database))
@@ -107,10 +107,15 @@ async def test_an_existing_sqlite_installation_stops_reusing_ids_and_keeps_every
             await conn.execute(
                 Message.__table__.insert().values(id=1, conversation_id=1, role="user")
             )
+            # The table as it was at 0008 (the model has columns added since).
             await conn.execute(
-                UsageDaily.__table__.insert().values(
-                    day=utcnow().date(), dim="user", value="8", calls=1
-                )
+                text(
+                    "INSERT INTO usage_daily (day, dim, value, calls, errors, prompt_tokens, "
+                    "completion_tokens, reasoning_tokens, cached_tokens, total_tokens, "
+                    "ttft_sum_ms, ttft_count, duration_sum_ms) "
+                    "VALUES (:day, 'user', '8', 1, 0, 0, 0, 0, 0, 0, 0, 0, 0)"
+                ),
+                {"day": utcnow().date().isoformat()},
             )
             await conn.execute(text("DELETE FROM users WHERE id = 3"))  # the newest account
         await migrate.upgrade(engine)

@@ -1219,6 +1219,90 @@ export interface paths {
         patch: operations["admin-ip-rules-update_rule"];
         trace?: never;
     };
+    "/api/admin/prices": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List Prices
+         * @description Every price version, newest first per model (the ones charged now marked `in_force`), and
+         *     the served models that have no price.
+         */
+        get: operations["admin-prices-list_prices"];
+        put?: never;
+        /**
+         * Create Price
+         * @description A model's (or a channel's) price from `effective_from` on: a new version, so calls already
+         *     made keep their cost.
+         */
+        post: operations["admin-prices-create_price"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/admin/prices/{price_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /** Delete Price */
+        delete: operations["admin-prices-delete_price"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/admin/prices/export": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Export Prices
+         * @description The prices in force, as a JSON file `POST /import` reads.
+         */
+        get: operations["admin-prices-export_prices"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/admin/prices/import": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Import Prices
+         * @description Add prices from this gateway's export or LiteLLM's `model_prices_and_context_window.json`
+         *     (uploaded; nothing is fetched). Unchanged prices are skipped.
+         */
+        post: operations["admin-prices-import_prices"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/agents": {
         parameters: {
             query?: never;
@@ -1670,7 +1754,7 @@ export interface paths {
         };
         /**
          * Top Users
-         * @description The heaviest users by calls and tokens over `days`.
+         * @description The heaviest users by calls (or spend) over `days`.
          */
         get: operations["admin-stats-top_users"];
         put?: never;
@@ -1690,7 +1774,7 @@ export interface paths {
         };
         /**
          * Top Keys
-         * @description The heaviest API keys by calls and tokens over `days`.
+         * @description The heaviest API keys by calls (or spend) over `days`.
          */
         get: operations["admin-stats-top_keys"];
         put?: never;
@@ -1770,8 +1854,8 @@ export interface paths {
         };
         /**
          * List Logs
-         * @description Call-log rows, newest first, 50 per page (`limit` ≤ 200); `next_cursor` → `?cursor=` for the
-         *     next page.
+         * @description Call-log rows, newest (or costliest) first, 50 per page (`limit` ≤ 200); `next_cursor` →
+         *     `?cursor=` for the next page.
          */
         get: operations["admin-logs-list_logs"];
         put?: never;
@@ -1851,7 +1935,8 @@ export interface paths {
         };
         /**
          * List Usage
-         * @description Your own calls, newest first, like the admin's call log but without channel details.
+         * @description Your own calls, newest (or costliest) first, like the admin's call log but without channel
+         *     details.
          */
         get: operations["usage-list_usage"];
         put?: never;
@@ -2428,6 +2513,11 @@ export interface components {
             ttft_ms: number | null;
             /** Duration Ms */
             duration_ms: number;
+            /**
+             * Cost
+             * @description In the site's currency (a decimal string); null: the model had no price
+             */
+            cost?: string | null;
             /** User Id */
             user_id: number | null;
             /** Username */
@@ -2540,6 +2630,16 @@ export interface components {
             avg_ttft_ms: number | null;
             /** Avg Duration Ms */
             avg_duration_ms: number | null;
+            /**
+             * Cost
+             * @description Spend in the site's currency (a decimal string), of the calls with a price
+             */
+            cost: string;
+            /**
+             * Unpriced Calls
+             * @description Calls of models without a price: their cost is unknown, not in `cost`
+             */
+            unpriced_calls: number;
             /** Channel Id */
             channel_id: number;
             /** Name */
@@ -2962,6 +3062,16 @@ export interface components {
             avg_ttft_ms: number | null;
             /** Avg Duration Ms */
             avg_duration_ms: number | null;
+            /**
+             * Cost
+             * @description Spend in the site's currency (a decimal string), of the calls with a price
+             */
+            cost: string;
+            /**
+             * Unpriced Calls
+             * @description Calls of models without a price: their cost is unknown, not in `cost`
+             */
+            unpriced_calls: number;
             /** Day */
             day: string;
         };
@@ -3130,6 +3240,18 @@ export interface components {
              */
             confirm: boolean;
         };
+        /** ImportResult */
+        ImportResult: {
+            /** Imported */
+            imported: number;
+            /** Skipped */
+            skipped: number;
+            /**
+             * Errors
+             * @description Why entries were skipped (the first 50)
+             */
+            errors: string[];
+        };
         /** LinkToken */
         LinkToken: {
             /** Token */
@@ -3160,6 +3282,18 @@ export interface components {
              * @description Calls that ended in upstream_error, timeout or rejected
              */
             errors: number;
+            /**
+             * Cost
+             * @description Spend of the calls with a price
+             * @default 0
+             */
+            cost: string;
+            /**
+             * Unpriced Calls
+             * @description Calls whose model had no price
+             * @default 0
+             */
+            unpriced_calls: number;
         };
         /** LoginRequest */
         LoginRequest: {
@@ -3336,12 +3470,24 @@ export interface components {
             avg_ttft_ms: number | null;
             /** Avg Duration Ms */
             avg_duration_ms: number | null;
+            /**
+             * Cost
+             * @description Spend in the site's currency (a decimal string), of the calls with a price
+             */
+            cost: string;
+            /**
+             * Unpriced Calls
+             * @description Calls of models without a price: their cost is unknown, not in `cost`
+             */
+            unpriced_calls: number;
             /** Model */
             model: string;
             /** Call Share */
             call_share: number;
             /** Token Share */
             token_share: number;
+            /** Cost Share */
+            cost_share: number;
         };
         /** ModelShares */
         ModelShares: {
@@ -3566,6 +3712,16 @@ export interface components {
             /** Avg Duration Ms */
             avg_duration_ms: number | null;
             /**
+             * Cost
+             * @description Spend in the site's currency (a decimal string), of the calls with a price
+             */
+            cost: string;
+            /**
+             * Unpriced Calls
+             * @description Calls of models without a price: their cost is unknown, not in `cost`
+             */
+            unpriced_calls: number;
+            /**
              * Start
              * @description First day (site time zone), inclusive
              */
@@ -3594,6 +3750,102 @@ export interface components {
             role: "system" | "user" | "assistant";
             /** Content */
             content: string;
+        };
+        /**
+         * PriceCreate
+         * @description A model's price from `effective_from` on (default: now). Amounts are in the site's currency:
+         *     per million tokens, and per call for `per_call`.
+         */
+        PriceCreate: {
+            /** Model */
+            model: string;
+            /**
+             * Channel Id
+             * @description Set: the price when this channel answers (overrides the model's own)
+             */
+            channel_id?: number | null;
+            /**
+             * Input
+             * @description A decimal amount of the site's currency (up to six decimal places); a number is accepted too
+             * @example 2.5
+             */
+            input: string;
+            /**
+             * Cached Input
+             * @description Cached input tokens; unset: what input costs
+             */
+            cached_input?: string | null;
+            /**
+             * Output
+             * @description A decimal amount of the site's currency (up to six decimal places); a number is accepted too
+             * @example 2.5
+             */
+            output: string;
+            /**
+             * Reasoning
+             * @description Reasoning tokens, where billed apart; unset: what output costs
+             */
+            reasoning?: string | null;
+            /**
+             * Per Call
+             * @description A fee per answered call
+             * @default 0
+             * @example 2.5
+             */
+            per_call: string;
+            /**
+             * Effective From
+             * @description From when (default now). Calls keep the cost of the price in force when they started.
+             */
+            effective_from?: string | null;
+        };
+        /** PriceList */
+        PriceList: {
+            /** Currency */
+            currency: string;
+            /** Items */
+            items: components["schemas"]["PriceRead"][];
+            /**
+             * Unpriced Models
+             * @description Models the channels serve that have no price (their calls are not counted as free: their cost is unknown)
+             */
+            unpriced_models: string[];
+        };
+        /** PriceRead */
+        PriceRead: {
+            /** Id */
+            id: number;
+            /** Model */
+            model: string;
+            /** Channel Id */
+            channel_id: number | null;
+            /** Channel Name */
+            channel_name: string | null;
+            /** Input */
+            input: string;
+            /** Cached Input */
+            cached_input: string | null;
+            /** Output */
+            output: string;
+            /** Reasoning */
+            reasoning: string | null;
+            /** Per Call */
+            per_call: string;
+            /**
+             * Effective From
+             * Format: date-time
+             */
+            effective_from: string;
+            /**
+             * In Force
+             * @description The price calls are charged now
+             */
+            in_force: boolean;
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
         };
         /** RecoveryCodes */
         RecoveryCodes: {
@@ -3778,6 +4030,16 @@ export interface components {
             /** Avg Duration Ms */
             avg_duration_ms: number | null;
             /**
+             * Cost
+             * @description Spend in the site's currency (a decimal string), of the calls with a price
+             */
+            cost: string;
+            /**
+             * Unpriced Calls
+             * @description Calls of models without a price: their cost is unknown, not in `cost`
+             */
+            unpriced_calls: number;
+            /**
              * Start
              * @description First day (site time zone), inclusive
              */
@@ -3857,6 +4119,16 @@ export interface components {
             avg_ttft_ms: number | null;
             /** Avg Duration Ms */
             avg_duration_ms: number | null;
+            /**
+             * Cost
+             * @description Spend in the site's currency (a decimal string), of the calls with a price
+             */
+            cost: string;
+            /**
+             * Unpriced Calls
+             * @description Calls of models without a price: their cost is unknown, not in `cost`
+             */
+            unpriced_calls: number;
             /** Id */
             id: number;
             /** Name */
@@ -4026,6 +4298,11 @@ export interface components {
             ttft_ms: number | null;
             /** Duration Ms */
             duration_ms: number;
+            /**
+             * Cost
+             * @description In the site's currency (a decimal string); null: the model had no price
+             */
+            cost?: string | null;
         };
         /**
          * UserCreate
@@ -8182,6 +8459,146 @@ export interface operations {
             };
         };
     };
+    "admin-prices-list_prices": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PriceList"];
+                };
+            };
+        };
+    };
+    "admin-prices-create_price": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["PriceCreate"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PriceRead"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    "admin-prices-delete_price": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                price_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    "admin-prices-export_prices": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": unknown;
+                };
+            };
+        };
+    };
+    "admin-prices-import_prices": {
+        parameters: {
+            query?: {
+                /** @description Of LiteLLM's file, only the models a channel serves */
+                only_served?: boolean;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    [key: string]: unknown;
+                };
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ImportResult"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
     "agents-list_agents": {
         parameters: {
             query?: never;
@@ -9120,6 +9537,8 @@ export interface operations {
                 /** @description Days back, today included */
                 days?: number;
                 limit?: number;
+                /** @description Ranked by calls, or by spend (cost) */
+                by?: "calls" | "cost";
             };
             header?: never;
             path?: never;
@@ -9153,6 +9572,8 @@ export interface operations {
                 /** @description Days back, today included */
                 days?: number;
                 limit?: number;
+                /** @description Ranked by calls, or by spend (cost) */
+                by?: "calls" | "cost";
             };
             header?: never;
             path?: never;
@@ -9283,6 +9704,8 @@ export interface operations {
                 /** @description `next_cursor` of the last page */
                 cursor?: string | null;
                 limit?: number;
+                /** @description time: newest first; cost: costliest first (unpriced last) */
+                sort?: "time" | "cost";
                 user_id?: number | null;
                 channel_id?: number | null;
                 client_ip?: string | null;
@@ -9297,6 +9720,10 @@ export interface operations {
                 stream?: boolean | null;
                 source?: ("api" | "chat") | null;
                 request_id?: string | null;
+                /** @description Calls that cost at least this much (a decimal amount of the currency) */
+                min_cost?: string | null;
+                /** @description true: only calls of models without a price; false: only priced ones */
+                unpriced?: boolean | null;
             };
             header?: never;
             path?: never;
@@ -9341,6 +9768,10 @@ export interface operations {
                 stream?: boolean | null;
                 source?: ("api" | "chat") | null;
                 request_id?: string | null;
+                /** @description Calls that cost at least this much (a decimal amount of the currency) */
+                min_cost?: string | null;
+                /** @description true: only calls of models without a price; false: only priced ones */
+                unpriced?: boolean | null;
             };
             header?: never;
             path?: never;
@@ -9385,6 +9816,10 @@ export interface operations {
                 stream?: boolean | null;
                 source?: ("api" | "chat") | null;
                 request_id?: string | null;
+                /** @description Calls that cost at least this much (a decimal amount of the currency) */
+                min_cost?: string | null;
+                /** @description true: only calls of models without a price; false: only priced ones */
+                unpriced?: boolean | null;
             };
             header?: never;
             path?: never;
@@ -9450,6 +9885,8 @@ export interface operations {
                 /** @description `next_cursor` of the last page */
                 cursor?: string | null;
                 limit?: number;
+                /** @description time: newest first; cost: costliest first (unpriced last) */
+                sort?: "time" | "cost";
                 /** @description From (inclusive), ISO 8601 with zone */
                 since?: string | null;
                 /** @description To (exclusive) */
@@ -9461,6 +9898,10 @@ export interface operations {
                 stream?: boolean | null;
                 source?: ("api" | "chat") | null;
                 request_id?: string | null;
+                /** @description Calls that cost at least this much (a decimal amount of the currency) */
+                min_cost?: string | null;
+                /** @description true: only calls of models without a price; false: only priced ones */
+                unpriced?: boolean | null;
             };
             header?: never;
             path?: never;
@@ -9502,6 +9943,10 @@ export interface operations {
                 stream?: boolean | null;
                 source?: ("api" | "chat") | null;
                 request_id?: string | null;
+                /** @description Calls that cost at least this much (a decimal amount of the currency) */
+                min_cost?: string | null;
+                /** @description true: only calls of models without a price; false: only priced ones */
+                unpriced?: boolean | null;
             };
             header?: never;
             path?: never;
@@ -9543,6 +9988,10 @@ export interface operations {
                 stream?: boolean | null;
                 source?: ("api" | "chat") | null;
                 request_id?: string | null;
+                /** @description Calls that cost at least this much (a decimal amount of the currency) */
+                min_cost?: string | null;
+                /** @description true: only calls of models without a price; false: only priced ones */
+                unpriced?: boolean | null;
             };
             header?: never;
             path?: never;

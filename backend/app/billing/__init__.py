@@ -1,0 +1,1 @@
+"""What calls cost: model prices, the cost of each call, spend."""
