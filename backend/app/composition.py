@@ -25,6 +25,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from app.auth.account_mail import AccountMail
 from app.auth.context import AuthContext
+from app.billing.budgets import Budgets, SpendSource
+from app.billing.ledger import MemoryLedger, RedisLedger
 from app.billing.prices import PriceBook
 from app.channels import service as channel_service
 from app.channels.admin import ChannelAdmin
@@ -123,6 +125,7 @@ class AppContext:
     registry: ChannelCache = field(init=False, repr=False)
     gateway: Gateway = field(init=False, repr=False)
     calls: ModelCalls = field(init=False, repr=False)
+    budgets: Budgets = field(init=False, repr=False)
     responses: ResponseStore = field(init=False, repr=False)
     channel_admin: ChannelAdmin = field(init=False, repr=False)
     call_logs: CallLogWriter = field(init=False, repr=False)
@@ -228,6 +231,18 @@ class AppContext:
             price=self.prices.cost_of,
         )
         self.call_logs.start()
+        ledger = (
+            RedisLedger(self.redis, self.settings.redis.key_prefix)
+            if self.redis is not None
+            else MemoryLedger()
+        )
+        self.budgets = Budgets(
+            ledger,
+            self.prices,
+            SpendSource(self.sessionmaker, self.call_logs.pending_cost),
+            self.settings.server.timezone,
+            lambda: self.runtime.current.budget_output_tokens,
+        )
         self.channel_admin = ChannelAdmin(
             box=self.secret_box,
             settings=gw,
@@ -248,6 +263,8 @@ class AppContext:
             submit=self.call_logs.submit,
             begin=self.call_logs.begin,
             active=self.streams,
+            budgets=self.budgets,
+            price=self.prices.cost_of,
         )
         self.registry, self.gateway, self.calls = models.channels, models.gateway, models.calls
         self.responses = ResponseStore(self.sessionmaker)
@@ -366,6 +383,7 @@ class AppContext:
         if self._open:
             await self.replies.shutdown()  # replies store their messages and call-log rows
             await self.jobs.drain()
+            await self.calls.settling.drain()  # reservations released before Redis closes
             await self.outbox.stop()
             await self.health.stop()
             await self.retention.stop()

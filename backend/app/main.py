@@ -17,6 +17,8 @@ from app.agents.router import admin_router as admin_agents_router
 from app.agents.router import router as agents_router
 from app.auth.account_router import router as account_router
 from app.auth.router import router as auth_router
+from app.billing.balance_router import admin_router as balances_admin_router
+from app.billing.balance_router import router as spending_router
 from app.billing.router import router as prices_router
 from app.channels import encryption
 from app.channels.router import router as channels_router
@@ -144,6 +146,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         public_settings_router,
         ip_rules_router,
         prices_router,
+        balances_admin_router,
+        spending_router,
         agents_router,
         admin_agents_router,
         conversations_router,

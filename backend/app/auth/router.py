@@ -24,6 +24,7 @@ from app.auth.schemas import (
 )
 from app.auth.service import IssuedTokens, TwoFactorChallenge
 from app.auth.throttle import check_registration
+from app.billing.budgets import default_budget
 from app.core.deps import ClientIP, SessionDep, UserAgent
 from app.core.errors import ForbiddenError, UnauthorizedError
 from app.mail.dependencies import MailLanguage
@@ -75,6 +76,7 @@ async def register(
         password=body.password.get_secret_value(),
         email=body.email,
         display_name=body.display_name,
+        budget=default_budget(values.default_user_budget, values.default_user_budget_period),
     )
     message = await ctx.account_mail.offer_verification(db, user, language, client_ip)
     if message is not None:

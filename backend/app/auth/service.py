@@ -20,6 +20,7 @@ from app.access import sessions
 from app.access.principal import Principal, invalid_token
 from app.auth import two_factor
 from app.auth.throttle import LoginThrottle
+from app.billing.budgets import Budget
 from app.core.errors import (
     ForbiddenError,
     NotFoundError,
@@ -98,9 +99,16 @@ async def register(
     password: str,
     email: str | None,
     display_name: str | None,
+    budget: Budget | None = None,
 ) -> User:
     return await user_service.create(
-        db, hasher, username=username, password=password, email=email, display_name=display_name
+        db,
+        hasher,
+        username=username,
+        password=password,
+        email=email,
+        display_name=display_name,
+        budget=budget,
     )
 
 

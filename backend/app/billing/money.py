@@ -73,6 +73,28 @@ def cost_text(nano: object) -> object:
 CostText = Annotated[str | None, BeforeValidator(cost_text)]
 
 
+def _nano_amount(value: object) -> int:
+    nano = to_nano(value)
+    if nano > MAX_PRICE_MICRO * 1000:
+        raise ValueError("the amount is too large")
+    return nano
+
+
+# A budget or a balance sent to the API ("20"), read as nano-units.
+NanoAmount = Annotated[
+    int,
+    BeforeValidator(_nano_amount),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "pattern": r"^\d+(\.\d{1,9})?$",
+            "description": "A decimal amount of the site's currency; a number is accepted too",
+            "examples": ["20"],
+        }
+    ),
+]
+
+
 # An amount sent to the API: "2.5" (or 2.5), read as micro-units.
 MicroAmount = Annotated[
     int,

@@ -70,6 +70,7 @@ class _Versions:
 class PriceBook:
     def __init__(self) -> None:
         self._versions: dict[tuple[str, int | None], _Versions] = {}
+        self._caps: dict[str, int] = {}
 
     async def reload(self, sessionmaker: async_sessionmaker[AsyncSession]) -> None:
         async with sessionmaker() as db:
@@ -79,11 +80,19 @@ class PriceBook:
                 )
             ).all()
         grouped: dict[tuple[str, int | None], tuple[list[float], list[Price]]] = {}
+        caps: dict[str, int] = {}
         for row in rows:
+            if row.max_output_tokens:
+                caps[row.model] = max(caps.get(row.model, 0), row.max_output_tokens)
             starts, prices = grouped.setdefault((row.model, row.channel_id), ([], []))
             starts.append(row.effective_from.timestamp())
             prices.append(Price.of(row))
         self._versions = {key: _Versions(*value) for key, value in grouped.items()}
+        self._caps = caps
+
+    def output_cap(self, model: str) -> int | None:
+        """The most tokens an answer of `model` can have, if a price says."""
+        return self._caps.get(model)
 
     def price(self, model: str, channel_id: int | None, at: datetime) -> Price | None:
         when = at.timestamp()

@@ -72,6 +72,7 @@ def _read(row: ModelPrice, names: dict[int, str], current: bool) -> PriceRead:
         output=micro_text(row.output_micro),
         reasoning=None if row.reasoning_micro is None else micro_text(row.reasoning_micro),
         per_call=micro_text(row.call_micro),
+        max_output_tokens=row.max_output_tokens,
         effective_from=row.effective_from,
         in_force=current,
         created_at=row.created_at,
@@ -123,6 +124,7 @@ def _row(body: PriceCreate, admin_id: int | None) -> ModelPrice:
         output_micro=body.output,
         reasoning_micro=body.reasoning,
         call_micro=body.per_call,
+        max_output_tokens=body.max_output_tokens,
         created_by_id=admin_id,
     )
 
@@ -154,6 +156,8 @@ async def export(db: AsyncSession, currency: str) -> dict[str, Any]:
             entry["reasoning"] = micro_text(row.reasoning_micro)
         if row.call_micro:
             entry["per_call"] = micro_text(row.call_micro)
+        if row.max_output_tokens:
+            entry["max_output_tokens"] = row.max_output_tokens
         prices.append(entry)
     return {"currency": currency, "unit": "per 1M tokens", "prices": prices}
 
@@ -190,6 +194,9 @@ def _litellm_entries(data: dict[str, Any], served: set[str] | None) -> list[dict
             continue
         entry.setdefault("input", "0")
         entry.setdefault("output", "0")
+        cap = spec.get("max_output_tokens") or spec.get("max_tokens")
+        if isinstance(cap, int) and not isinstance(cap, bool) and 0 < cap <= 10_000_000:
+            entry["max_output_tokens"] = cap
         entries[model] = entry
     return list(entries.values())
 
@@ -249,4 +256,12 @@ def _same(row: ModelPrice, body: PriceCreate) -> bool:
         row.output_micro,
         row.reasoning_micro,
         row.call_micro,
-    ) == (body.input, body.cached_input, body.output, body.reasoning, body.per_call)
+        row.max_output_tokens,
+    ) == (
+        body.input,
+        body.cached_input,
+        body.output,
+        body.reasoning,
+        body.per_call,
+        body.max_output_tokens,
+    )

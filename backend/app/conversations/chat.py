@@ -182,9 +182,7 @@ class ChatTurns:
         spec = ReplySpec(
             conversation_id=conversation.id,
             user_id=user.id,
-            limits=CallerLimits(
-                user_rpm=user.rpm_limit, user_streams=user.concurrent_streams_limit
-            ),
+            limits=CallerLimits.of(user),
             model=model,
             messages=context,
             params=dict(conversation.params),

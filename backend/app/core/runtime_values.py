@@ -66,6 +66,33 @@ class RuntimeValues(BaseModel):
         ),
         json_schema_extra=_meta("site", public=True),
     )
+    default_user_budget: str = Field(
+        default="",
+        max_length=24,
+        pattern=r"^(\d+(\.\d{1,6})?)?$",
+        description=(
+            "The spending budget new accounts get, in the site's currency (e.g. 20). Empty: "
+            "none. Existing accounts keep theirs."
+        ),
+        json_schema_extra=_meta("limits"),
+    )
+    default_user_budget_period: str = Field(
+        default="month",
+        pattern=r"^(day|week|month|total)$",
+        description="The period of the budget new accounts get: day, week, month or total.",
+        json_schema_extra=_meta("limits"),
+    )
+    budget_output_tokens: int = Field(
+        default=8192,
+        ge=1,
+        le=10_000_000,
+        description=(
+            "Tokens reserved against a budget for an answer whose request sets no max_tokens and "
+            "whose model's price gives no output cap. A streamed answer longer than what was "
+            "reserved is cut."
+        ),
+        json_schema_extra=_meta("limits"),
+    )
     default_model: str = Field(
         default="",
         max_length=128,

@@ -57,6 +57,8 @@ class CallRecord:
     reasoning_parts: list[str] = field(default_factory=list)
     tool_parts: list[str] = field(default_factory=list)
     finished: bool = False
+    # What the call holds against budgets and balances (`billing.ledger.Hold`), if anything.
+    hold: Any = None
     # Names the call in `calls_in_flight` while it runs (request ids can come from clients).
     # Unique across processes without a random draw per call: this process's prefix, then a count.
     journal_id: str = field(default_factory=lambda: f"{_PROCESS}{next(_SEQUENCE):x}")
@@ -72,11 +74,21 @@ class CallRecord:
             self.status_code = status_code
             self.error_message = error[:2000] if error else None
 
-    def finish(self, submit: Callable[[dict[str, Any]], None]) -> None:
-        """Hand the row to the log writer, once, however many paths reach here."""
-        if not self.finished:
-            self.finished = True
-            submit(self.to_row())
+    def finish(
+        self,
+        submit: Callable[[dict[str, Any]], None],
+        price: Callable[[dict[str, Any]], int | None] | None = None,
+    ) -> dict[str, Any] | None:
+        """Hand the row (with its cost, if `price` is given) to the log writer, once, however
+        many paths reach here; returns it the first time."""
+        if self.finished:
+            return None
+        self.finished = True
+        row = self.to_row()
+        if price is not None:
+            row["cost"] = price(row)
+        submit(row)
+        return row
 
     def usage(self) -> Usage:
         if self.provider_usage is not None:

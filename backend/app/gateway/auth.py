@@ -78,12 +78,7 @@ async def authenticate(
             user_id=user.id,
             key_id=key.id,
             key_models=frozenset(key.models) if key.models is not None else None,
-            limits=CallerLimits(
-                user_rpm=user.rpm_limit,
-                user_streams=user.concurrent_streams_limit,
-                key_rpm=key.rpm_limit,
-                key_streams=key.concurrent_streams_limit,
-            ),
+            limits=CallerLimits.of(user, key),
             confirmed=user.is_admin or user.email_verified,
         )
         cache.put(key_hash, caller, key.expires_at)
@@ -93,6 +88,6 @@ async def authenticate(
     user = principal.user
     return Caller(
         user_id=user.id,
-        limits=CallerLimits(user_rpm=user.rpm_limit, user_streams=user.concurrent_streams_limit),
+        limits=CallerLimits.of(user),
         confirmed=user.is_admin or user.email_verified,
     )

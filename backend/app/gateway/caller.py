@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from app.billing.budgets import Spender
 from app.ratelimit.admission import CallerLimits
 
 NO_OVERRIDES = CallerLimits()
@@ -21,3 +22,14 @@ class Caller:
 
     def may_use(self, model: str) -> bool:
         return self.key_models is None or model in self.key_models
+
+    @property
+    def spender(self) -> Spender:
+        limits = self.limits
+        return Spender(
+            user_id=self.user_id,
+            key_id=self.key_id,
+            user_budget=limits.user_budget,
+            key_budget=limits.key_budget,
+            balance=limits.balance,
+        )

@@ -18,7 +18,10 @@ import asyncio
 from collections.abc import AsyncGenerator, Callable
 from typing import Any
 
+from app.billing.budgets import Budgets
+from app.billing.ledger import Hold
 from app.core.errors import AppError
+from app.core.tasks import TaskSet
 from app.gateway.accounting import CallRecord, EndReason
 from app.gateway.answer_forms import Reading
 from app.gateway.attempts import CompleteAttempt, StreamAttempt
@@ -35,14 +38,19 @@ from app.gateway.call_events import (
 from app.gateway.caller import Caller
 from app.gateway.request import ModelRequest, Native
 from app.gateway.service import Gateway
-from app.gateway.streaming import payload_batches
+from app.gateway.streaming import AllowanceReachedError, payload_batches
 from app.gateway.upstream import UpstreamError
-from app.gateway.usage import Usage
+from app.gateway.usage import Usage, estimate_text_tokens
 from app.logs.journal import ReplyState
 
 CLIENT_CLOSED = 499  # nginx's "client closed request"
+BUDGET_CUT_MESSAGE = (
+    "The answer was cut short: it reached what your budget could pay for. Ask for a shorter "
+    "answer (max_tokens), or ask an administrator for more budget."
+)
 SHUTDOWN_MESSAGE = "The server is restarting; the answer was cut short. Send the request again."
 Submit = Callable[[dict[str, Any]], None]
+Price = Callable[[dict[str, Any]], int | None]  # a call-log row's cost (`billing.prices`)
 Begin = Callable[[CallRecord, ReplyState | None], None]
 
 
@@ -53,6 +61,32 @@ def public_model(call: CallRecord) -> str | None:
     if call.upstream_model and call.upstream_model != call.requested_model:
         return call.requested_model
     return None
+
+
+class _Allowance:
+    """An answer's tokens so far (estimated as they stream) against the output its budget
+    reservation covers, less a margin for the last network read, so that the cost stays within
+    the reservation."""
+
+    def __init__(self, record: CallRecord, tokens: int) -> None:
+        self._parts = (record.completion_parts, record.reasoning_parts, record.tool_parts)
+        self._seen = [0, 0, 0]
+        self._left = tokens - max(16, tokens // 20)
+
+    def exceeded(self) -> bool:
+        """Count what was recorded since the last look; past the allowance, take it back out
+        (it is not relayed, so it is not charged)."""
+        before = list(self._seen)
+        for index, parts in enumerate(self._parts):
+            seen = self._seen[index]
+            if len(parts) > seen:
+                self._left -= estimate_text_tokens("".join(parts[seen:]))
+                self._seen[index] = len(parts)
+        if self._left >= 0:
+            return False
+        for index, parts in enumerate(self._parts):
+            del parts[before[index] :]
+        return True
 
 
 class ActiveStreams:
@@ -87,11 +121,23 @@ class ModelCalls:
         *,
         begin: Begin | None = None,
         active: ActiveStreams | None = None,
+        price: Price | None = None,
+        budgets: Budgets | None = None,
     ) -> None:
         self.gateway = gateway
         self.submit = submit
         self.begin = begin
         self.active = active if active is not None else ActiveStreams()
+        self.price = price
+        self.budgets = budgets
+        self.settling = TaskSet()  # settlements that need a round trip (Redis)
+
+    def settle(self, hold: Hold, cost: int | None) -> None:
+        if self.budgets is None:
+            return
+        pending = self.budgets.settle(hold, cost)
+        if pending is not None:
+            self.settling.spawn(pending)
 
     def new(
         self, record: CallRecord, *, interruptible: bool = False, cancel_note: str | None = None
@@ -209,8 +255,14 @@ class ModelCall:
         reasoning = record.reasoning_parts
         tools = record.tool_parts
         seen_text = seen_reasoning = seen_tools = 0
+        hold = record.hold
+        meter = (
+            _Allowance(record, hold.output_tokens).exceeded
+            if hold is not None and hold.output_tokens
+            else None
+        )
         try:
-            async for batch in payload_batches(attempt, processor):
+            async for batch in payload_batches(attempt, processor, meter):
                 finished = batch.finished
                 if relay:
                     final = processor.final if finished else None
@@ -230,6 +282,9 @@ class ModelCall:
                     yield UsageReport(record.usage())
                     yield CallEnd("done")
                     return
+        except AllowanceReachedError:
+            record.end("rejected", 429, "cut: the answer reached what its budget covers")
+            yield CallError(BUDGET_CUT_MESSAGE, "insufficient_quota", "insufficient_quota")
         except UpstreamError as error:
             if self._interrupted:
                 record.end("upstream_error", 200, "server shutdown")
@@ -288,4 +343,13 @@ class ModelCall:
             record.end("client_gone", CLIENT_CLOSED, self._cancel_note)
         if self._attempt is not None:
             self._attempt.close()
-        record.finish(self._calls.submit)
+        calls, hold = self._calls, record.hold
+
+        def price(row: dict[str, Any]) -> int | None:
+            cost = calls.price(row) if calls.price is not None else None
+            if hold is not None:
+                row["balance"] = hold.from_balance  # the writer takes it from the balance
+                calls.settle(hold, cost)
+            return cost
+
+        record.finish(calls.submit, price)

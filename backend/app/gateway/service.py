@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 
+from app.billing.budgets import Budgets
 from app.core.config import GatewaySettings
 from app.core.errors import AppError, ForbiddenError, NotFoundError, ServiceUnavailableError
 from app.gateway.accounting import CallRecord
@@ -23,6 +24,7 @@ from app.gateway.failover import BUSY_RETRY_AFTER_SECONDS, AutoDisable, Failover
 from app.gateway.http_client import HttpClient
 from app.gateway.request import ModelRequest
 from app.gateway.routing import order_candidates
+from app.models.base import utcnow
 from app.ratelimit.admission import Admission
 from app.ratelimit.limiter import RateLimiter
 from app.runtime_settings.cache import RuntimeSettingsCache
@@ -41,8 +43,10 @@ class Gateway:
         runtime: RuntimeSettingsCache,
         client: Callable[[], HttpClient],
         auto_disable: AutoDisable,
+        budgets: Budgets | None = None,
     ) -> None:
         self.settings = settings
+        self.budgets = budgets
         self.registry = registry
         self.breaker = breaker
         self.gate = gate
@@ -124,6 +128,17 @@ class Gateway:
             free_limits = await self.admission.admit(caller.user_id, caller.key_id, caller.limits)
         except AppError as error:
             raise self._reject(call, error) from None
+        if self.budgets is not None:
+            try:
+                # Settled when the call ends (`ModelCall.close`), however it ends.
+                call.hold = await self.budgets.reserve(
+                    caller.spender, request, [c.id for c in available], utcnow()
+                )
+            except BaseException as error:
+                free_limits()
+                if isinstance(error, AppError):
+                    raise self._reject(call, error) from None
+                raise
         try:
             await self.gate.acquire(self.runtime.current.queue_timeout_seconds)
         except GateTimeoutError:

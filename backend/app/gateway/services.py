@@ -8,11 +8,12 @@ from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from app.billing.budgets import Budgets
 from app.core.config import GatewaySettings
 from app.core.security import SecretBox
 from app.gateway.breaker import CircuitBreaker
 from app.gateway.cache import ChannelCache
-from app.gateway.calls import ActiveStreams, Begin, ModelCalls, Submit
+from app.gateway.calls import ActiveStreams, Begin, ModelCalls, Price, Submit
 from app.gateway.concurrency import ConcurrencyGate
 from app.gateway.failover import AutoDisable
 from app.gateway.http_client import HttpClient
@@ -42,6 +43,8 @@ def build(
     submit: Submit,
     begin: Begin,
     active: ActiveStreams,
+    budgets: Budgets | None = None,
+    price: Price | None = None,
 ) -> GatewayServices:
     channels = ChannelCache(sessionmaker, box, settings.channel_refresh_seconds)
     gateway = Gateway(
@@ -54,7 +57,7 @@ def build(
         runtime=runtime,
         client=http,
         auto_disable=auto_disable,
+        budgets=budgets,
     )
-    return GatewayServices(
-        channels, gateway, ModelCalls(gateway, submit, begin=begin, active=active)
-    )
+    calls = ModelCalls(gateway, submit, begin=begin, active=active, price=price, budgets=budgets)
+    return GatewayServices(channels, gateway, calls)

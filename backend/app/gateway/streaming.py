@@ -8,7 +8,7 @@ the same read has been yielded.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,8 +34,16 @@ class Batch:
             self.chunks.append(parsed)
 
 
-async def payload_batches(attempt: StreamAttempt, processor: Processor) -> AsyncIterator[Batch]:
-    """One `Batch` per read; the last has `finished` set."""
+class AllowanceReachedError(Exception):
+    """The answer reached the output its budget reservation covers: the stream ends here."""
+
+
+async def payload_batches(
+    attempt: StreamAttempt, processor: Processor, meter: Callable[[], bool] | None = None
+) -> AsyncIterator[Batch]:
+    """One `Batch` per read; the last has `finished` set. `meter`: whether the answer recorded
+    so far went past its allowance (then what is past it was taken back out of the record, and
+    the stream ends with `AllowanceReachedError` before that payload)."""
     async for events in attempt.events():
         batch = Batch()
         for payload in events:
@@ -45,6 +53,10 @@ async def payload_batches(attempt: StreamAttempt, processor: Processor) -> Async
                 if batch.payloads:
                     yield batch
                 raise
+            if meter is not None and not result.done and meter():
+                if batch.payloads:
+                    yield batch
+                raise AllowanceReachedError
             if result.relay is not None:  # (a format whose last event is relayed, too)
                 batch.add(result.relay, result.parsed)
             if result.done:

@@ -35,6 +35,7 @@ async def create_key(body: ApiKeyCreate, user: CurrentUser, db: SessionDep) -> A
         models=body.models,
         rpm_limit=body.rpm_limit,
         concurrent_streams_limit=body.concurrent_streams_limit,
+        budget=body.model_dump(include={"budget", "budget_period"}, exclude_unset=True),
     )
     return ApiKeyCreated(**key_service.to_read(key).model_dump(), key=plaintext)
 

@@ -5,6 +5,8 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
+from app.billing.money import CostText
+from app.billing.schemas import BudgetFields
 from app.core.instants import InstantOrUTC
 
 MAX_MODELS_PER_KEY = 200
@@ -32,7 +34,7 @@ KeyStreams = Annotated[
 ]
 
 
-class ApiKeyCreate(BaseModel):
+class ApiKeyCreate(BudgetFields):
     model_config = ConfigDict(extra="forbid")
 
     name: KeyName
@@ -44,7 +46,7 @@ class ApiKeyCreate(BaseModel):
     concurrent_streams_limit: KeyStreams = None
 
 
-class ApiKeyUpdate(BaseModel):
+class ApiKeyUpdate(BudgetFields):
     """Omitted fields stay as they are."""
 
     model_config = ConfigDict(extra="forbid")
@@ -69,6 +71,10 @@ class ApiKeyRead(BaseModel):
     models: list[str] | None
     rpm_limit: int | None
     concurrent_streams_limit: int | None
+    budget: CostText = Field(
+        default=None, description="The most this key may spend per budget_period (null: none)"
+    )
+    budget_period: str | None = None
     status: KeyStatus
     created_at: datetime
     expires_at: datetime | None

@@ -13,6 +13,7 @@ from sqlalchemy import func, or_, select
 from sqlalchemy import update as sql_update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.billing.schemas import apply_budget
 from app.core.db import get_or_404
 from app.core.errors import ConflictError, NotFoundError, UnauthorizedError, UnprocessableError
 from app.core.events import announce
@@ -45,6 +46,8 @@ def to_read(key: ApiKey) -> ApiKeyRead:
         models=key.models,
         rpm_limit=key.rpm_limit,
         concurrent_streams_limit=key.concurrent_streams_limit,
+        budget=key.budget_nano,
+        budget_period=key.budget_period,
         status=status_of(key),
         created_at=key.created_at,
         expires_at=key.expires_at,
@@ -74,6 +77,7 @@ async def create(
     models: list[str] | None,
     rpm_limit: int | None = None,
     concurrent_streams_limit: int | None = None,
+    budget: dict[str, object] | None = None,
 ) -> tuple[ApiKey, str]:
     active = await db.scalar(
         select(func.count())
@@ -97,6 +101,7 @@ async def create(
         rpm_limit=rpm_limit,
         concurrent_streams_limit=concurrent_streams_limit,
     )
+    apply_budget(key, budget or {})
     db.add(key)
     await db.flush()
     return key, plaintext
@@ -138,6 +143,7 @@ async def update(db: AsyncSession, key: ApiKey, changes: dict[str, object]) -> A
         if limit in changes:
             value = changes[limit]
             setattr(key, limit, value if isinstance(value, int) else None)
+    apply_budget(key, changes)
     await db.flush()
     announce(db, "credentials")
     return key

@@ -29,12 +29,13 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from app.core.config import CallLogSettings
 from app.core.sqlite_gate import patient
 from app.logs.journal import Journal, JournaledCall, JournalWork, ReplyState
-from app.models import ApiKey, CallInFlight, CallLog
+from app.models import ApiKey, CallInFlight, CallLog, User
 from app.models.base import UTCDateTime, utcnow
 from app.stats import rollup
 
 CALL_LOGS = cast(Table, CallLog.__table__)
 API_KEYS = cast(Table, ApiKey.__table__)
+USERS = cast(Table, User.__table__)
 IN_FLIGHT = cast(Table, CallInFlight.__table__)
 Extra = Callable[[AsyncConnection], Awaitable[None]]
 Encoder = Callable[[list[dict[str, Any]]], list[tuple[Any, ...]]]
@@ -136,6 +137,7 @@ class CallLogWriter:
         self._sqlite = engine.dialect.name == "sqlite"
         self._settings = settings
         self._queue: deque[dict[str, Any]] = deque()
+        self._in_flight: list[dict[str, Any]] = []  # the batch being written
         self._wakeup = asyncio.Event()
         # One batch at a time: flush() waits for a batch the background task is still writing.
         self._writing = asyncio.Lock()
@@ -147,6 +149,17 @@ class CallLogWriter:
     @property
     def pending(self) -> int:
         return len(self._queue)
+
+    def pending_cost(self, dim: str, subject: int) -> int:
+        """The cost of the rows not yet in the database of a user ("user"), an API key ("key"),
+        or a user paying from a balance ("balance")."""
+        field = "api_key_id" if dim == "key" else "user_id"
+        total = 0
+        for rows in (self._queue, self._in_flight):
+            for row in rows:
+                if row.get(field) == subject and (dim != "balance" or row.get("balance")):
+                    total += row.get("cost") or 0
+        return total
 
     def begin(self, call: JournaledCall, reply: ReplyState | None = None) -> None:
         """A call has started: recorded in `calls_in_flight` if it is still running a little
@@ -221,6 +234,13 @@ class CallLogWriter:
         work = self._journal_work(batch)
         if not batch and not work:
             return True
+        self._in_flight = batch
+        try:
+            return await self._write_rows(batch, work)
+        finally:
+            self._in_flight = []
+
+    async def _write_rows(self, batch: list[dict[str, Any]], work: JournalWork) -> bool:
         try:
             await self._insert(batch, work)
         except Exception as exc:
@@ -300,10 +320,13 @@ class CallLogWriter:
         extra: Extra | None = None,
     ) -> None:
         last_used: dict[int, Any] = {}
+        paid: dict[int, int] = {}  # user → cost taken from their balance
         price = self._price
         for row in batch:
             if price is not None and "cost" not in row:
                 row["cost"] = price(row)
+            if row.get("balance") and row.get("cost"):
+                paid[row["user_id"]] = paid.get(row["user_id"], 0) + row["cost"]
             key_id = row.get("api_key_id")
             if key_id is not None and (
                 key_id not in last_used or row["created_at"] > last_used[key_id]
@@ -322,6 +345,13 @@ class CallLogWriter:
                     .where(API_KEYS.c.id == bindparam("key_id"))
                     .values(last_used_at=bindparam("when")),
                     [{"key_id": key, "when": when} for key, when in last_used.items()],
+                )
+            if paid:  # the balance is what was credited less what calls cost
+                await conn.execute(
+                    USERS.update()
+                    .where(USERS.c.id == bindparam("user"), USERS.c.balance_nano.is_not(None))
+                    .values(balance_nano=USERS.c.balance_nano - bindparam("cost")),
+                    [{"user": user, "cost": cost} for user, cost in paid.items()],
                 )
             if work:
                 await _write_journal(conn, work)

@@ -5,6 +5,7 @@ from app.models.agent import Agent
 from app.models.api_key import ApiKey
 from app.models.app_meta import AppMeta
 from app.models.auth_session import AuthSession
+from app.models.balance import BalanceEntry, RedemptionCode, SpendAlert
 from app.models.base import Base
 from app.models.call_in_flight import CallInFlight
 from app.models.call_log import CallLog
@@ -48,6 +49,7 @@ __all__ = [
     "ApiKey",
     "AppMeta",
     "AuthSession",
+    "BalanceEntry",
     "Base",
     "BlockedAttempt",
     "CallInFlight",
@@ -63,9 +65,11 @@ __all__ = [
     "ModelPrice",
     "ModelResponse",
     "RecoveryCode",
+    "RedemptionCode",
     "RuntimeSetting",
     "RuntimeSettingChange",
     "ServerInstance",
+    "SpendAlert",
     "SpentChallenge",
     "TokenPurpose",
     "UsageDaily",

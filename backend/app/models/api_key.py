@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, ForeignKey, Integer, String
+from sqlalchemy import JSON, BigInteger, ForeignKey, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.models.base import Base, UTCDateTime, utcnow
@@ -27,6 +27,9 @@ class ApiKey(Base):
     # Limits of this key alone, on top of its owner's (None: none).
     rpm_limit: Mapped[int | None] = mapped_column(Integer)
     concurrent_streams_limit: Mapped[int | None] = mapped_column(Integer)
+    # Spend cap of this key in nano-units per `budget_period`; None: no budget of its own.
+    budget_nano: Mapped[int | None] = mapped_column(BigInteger)
+    budget_period: Mapped[str | None] = mapped_column(String(8))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())

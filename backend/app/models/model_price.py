@@ -33,6 +33,9 @@ class ModelPrice(Base):
     output_micro: Mapped[int] = mapped_column(BigInteger, default=0)
     reasoning_micro: Mapped[int | None] = mapped_column(BigInteger)
     call_micro: Mapped[int] = mapped_column(BigInteger, default=0)
+    # The most tokens one answer of the model can have: what a call without max_tokens reserves
+    # against a budget. None: the runtime setting budget_output_tokens.
+    max_output_tokens: Mapped[int | None] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     # No foreign key: a price outlives the admin account that set it.
     created_by_id: Mapped[int | None] = mapped_column(Integer)

@@ -62,6 +62,13 @@ class User(Base):
     # Per-user overrides of the runtime defaults (None: use the default; 0: no limit).
     rpm_limit: Mapped[int | None] = mapped_column(Integer)
     concurrent_streams_limit: Mapped[int | None] = mapped_column(Integer)
+    # Spend cap in nano-units of the site's currency per `budget_period` (day, week, month,
+    # total); None: no budget.
+    budget_nano: Mapped[int | None] = mapped_column(BigInteger)
+    budget_period: Mapped[str | None] = mapped_column(String(8))
+    # A prepaid balance in nano-units (top-ups and redeemed codes add, calls take); None: calls
+    # are not paid from a balance.
+    balance_nano: Mapped[int | None] = mapped_column(BigInteger)
 
     @property
     def is_admin(self) -> bool:

@@ -18,7 +18,9 @@ from dataclasses import dataclass
 
 from redis.asyncio import Redis
 
+from app.billing.budgets import Budget
 from app.core.errors import RateLimitedError
+from app.models import ApiKey, User
 from app.ratelimit.limiter import RateLimiter, Rejection
 from app.ratelimit.responses import rate_limited, rpm_exceeded
 from app.ratelimit.slots import LEASE_SECONDS, ConcurrencySlots, Lease
@@ -64,12 +66,28 @@ return {0}
 
 @dataclass(frozen=True)
 class CallerLimits:
-    """Per-user overrides (None: the runtime default) and the key's own caps (None: none)."""
+    """Per-user overrides (None: the runtime default) and the key's own caps (None: none); the
+    user's and the key's budgets, and whether the user pays from a prepaid balance."""
 
     user_rpm: int | None = None
     user_streams: int | None = None
     key_rpm: int | None = None
     key_streams: int | None = None
+    user_budget: Budget | None = None
+    key_budget: Budget | None = None
+    balance: bool = False
+
+    @classmethod
+    def of(cls, user: User, key: ApiKey | None = None) -> CallerLimits:
+        return cls(
+            user_rpm=user.rpm_limit,
+            user_streams=user.concurrent_streams_limit,
+            key_rpm=key.rpm_limit if key is not None else None,
+            key_streams=key.concurrent_streams_limit if key is not None else None,
+            user_budget=Budget.of(user.budget_nano, user.budget_period),
+            key_budget=Budget.of(key.budget_nano, key.budget_period) if key is not None else None,
+            balance=user.balance_nano is not None,
+        )
 
 
 @dataclass(frozen=True)

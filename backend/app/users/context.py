@@ -8,10 +8,12 @@ from fastapi import Depends
 
 from app.core.deps import CoreContext, get_context
 from app.core.images import ImageDecoding
+from app.runtime_settings.cache import RuntimeSettingsCache
 
 
 class UsersContext(CoreContext, Protocol):
     images: ImageDecoding
+    runtime: RuntimeSettingsCache
 
 
 UsersContextDep = Annotated[UsersContext, Depends(get_context)]

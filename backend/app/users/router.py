@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, status
 
 from app.access.dependencies import AdminUser, require_admin
+from app.billing.budgets import default_budget
 from app.core.deps import SessionDep
 from app.core.ids import RowId
 from app.core.pagination import Page, PageDep
@@ -42,6 +43,7 @@ async def list_users(
 
 @router.post("", status_code=status.HTTP_201_CREATED)
 async def create_user(body: UserCreate, ctx: UsersContextDep, db: SessionDep) -> UserRead:
+    values = ctx.runtime.current
     user = await user_service.create(
         db,
         ctx.hasher,
@@ -51,6 +53,7 @@ async def create_user(body: UserCreate, ctx: UsersContextDep, db: SessionDep) ->
         display_name=body.display_name,
         role=body.role,
         status=body.status,
+        budget=default_budget(values.default_user_budget, values.default_user_budget_period),
     )
     return UserRead.model_validate(user)
 

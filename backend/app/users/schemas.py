@@ -4,6 +4,8 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from app.billing.money import CostText
+from app.billing.schemas import BALANCE_READ, BUDGET_READ, BudgetFields
 from app.models import UserRole, UserStatus
 from app.users.fields import DisplayName, Email, NewPassword, Username
 
@@ -28,6 +30,17 @@ class UserRead(BaseModel):
     concurrent_streams_limit: int | None = Field(
         description="Override of default_user_concurrent_streams (null: the default)"
     )
+    budget: CostText = Field(
+        default=None,
+        validation_alias=BUDGET_READ,
+        description="The most the account may spend per budget_period (null: no budget)",
+    )
+    budget_period: str | None = None
+    balance: CostText = Field(
+        default=None,
+        validation_alias=BALANCE_READ,
+        description="What is left of the prepaid balance (null: calls are not paid from one)",
+    )
 
 
 class UserCreate(BaseModel):
@@ -43,7 +56,7 @@ class UserCreate(BaseModel):
     status: UserStatus = UserStatus.ACTIVE
 
 
-class UserUpdate(BaseModel):
+class UserUpdate(BudgetFields):
     """An admin editing an account. Omitted fields stay as they are; `null` clears email/name."""
 
     model_config = ConfigDict(extra="forbid")

@@ -10,6 +10,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.access import sessions
+from app.billing.budgets import Budget
+from app.billing.schemas import apply_budget
 from app.core.db import get_or_404
 from app.core.errors import ConflictError
 from app.core.events import announce
@@ -72,7 +74,9 @@ async def create(
     display_name: str | None = None,
     role: UserRole = UserRole.USER,
     status: UserStatus = UserStatus.ACTIVE,
+    budget: Budget | None = None,
 ) -> User:
+    """A new account (`budget`: the runtime default budget new accounts get, if any)."""
     await _ensure_unique(db, username=username, email=email)
     user = User(
         username=username,
@@ -82,6 +86,8 @@ async def create(
         password_hash=await hasher.hash(password),
         role=role,
         status=status,
+        budget_nano=budget.nano if budget is not None else None,
+        budget_period=budget.period if budget is not None else None,
     )
     db.add(user)
     await _flush_unique(db)
@@ -176,6 +182,7 @@ async def admin_update(
         if limit in changes:
             value = changes[limit]
             setattr(target, limit, value if isinstance(value, int) else None)
+    apply_budget(target, changes)
     if isinstance(status, UserStatus) and status != target.status:
         target.status = status
         if status is UserStatus.DISABLED:

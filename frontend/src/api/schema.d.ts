@@ -1303,6 +1303,147 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/admin/users/{user_id}/balance": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Balance History
+         * @description The balance's trail: every top-up, adjustment and redeemed code, newest first.
+         */
+        get: operations["admin-balances-balance_history"];
+        put?: never;
+        /**
+         * Change Balance
+         * @description Top up (positive) or take away (negative); the first top-up starts a prepaid balance.
+         */
+        post: operations["admin-balances-change_balance"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/admin/users/{user_id}/spending": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** User Spending */
+        get: operations["admin-balances-user_spending"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/admin/codes": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** List Codes */
+        get: operations["admin-balances-list_codes"];
+        put?: never;
+        /**
+         * Create Codes
+         * @description A batch of one-time codes, each worth `amount` on the balance of whoever redeems it.
+         *     The codes are in this answer only.
+         */
+        post: operations["admin-balances-create_codes"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/admin/codes/{code_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /**
+         * Disable Code
+         * @description Make an unused code worthless.
+         */
+        delete: operations["admin-balances-disable_code"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/spending": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * My Spending
+         * @description What you have spent this period (your budget's, else this month), your budget and your
+         *     keys' budgets, and what is left of your balance.
+         */
+        get: operations["spending-my_spending"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/spending/balance": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** My Balance History */
+        get: operations["spending-my_balance_history"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/spending/redeem": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Redeem
+         * @description Add a code's amount to your balance (starting one if you have none).
+         */
+        post: operations["spending-redeem"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/agents": {
         parameters: {
             query?: never;
@@ -2068,6 +2209,13 @@ export interface components {
             /** Concurrent Streams Limit */
             concurrent_streams_limit: number | null;
             /**
+             * Budget
+             * @description The most this key may spend per budget_period (null: none)
+             */
+            budget?: string | null;
+            /** Budget Period */
+            budget_period?: string | null;
+            /**
              * Status
              * @enum {string}
              */
@@ -2253,6 +2401,16 @@ export interface components {
         };
         /** ApiKeyCreate */
         ApiKeyCreate: {
+            /**
+             * Budget
+             * @description The most to spend per period, in the site's currency
+             */
+            budget?: string | null;
+            /**
+             * Budget Period
+             * @description day, week (Monday first), month or total (default month)
+             */
+            budget_period?: ("day" | "week" | "month" | "total") | null;
             /** Name */
             name: string;
             /**
@@ -2300,6 +2458,13 @@ export interface components {
             /** Concurrent Streams Limit */
             concurrent_streams_limit: number | null;
             /**
+             * Budget
+             * @description The most this key may spend per budget_period (null: none)
+             */
+            budget?: string | null;
+            /** Budget Period */
+            budget_period?: string | null;
+            /**
              * Status
              * @enum {string}
              */
@@ -2345,6 +2510,13 @@ export interface components {
             /** Concurrent Streams Limit */
             concurrent_streams_limit: number | null;
             /**
+             * Budget
+             * @description The most this key may spend per budget_period (null: none)
+             */
+            budget?: string | null;
+            /** Budget Period */
+            budget_period?: string | null;
+            /**
              * Status
              * @enum {string}
              */
@@ -2366,6 +2538,16 @@ export interface components {
          * @description Omitted fields stay as they are.
          */
         ApiKeyUpdate: {
+            /**
+             * Budget
+             * @description The most to spend per period, in the site's currency
+             */
+            budget?: string | null;
+            /**
+             * Budget Period
+             * @description day, week (Monday first), month or total (default month)
+             */
+            budget_period?: ("day" | "week" | "month" | "total") | null;
             /** Name */
             name?: string | null;
             /** Expires At */
@@ -2382,6 +2564,50 @@ export interface components {
              * @description Calls running at once with this key; null: no key limit
              */
             concurrent_streams_limit?: number | null;
+        };
+        /**
+         * BalanceChange
+         * @description Top up (a positive amount) or take away (negative) from a user's prepaid balance; the
+         *     first top-up starts the balance, and from then on the user's calls are paid from it.
+         */
+        BalanceChange: {
+            /**
+             * Amount
+             * @description In the site's currency, e.g. 50 or -2.5
+             */
+            amount: string;
+            /**
+             * Note
+             * @default
+             */
+            note: string;
+        };
+        /** BalanceEntryRead */
+        BalanceEntryRead: {
+            /** Id */
+            id: number;
+            /** User Id */
+            user_id: number;
+            /** Amount */
+            amount: string | null;
+            /**
+             * Kind
+             * @description topup, adjust (by an admin) or code (a redeemed code)
+             */
+            kind: string;
+            /** Note */
+            note: string;
+            /** Created By Id */
+            created_by_id: number | null;
+            /** Code Id */
+            code_id: number | null;
+            /** Balance After */
+            balance_after: string | null;
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
         };
         /** BlockedAddress */
         BlockedAddress: {
@@ -2465,6 +2691,22 @@ export interface components {
              * @description PNG, WebP or GIF up to 16 megapixels, or JPEG up to 50; at most 5 MB
              */
             file: string;
+        };
+        /** BudgetState */
+        BudgetState: {
+            /** Limit */
+            limit: string;
+            /** Period */
+            period: string;
+            /**
+             * Period Label
+             * @description Which period: 2026-12-05, 2026-W49, 2026-12, total
+             */
+            period_label: string;
+            /** Spent */
+            spent: string;
+            /** Left */
+            left: string;
         };
         /** CallLogRecord */
         CallLogRecord: {
@@ -2840,6 +3082,64 @@ export interface components {
             presence_penalty?: number | null;
             /** Frequency Penalty */
             frequency_penalty?: number | null;
+        };
+        /** CodeRead */
+        CodeRead: {
+            /** Id */
+            id: number;
+            /**
+             * Hint
+             * @description The code's last characters
+             */
+            hint: string;
+            /** Amount */
+            amount: string;
+            /** Batch */
+            batch: string;
+            /**
+             * Status
+             * @description unused, redeemed, expired or disabled
+             */
+            status: string;
+            /** Expires At */
+            expires_at: string | null;
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+            /** Redeemed By Id */
+            redeemed_by_id: number | null;
+            /** Redeemed At */
+            redeemed_at: string | null;
+        };
+        /** CodesCreate */
+        CodesCreate: {
+            /** Count */
+            count: number;
+            /**
+             * Amount
+             * @description What each code adds to a balance
+             * @example 20
+             */
+            amount: string;
+            /** Batch */
+            batch: string;
+            /**
+             * Expires At
+             * @description Unset: never
+             */
+            expires_at?: string | null;
+        };
+        /** CodesCreated */
+        CodesCreated: {
+            /** Batch */
+            batch: string;
+            /**
+             * Codes
+             * @description Shown only in this response: hand them out now
+             */
+            codes: string[];
         };
         /**
          * ContextUpdate
@@ -3252,6 +3552,21 @@ export interface components {
              */
             errors: string[];
         };
+        /** KeySpending */
+        KeySpending: {
+            /** Id */
+            id: number;
+            /** Name */
+            name: string;
+            budget: components["schemas"]["BudgetState"] | null;
+            /**
+             * Spent
+             * @description In the key's budget period, else this month
+             */
+            spent: string;
+            /** Period Label */
+            period_label: string;
+        };
         /** LinkToken */
         LinkToken: {
             /** Token */
@@ -3558,6 +3873,17 @@ export interface components {
             /** Page Size */
             page_size: number;
         };
+        /** Page[BalanceEntryRead] */
+        Page_BalanceEntryRead_: {
+            /** Items */
+            items: components["schemas"]["BalanceEntryRead"][];
+            /** Total */
+            total: number;
+            /** Page */
+            page: number;
+            /** Page Size */
+            page_size: number;
+        };
         /** Page[BlockedAttemptRead] */
         Page_BlockedAttemptRead_: {
             /** Items */
@@ -3573,6 +3899,17 @@ export interface components {
         Page_ChannelRead_: {
             /** Items */
             items: components["schemas"]["ChannelRead"][];
+            /** Total */
+            total: number;
+            /** Page */
+            page: number;
+            /** Page Size */
+            page_size: number;
+        };
+        /** Page[CodeRead] */
+        Page_CodeRead_: {
+            /** Items */
+            items: components["schemas"]["CodeRead"][];
             /** Total */
             total: number;
             /** Page */
@@ -3794,6 +4131,11 @@ export interface components {
              */
             per_call: string;
             /**
+             * Max Output Tokens
+             * @description The most tokens one answer can have: what a call without max_tokens reserves against a budget (unset: the runtime setting budget_output_tokens)
+             */
+            max_output_tokens?: number | null;
+            /**
              * Effective From
              * @description From when (default now). Calls keep the cost of the price in force when they started.
              */
@@ -3831,6 +4173,8 @@ export interface components {
             reasoning: string | null;
             /** Per Call */
             per_call: string;
+            /** Max Output Tokens */
+            max_output_tokens: number | null;
             /**
              * Effective From
              * Format: date-time
@@ -3854,6 +4198,11 @@ export interface components {
              * @description Shown only in this response: each works once
              */
             codes: string[];
+        };
+        /** Redeem */
+        Redeem: {
+            /** Code */
+            code: string;
         };
         /** RefreshRequest */
         RefreshRequest: {
@@ -4049,6 +4398,29 @@ export interface components {
              * @description Last day, inclusive
              */
             end: string;
+        };
+        /**
+         * Spending
+         * @description What the caller has spent, what their budgets allow, and what is left of their balance.
+         */
+        Spending: {
+            /** Currency */
+            currency: string;
+            /**
+             * Spent
+             * @description In the account's budget period, else this month
+             */
+            spent: string;
+            /** Period Label */
+            period_label: string;
+            budget: components["schemas"]["BudgetState"] | null;
+            /**
+             * Balance
+             * @description Prepaid balance left (null: none)
+             */
+            balance: string | null;
+            /** Keys */
+            keys: components["schemas"]["KeySpending"][];
         };
         /** StopResult */
         StopResult: {
@@ -4369,6 +4741,18 @@ export interface components {
              * @description Override of default_user_concurrent_streams (null: the default)
              */
             concurrent_streams_limit: number | null;
+            /**
+             * Budget
+             * @description The most the account may spend per budget_period (null: no budget)
+             */
+            budget?: string | null;
+            /** Budget Period */
+            budget_period?: string | null;
+            /**
+             * Balance
+             * @description What is left of the prepaid balance (null: calls are not paid from one)
+             */
+            balance?: string | null;
         };
         /**
          * UserRole
@@ -4385,6 +4769,16 @@ export interface components {
          * @description An admin editing an account. Omitted fields stay as they are; `null` clears email/name.
          */
         UserUpdate: {
+            /**
+             * Budget
+             * @description The most to spend per period, in the site's currency
+             */
+            budget?: string | null;
+            /**
+             * Budget Period
+             * @description day, week (Monday first), month or total (default month)
+             */
+            budget_period?: ("day" | "week" | "month" | "total") | null;
             /** Email */
             email?: string | null;
             /** Display Name */
@@ -8586,6 +8980,287 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["ImportResult"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    "admin-balances-balance_history": {
+        parameters: {
+            query?: {
+                page?: number;
+                page_size?: number;
+            };
+            header?: never;
+            path: {
+                user_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Page_BalanceEntryRead_"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    "admin-balances-change_balance": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                user_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["BalanceChange"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BalanceEntryRead"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    "admin-balances-user_spending": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                user_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Spending"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    "admin-balances-list_codes": {
+        parameters: {
+            query?: {
+                batch?: string | null;
+                status?: ("unused" | "redeemed" | "expired" | "disabled") | null;
+                page?: number;
+                page_size?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Page_CodeRead_"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    "admin-balances-create_codes": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CodesCreate"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CodesCreated"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    "admin-balances-disable_code": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                code_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    "spending-my_spending": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Spending"];
+                };
+            };
+        };
+    };
+    "spending-my_balance_history": {
+        parameters: {
+            query?: {
+                page?: number;
+                page_size?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Page_BalanceEntryRead_"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    "spending-redeem": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["Redeem"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BalanceEntryRead"];
                 };
             };
             /** @description Validation Error */
