@@ -149,7 +149,15 @@ class AppContext:
             client_ip = ClientIPResolver(settings.server.trusted_proxies)
         except ValueError as exc:
             raise ConfigError(f"TRUSTED_PROXIES: {exc}") from None
-        redis = create_redis(redis_url) if redis_url else None
+        redis = (
+            create_redis(
+                redis_url,
+                settings.redis.max_connections,
+                settings.redis.pool_timeout_seconds,
+            )
+            if redis_url
+            else None
+        )
         prefix = settings.redis.key_prefix
         runtime = RuntimeSettingsCache(settings.runtime.values())
         limits = ratelimit.build(redis, prefix, runtime)

@@ -64,6 +64,42 @@ def test_two_processes_behave_as_one(
     assert statuses.count(429) == 14
     assert mock_upstream.state.total == 10
 
+    # A key's budget for 10 calls admits exactly 10 of 40 concurrent ones across both processes
+    # (the reservations are in Redis). A user without rate limits, so that the budget decides.
+    made = a.post(
+        "/api/admin/users",
+        json={"username": "spender", "password": "spender-password-1"},
+        headers=admin,
+    ).json()
+    a.patch(
+        f"/api/admin/users/{made['id']}",
+        json={"rpm_limit": 0, "concurrent_streams_limit": 0},
+        headers=admin,
+    )
+    price = {"model": "mock-gpt", "input": "0", "output": "1000"}
+    assert a.post("/api/admin/prices", json=price, headers=admin).status_code == 201
+    spender = a.post(
+        "/api/auth/login", json={"username": "spender", "password": "spender-password-1"}
+    ).json()["access_token"]
+    budget_key = a.post(
+        "/api/keys",
+        json={"name": "capped", "budget": "0.08", "budget_period": "day"},
+        headers={"Authorization": f"Bearer {spender}"},
+    ).json()["key"]
+    capped = {"Authorization": f"Bearer {budget_key}"}
+    # The price reaches the other process through Redis too.
+    assert until(lambda: b.get("/v1/models", headers=capped).status_code == 200)
+
+    def spend(client: httpx.Client) -> int:
+        body = {"model": "mock-gpt", "max_tokens": 8, "messages": MESSAGES}
+        return client.post("/v1/chat/completions", json=body, headers=capped).status_code
+
+    time.sleep(PROPAGATION_SECONDS)  # the price is loaded on both
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        spent = list(pool.map(spend, [a, b] * 20))
+    assert spent.count(200) == 10, spent
+    assert spent.count(429) == 30
+
     # A blacklist entry added through one process blocks on the other.
     attacker = {"X-Forwarded-For": "198.51.100.9"}
     assert b.get("/healthz", headers=attacker).status_code == 200

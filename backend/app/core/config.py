@@ -112,6 +112,10 @@ class RedisSettings(BaseSettings):
     url: SecretStr | None = None
     # Prefix for every key this app writes, so several deployments can share one Redis.
     key_prefix: str = Field(default="acgw", pattern=r"^[A-Za-z0-9_.-]{1,32}$")
+    # Connections this process may open to Redis; a call needing one while all are busy waits
+    # up to `pool_timeout_seconds` for one (it is not refused at once).
+    max_connections: int = Field(default=512, ge=8, le=100_000)
+    pool_timeout_seconds: float = Field(default=10.0, gt=0, le=300)
 
 
 class SecuritySettings(BaseSettings):

@@ -11,6 +11,8 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 
+from redis.exceptions import RedisError
+
 from app.billing.budgets import Budgets
 from app.core.config import GatewaySettings
 from app.core.errors import AppError, ForbiddenError, NotFoundError, ServiceUnavailableError
@@ -128,6 +130,8 @@ class Gateway:
             free_limits = await self.admission.admit(caller.user_id, caller.key_id, caller.limits)
         except AppError as error:
             raise self._reject(call, error) from None
+        except RedisError:
+            raise self._reject(call, _store_unavailable()) from None
         if self.budgets is not None:
             try:
                 # Settled when the call ends (`ModelCall.close`), however it ends.
@@ -138,6 +142,8 @@ class Gateway:
                 free_limits()
                 if isinstance(error, AppError):
                     raise self._reject(call, error) from None
+                if isinstance(error, RedisError):
+                    raise self._reject(call, _store_unavailable()) from None
                 raise
         try:
             await self.gate.acquire(self.runtime.current.queue_timeout_seconds)
@@ -164,3 +170,12 @@ class Gateway:
         except BaseException:
             release()
             raise
+
+
+def _store_unavailable() -> ServiceUnavailableError:
+    """Redis (limits, budgets) cannot be reached: the call is not made rather than made unchecked."""
+    return ServiceUnavailableError(
+        "The gateway cannot check your limits right now; retry shortly",
+        code="limits_unavailable",
+        headers={"Retry-After": str(BUSY_RETRY_AFTER_SECONDS)},
+    )
