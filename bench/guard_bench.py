@@ -5,9 +5,13 @@
 Measures, in this process, the components the request path calls:
   blacklist    `BlockList.match` with 10,000 rules (IPv4 and IPv6 ranges, nested), for addresses
                that are and are not listed
-  guard        `ClientGuard.check`: the blacklist plus the per-address RPM (what every request pays)
-  admission    `Admission.admit` + release: key RPM, user RPM, key and user concurrency slots
-  total        guard + admission: what the limits add to one model call
+  guard        `ClientGuard.check` on another rate-limited path: the blacklist plus the per-address
+               RPM
+  admission    a model call's `Admission.admit` and its end: the address's RPM, key and user RPM,
+               key and user concurrency slots, and a budget reservation (a key budget and a
+               balance) — then the slots' release and the cost's settlement
+  total        the guard on a model call's path (the blacklist only: its address is counted by
+               the admission) + admission: what the limits add to one model call
 each on the in-memory backend and (with --redis) on Redis, where a hit costs a round trip.
 Writes bench/results/guard-<time>.json and prints a Markdown table.
 """
@@ -33,12 +37,14 @@ from redis.asyncio import Redis  # noqa: E402
 from redis.exceptions import RedisError  # noqa: E402
 
 from app.ipfilter.guard import ClientGuard  # noqa: E402
-from app.ipfilter.matcher import BlockList, BlockRule  # noqa: E402
+from app.ipfilter.cache import BlockListCache as BlockList  # noqa: E402
+from app.ipfilter.cache import BlockRule  # noqa: E402
+from app.billing.ledger import Claim, MemoryLedger, RedisLedger, Reservation  # noqa: E402
 from app.ratelimit.admission import Admission, CallerLimits  # noqa: E402
 from app.ratelimit.limiter import RateLimiter  # noqa: E402
 from app.ratelimit.slots import ConcurrencySlots  # noqa: E402
-from app.runtime_settings.store import RuntimeSettingsStore  # noqa: E402
-from app.runtime_settings.values import RuntimeValues  # noqa: E402
+from app.runtime_settings.cache import RuntimeSettingsCache as RuntimeSettingsStore  # noqa: E402
+from app.core.runtime_values import RuntimeValues  # noqa: E402
 
 RULES = 10_000
 ROUNDS = 5
@@ -99,20 +105,54 @@ async def backend_costs(
     )
     limiter = RateLimiter(redis, namespace=namespace)
     slots = ConcurrencySlots(redis, namespace=namespace)
-    guard = ClientGuard(blocklist, limiter, runtime)
-    admission = Admission(limiter, slots, runtime, redis, namespace)
+    memory_ledger = MemoryLedger() if redis is None else None
+    ledger = memory_ledger if memory_ledger is not None else RedisLedger(redis, namespace)  # type: ignore[arg-type]
+    admission = Admission(limiter, slots, runtime, redis, namespace, memory_ledger)
+    guard = ClientGuard(
+        blocklist, admission.count_address, runtime, deferred_paths=frozenset({"/v1/chat/completions"})
+    )
     limits = CallerLimits(key_rpm=10**6, key_streams=10**4)
     unlisted = [ip for ip in ips if blocklist.match(ip) is None][:200]
 
+    async def nothing_spent() -> int:
+        return 0
+
+    async def plenty_left() -> int:
+        return 10**15
+
+    budgets = [
+        Reservation(
+            [
+                Claim(f"key:{n}:2026-12", 10**15, "this API key's monthly budget", nothing_spent),
+                Claim(f"balance:{n}", None, "your balance", plenty_left),
+            ],
+            1_000_000,
+        )
+        for n in range(50)
+    ]
+
     async def guard_once(index: int) -> None:
-        await guard.check(unlisted[index % len(unlisted)], "/v1/chat/completions", "bench")
+        await guard.check(unlisted[index % len(unlisted)], "/api/chat", "bench")
+
+    timings = {"start": 0.0, "end": 0.0}
 
     async def admit_once(index: int) -> None:
-        release = await admission.admit(1 + index % 50, 1 + index % 50, limits)
-        release()
+        who = 1 + index % 50
+        started = time.perf_counter()
+        ticket = await admission.admit(
+            who, who, limits, client_ip=unlisted[index % len(unlisted)], budget=budgets[who - 1]
+        )
+        admitted = time.perf_counter()
+        ticket.release()
+        assert ticket.hold is not None
+        settling = ledger.settle(ticket.hold, 500_000)
+        if settling is not None:
+            await settling
+        timings["start"] += admitted - started
+        timings["end"] += time.perf_counter() - admitted
 
     async def total_once(index: int) -> None:
-        await guard_once(index)
+        await guard.check(unlisted[index % len(unlisted)], "/v1/chat/completions", "bench")
         await admit_once(index)
 
     costs = {
@@ -120,6 +160,10 @@ async def backend_costs(
         "admission": await measure(calls, admit_once),
         "total": await measure(calls, total_once),
     }
+    # Of the admission: before the call (on its path) and after its answer (its slots and cost).
+    measured = calls * ROUNDS * 2  # admit_once ran in both the admission and the total rounds
+    costs["admission_start"] = timings["start"] / measured * 1e6
+    costs["admission_end"] = timings["end"] / measured * 1e6
     await slots.close()
     return costs
 
@@ -178,13 +222,22 @@ async def main() -> None:
     assert isinstance(redis_row, dict)
     print(f"| blacklist match | {results['blacklist_match_us']} | (same: in process) |")
     for name, label in [
-        ("guard", "blacklist + per-address RPM"),
-        ("admission", "key + user RPM, key + user slots (acquire and release)"),
+        ("guard", "blacklist + per-address RPM (another rate-limited path)"),
+        ("admission", "address + key + user RPM, key + user slots, budget + balance (start and end)"),
+        ("admission_start", "  of which before the call: one script"),
+        ("admission_end", "  of which after its answer: slots and cost, one script"),
         ("total", "everything the limits add to one model call"),
     ]:
         print(f"| {label} | {memory[name]} | {redis_row.get(name, '—')} |")
     if "redis_ping_us" in results:
-        print(f"\nRedis round trip (PING) here: {results['redis_ping_us']} µs")
+        ping = float(results["redis_ping_us"])  # type: ignore[arg-type]
+        start = float(redis_row["admission_start"])
+        print(f"\nRedis round trip (PING) here: {ping} µs")
+        print(
+            f"A model call's admission with Redis (before the call): {start / ping:.2f}× PING "
+            "(target ≤ 2); its end, after the answer, is one more script"
+        )
+    print(f"A model call's limits in memory: {memory['total']} µs (target ≤ 30)")
 
 
 if __name__ == "__main__":

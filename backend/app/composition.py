@@ -56,6 +56,7 @@ from app.gateway.cache import ChannelCache
 from app.gateway.calls import ActiveStreams, ModelCalls
 from app.gateway.concurrency import ConcurrencyGate
 from app.gateway.context import GatewayContext
+from app.gateway.endpoints import MODEL_CALL_PATHS
 from app.gateway.http_client import HttpClient
 from app.gateway.responses_store import ResponseStore
 from app.gateway.service import Gateway
@@ -110,6 +111,7 @@ class AppContext:
     metrics_access: MetricsAccess
     send_watchdog: SendWatchdog
     mail_config: MailConfigCache
+    ledger: MemoryLedger | RedisLedger
     prices: PriceBook = field(default_factory=PriceBook)
     # Decoding uploaded images: a few at a time, memory given back after each.
     images: ImageDecoding = field(default_factory=ImageDecoding)
@@ -160,7 +162,10 @@ class AppContext:
         )
         prefix = settings.redis.key_prefix
         runtime = RuntimeSettingsCache(settings.runtime.values())
-        limits = ratelimit.build(redis, prefix, runtime)
+        ledger = RedisLedger(redis, prefix) if redis is not None else MemoryLedger()
+        limits = ratelimit.build(
+            redis, prefix, runtime, ledger if isinstance(ledger, MemoryLedger) else None
+        )
         gate = ConcurrencyGate(runtime.current.llm_concurrency)
         runtime.listen(lambda _old, new: gate.resize(new.llm_concurrency))
         secret_box = SecretBox(secrets.encryption_keys)
@@ -177,7 +182,12 @@ class AppContext:
             limiter=limits.limiter,
             slots=limits.slots,
             admission=limits.admission,
-            guard=ClientGuard(BlockListCache(), limits.limiter, runtime),
+            guard=ClientGuard(
+                BlockListCache(),
+                limits.admission.count_address,
+                runtime,
+                deferred_paths=MODEL_CALL_PATHS,
+            ),
             api_key_cache=ApiKeyCache(settings.gateway.key_cache_seconds),
             breaker=CircuitBreaker(lambda: runtime.current),
             gate=gate,
@@ -185,6 +195,7 @@ class AppContext:
             metrics_access=_metrics_access(settings),
             send_watchdog=SendWatchdog(lambda: runtime.current.send_timeout_seconds),
             mail_config=MailConfigCache(settings.mail, secret_box),
+            ledger=ledger,
         )
 
     def allow_private_upstreams(self) -> bool:
@@ -239,13 +250,8 @@ class AppContext:
             price=self.prices.cost_of,
         )
         self.call_logs.start()
-        ledger = (
-            RedisLedger(self.redis, self.settings.redis.key_prefix)
-            if self.redis is not None
-            else MemoryLedger()
-        )
         self.budgets = Budgets(
-            ledger,
+            self.ledger,
             self.prices,
             SpendSource(self.sessionmaker, self.call_logs.pending_cost),
             self.settings.server.timezone,

@@ -23,7 +23,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.billing import periods
-from app.billing.ledger import Claim, Hold, Ledger
+from app.billing.ledger import Claim, Hold, Ledger, Reservation
 from app.billing.money import to_nano
 from app.billing.periods import Period
 from app.billing.prices import Price, PriceBook
@@ -189,16 +189,15 @@ class Budgets:
             output = asked = 0
         return price.cost(prompt, 0, output, 0, answered=True), 0 if asked else output
 
-    async def reserve(
+    def reservation(
         self,
         spender: Spender,
         request: Any,
         channel_ids: Sequence[int],
         now: datetime,
-    ) -> Hold | None:
-        """Hold the call's worst case against every claim on it (None: nothing to hold it to).
-        Raises 429 `insufficient_quota` if a claim cannot take it, 403 if the model has no
-        price (a budget could not hold)."""
+    ) -> Reservation | None:
+        """What the call must reserve, and against which claims (None: nothing to hold it to).
+        Raises 403 if the model has no price (a budget could not hold)."""
         if not spender.held:
             return None
         price = self.worst_price(request.model, channel_ids, now)
@@ -209,11 +208,8 @@ class Budgets:
                 code="model_unpriced",
                 param="model",
             )
-        cap = self._prices.output_cap(request.model)
-        amount, output = self.worst_case(price, request, cap)
-        hold = await self.ledger.reserve(self.claims(spender, now), amount)
-        hold.output_tokens = output
-        return hold
+        amount, output = self.worst_case(price, request, self._prices.output_cap(request.model))
+        return Reservation(self.claims(spender, now), amount, output)
 
     def settle(self, hold: Hold, cost: int | None) -> Coroutine[Any, Any, None] | None:
         """The call ended: its real cost (the reservation if unknown) replaces what it held."""

@@ -50,6 +50,16 @@ class Claim:
     forget_at: float = 0.0  # Unix time after which the claim is of no use (0: never)
 
 
+@dataclass(frozen=True, slots=True)
+class Reservation:
+    """What a call reserves: `amount` (nano-units) against each of `claims`; `output_tokens`:
+    the answer's length that covers when the request set no limit (0: it did)."""
+
+    claims: Sequence[Claim]
+    amount: int
+    output_tokens: int = 0
+
+
 @dataclass(slots=True)
 class Hold:
     claims: Sequence[Claim]
@@ -57,6 +67,9 @@ class Hold:
     member: str
     settled: bool = False
     output_tokens: int = 0  # the answer's length the amount covers (a longer stream is cut)
+    # Redis sets holding this call's concurrency leases (under `member`): emptied by the same
+    # script that settles the hold, so a call's end is one round trip.
+    slot_keys: list[str] = field(default_factory=list)
 
     @property
     def from_balance(self) -> bool:
@@ -112,22 +125,33 @@ class MemoryLedger:
                 del self._loading[key]
                 future.set_result(None)
 
-    async def reserve(self, claims: Sequence[Claim], amount: int) -> Hold:
+    async def load(self, claims: Sequence[Claim]) -> None:
+        """Start every claim not used yet (may wait for the database)."""
         for claim in claims:
             await self._ensure(claim)
-        # From here on nothing yields: the checks and the booking are one step.
+
+    def check(self, claims: Sequence[Claim], amount: int) -> None:
+        """Raise the refusal of the first claim that cannot take `amount` (claims loaded)."""
         for claim in claims:
             key = claim.key
             cap = claim.limit if claim.limit is not None else self._limits[key]
             used = self._spent[key] + self._reserved.get(key, 0)
             if used + amount > cap:
                 raise refusal(claim, cap - used)
+
+    def book(self, claims: Sequence[Claim], amount: int) -> Hold:
+        """Reserve `amount` against every claim (checked, with nothing yielding in between)."""
         for claim in claims:
             self._reserved[claim.key] = self._reserved.get(claim.key, 0) + amount
         self._calls += 1
         if self._calls % 10_000 == 0:
             self._sweep()
         return Hold(claims, amount, self._members.new())
+
+    async def reserve(self, claims: Sequence[Claim], amount: int) -> Hold:
+        await self.load(claims)
+        self.check(claims, amount)  # from here on nothing yields: check and booking are one step
+        return self.book(claims, amount)
 
     def settle(self, hold: Hold, cost: int) -> Coroutine[Any, Any, None] | None:
         """The call ended having cost `cost` (0 if it failed before any answer). In memory this
@@ -155,6 +179,33 @@ class MemoryLedger:
                     table.pop(key, None)
 
 
+# A claim's hash holds `spent`, a balance's `limit`, and `r:<member>` = "amount|expiry" per live
+# reservation. `reserve_check` drops lapsed reservations and answers what is left if `amount`
+# does not fit (nil if it does); the admission script (`ratelimit.admission`) uses it too.
+RESERVE_CHECK = """
+local function reserve_check(key, limit, now, amount)
+  local fields = redis.call('HGETALL', key)
+  local spent, cap, reserved = 0, 0, 0
+  for j = 1, #fields, 2 do
+    local name, value = fields[j], fields[j + 1]
+    if name == 'spent' then
+      spent = tonumber(value)
+    elseif name == 'limit' then
+      cap = tonumber(value)
+    else
+      local bar = string.find(value, '|', 1, true)
+      if tonumber(string.sub(value, bar + 1)) < now then
+        redis.call('HDEL', key, name)
+      else
+        reserved = reserved + tonumber(string.sub(value, 1, bar - 1))
+      end
+    end
+  end
+  if limit ~= '' then cap = tonumber(limit) end
+  if spent + reserved + amount > cap then return cap - spent - reserved end
+  return nil
+end
+"""
 # KEYS: one hash per claim. ARGV: now, amount, member, hold expiry, then per claim its limit
 # ("" for a balance), its loaded value ("" if not loaded yet) and when Redis may forget it (Unix
 # time, 0: never). A hash holds `spent`, a balance's `limit`, and `r:<member>` = "amount|expiry"
@@ -177,37 +228,26 @@ for i = 1, #KEYS do
   end
 end
 for i = 1, #KEYS do
-  local fields = redis.call('HGETALL', KEYS[i])
-  local spent, cap, reserved = 0, 0, 0
-  for j = 1, #fields, 2 do
-    local name, value = fields[j], fields[j + 1]
-    if name == 'spent' then
-      spent = tonumber(value)
-    elseif name == 'limit' then
-      cap = tonumber(value)
-    else
-      local bar = string.find(value, '|', 1, true)
-      if tonumber(string.sub(value, bar + 1)) < now then
-        redis.call('HDEL', KEYS[i], name)
-      else
-        reserved = reserved + tonumber(string.sub(value, 1, bar - 1))
-      end
-    end
-  end
-  if ARGV[2 + i * 3] ~= '' then cap = tonumber(ARGV[2 + i * 3]) end
-  if spent + reserved + amount > cap then return {2, i, tostring(cap - spent - reserved)} end
+  local left = reserve_check(KEYS[i], ARGV[2 + i * 3], now, amount)
+  if left then return {2, i, tostring(left)} end
 end
 for i = 1, #KEYS do
   redis.call('HSET', KEYS[i], 'r:' .. member, amount .. '|' .. expiry)
 end
 return {0}
 """
-# KEYS: the claims' hashes. ARGV: member, cost.
+_RESERVE = RESERVE_CHECK + _RESERVE
+# KEYS: the claims' hashes, then the sets holding the call's concurrency leases. ARGV: member,
+# cost, claim count.
 _SETTLE = """
-for i = 1, #KEYS do
+local claims = tonumber(ARGV[3])
+for i = 1, claims do
   if redis.call('HDEL', KEYS[i], 'r:' .. ARGV[1]) == 1 then
     redis.call('HINCRBY', KEYS[i], 'spent', ARGV[2])
   end
+end
+for i = claims + 1, #KEYS do
+  redis.call('ZREM', KEYS[i], ARGV[1])
 end
 return 0
 """
@@ -252,11 +292,11 @@ class RedisLedger:
         if hold.settled:
             return None
         hold.settled = True
-        keys = [self._prefix + claim.key for claim in hold.claims]
-        return self._settle_in_redis(keys, hold.member, cost)
+        keys = [self._prefix + claim.key for claim in hold.claims] + hold.slot_keys
+        return self._settle_in_redis(keys, hold.member, cost, len(hold.claims))
 
-    async def _settle_in_redis(self, keys: list[str], member: str, cost: int) -> None:
-        await self._settle(keys=keys, args=[member, cost])
+    async def _settle_in_redis(self, keys: list[str], member: str, cost: int, claims: int) -> None:
+        await self._settle(keys=keys, args=[member, cost, claims])
 
     async def credit(self, key: str, amount: int) -> None:
         await self._credit(keys=[self._prefix + key], args=[amount])

@@ -59,6 +59,8 @@ class CallRecord:
     finished: bool = False
     # What the call holds against budgets and balances (`billing.ledger.Hold`), if anything.
     hold: Any = None
+    # Its client address was counted by its admission (else a /v1 refusal counts it).
+    address_counted: bool = False
     # Names the call in `calls_in_flight` while it runs (request ids can come from clients).
     # Unique across processes without a random draw per call: this process's prefix, then a count.
     journal_id: str = field(default_factory=lambda: f"{_PROCESS}{next(_SEQUENCE):x}")

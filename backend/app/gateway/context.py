@@ -11,6 +11,7 @@ from app.gateway.auth import ApiKeyCache
 from app.gateway.calls import ModelCalls
 from app.gateway.responses_store import ResponseStore
 from app.gateway.service import Gateway
+from app.ipfilter.guard import ClientGuard
 from app.runtime_settings.cache import RuntimeSettingsCache
 
 
@@ -20,6 +21,7 @@ class GatewayContext(CoreContext, Protocol):
     responses: ResponseStore
     gateway: Gateway
     runtime: RuntimeSettingsCache
+    guard: ClientGuard
 
 
 GatewayContextDep = Annotated[GatewayContext, Depends(get_context)]

@@ -55,6 +55,10 @@ RESPONSE_PATH = "/v1/responses/{response_id}"
 MESSAGES_PATH = "/v1/messages"
 COUNT_TOKENS_PATH = "/v1/messages/count_tokens"
 Handler = Callable[[GatewayContext, Scope, Receive], Awaitable[Response]]
+# Model calls: their client address is counted by the call's admission (`ClientGuard`).
+MODEL_CALL_PATHS = frozenset(
+    {CHAT_PATH, COMPLETIONS_PATH, EMBEDDINGS_PATH, RESPONSES_PATH, MESSAGES_PATH}
+)
 
 
 async def read_body(receive: Receive) -> bytes:
@@ -89,10 +93,16 @@ Planner = Callable[[Caller, bytes], Awaitable[Plan]]
 async def _model_call(
     ctx: GatewayContext, scope: Scope, receive: Receive, plan: Plan | Planner
 ) -> Response:
-    caller = await _caller(ctx, scope)
-    if not may_chat(ctx.runtime.current, is_admin=False, email_verified=caller.confirmed):
-        raise ForbiddenError(UNVERIFIED_MESSAGE, code="email_unverified")
     state = scope["state"]
+    try:
+        caller = await _caller(ctx, scope)
+        if not may_chat(ctx.runtime.current, is_admin=False, email_verified=caller.confirmed):
+            raise ForbiddenError(UNVERIFIED_MESSAGE, code="email_unverified")
+    except AppError:
+        over = await ctx.guard.count(state["client_ip"])  # refused before its admission
+        if over is not None:
+            raise over from None
+        raise
     try:
         raw = await read_body(receive)
     except ClientDisconnect:
@@ -114,6 +124,7 @@ async def _model_call(
         receive=receive,
         stream=plan.stream,
         answer=plan.answer,
+        count_address=ctx.guard.count,
     )
 
 

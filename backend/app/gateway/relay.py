@@ -125,6 +125,15 @@ class RelayResponse(StreamingResponse):
             self._call.close()
 
 
+CountAddress = Callable[[str], Awaitable[AppError | None]]
+
+
+async def _count_refused(count_address: CountAddress | None, client_ip: str) -> None:
+    """A refused model call still counts against its address's request rate."""
+    if count_address is not None:
+        await count_address(client_ip)
+
+
 def _api_call(caller: Caller, request_id: str, client_ip: str) -> CallRecord:
     """The log record of one `/v1` call, before its body is read (so the model is not known)."""
     return CallRecord(
@@ -157,15 +166,18 @@ async def relay_call(
     receive: Receive,
     stream: StreamFrames = openai_stream,
     answer: Answer = openai_answer,
+    count_address: CountAddress | None = None,
 ) -> Response:
     """One `/v1` model call: `parse` reads its body (chat, embeddings, legacy completions, or a
     format translated to chat); the answer goes back through `answer`, a stream as the frames
-    `stream` makes of it (by default the provider's own)."""
+    `stream` makes of it (by default the provider's own). A call refused before its admission
+    counted its client address is counted with `count_address`."""
     call = calls.new(_api_call(caller, request_id, client_ip), interruptible=True)
     try:
         request = parse(raw)
     except AppError as error:
         call.refuse(error)
+        await _count_refused(count_address, client_ip)
         raise
     record = call.record
     record.requested_model = request.model
@@ -175,6 +187,10 @@ async def relay_call(
         await run_until_disconnect(receive, call.start(request, caller))
     except ClientGoneError:
         return Response(status_code=CLIENT_CLOSED)
+    except AppError:
+        if not record.address_counted:
+            await _count_refused(count_address, client_ip)
+        raise
     if call.streaming:
         return RelayResponse(call, stream(call, request))
     return await answer(call.answer(), call, request)

@@ -127,24 +127,25 @@ class Gateway:
                 ),
             )
         try:
-            free_limits = await self.admission.admit(caller.user_id, caller.key_id, caller.limits)
+            budget = (
+                self.budgets.reservation(
+                    caller.spender, request, [c.id for c in available], utcnow()
+                )
+                if self.budgets is not None
+                else None
+            )
+            # /v1 calls: the client address's window is counted here, in the same round trip.
+            client_ip = call.client_ip if call.source == "api" else None
+            call.address_counted = client_ip is not None
+            ticket = await self.admission.admit(
+                caller.user_id, caller.key_id, caller.limits, client_ip=client_ip, budget=budget
+            )
         except AppError as error:
             raise self._reject(call, error) from None
         except RedisError:
             raise self._reject(call, _store_unavailable()) from None
-        if self.budgets is not None:
-            try:
-                # Settled when the call ends (`ModelCall.close`), however it ends.
-                call.hold = await self.budgets.reserve(
-                    caller.spender, request, [c.id for c in available], utcnow()
-                )
-            except BaseException as error:
-                free_limits()
-                if isinstance(error, AppError):
-                    raise self._reject(call, error) from None
-                if isinstance(error, RedisError):
-                    raise self._reject(call, _store_unavailable()) from None
-                raise
+        call.hold = ticket.hold  # settled when the call ends (`ModelCall.close`), however it ends
+        free_limits = ticket.release
         try:
             await self.gate.acquire(self.runtime.current.queue_timeout_seconds)
         except GateTimeoutError:

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from redis.asyncio import Redis
 
+from app.billing.ledger import MemoryLedger
 from app.ratelimit.admission import Admission
 from app.ratelimit.limiter import RateLimiter
 from app.ratelimit.slots import ConcurrencySlots
@@ -19,8 +20,15 @@ class RateLimits:
     admission: Admission
 
 
-def build(redis: Redis | None, prefix: str, runtime: RuntimeSettingsCache) -> RateLimits:
-    """In memory without Redis (one process), shared through Redis with it."""
+def build(
+    redis: Redis | None,
+    prefix: str,
+    runtime: RuntimeSettingsCache,
+    ledger: MemoryLedger | None = None,
+) -> RateLimits:
+    """In memory without Redis (one process), shared through Redis with it. `ledger`: where
+    budgets are held without Redis (the one `billing.budgets` settles on)."""
     limiter = RateLimiter(redis, namespace=prefix)
     slots = ConcurrencySlots(redis, namespace=prefix)
-    return RateLimits(limiter, slots, Admission(limiter, slots, runtime, redis, prefix))
+    admission = Admission(limiter, slots, runtime, redis, prefix, ledger)
+    return RateLimits(limiter, slots, admission)

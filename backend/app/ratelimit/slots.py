@@ -91,6 +91,10 @@ class ConcurrencySlots:
             return None
         return self.adopt(lease.key, lease.member)
 
+    def forget(self, lease: Lease) -> None:
+        """Stop renewing a lease that something else takes out of Redis (a hold's settlement)."""
+        self._live.pop(lease, None)
+
     def release(self, lease: Lease) -> None:
         if self._redis is None:
             held = self._counts.get(lease.key, 0) - 1

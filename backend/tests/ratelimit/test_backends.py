@@ -128,18 +128,18 @@ async def test_redis_slots_are_shared_and_expire_when_a_process_dies(
 
 async def _admission_is_all_or_nothing(admission: Admission, slots: ConcurrencySlots) -> None:
     limits = CallerLimits(user_rpm=3, user_streams=2, key_rpm=1, key_streams=5)
-    release = await admission.admit(1, 10, limits)  # key 10: its one call this minute
+    release = (await admission.admit(1, 10, limits)).release  # key 10: its one call this minute
     with pytest.raises(RateLimitedError) as caught:
         await admission.admit(1, 10, limits)
     assert caught.value.code == "key_rate_limited"
     # The refused call was not counted against the user: two more fit through another key.
-    second = await admission.admit(1, 11, limits)
+    second = (await admission.admit(1, 11, limits)).release
     with pytest.raises(RateLimitedError) as caught:
         await admission.admit(1, 12, limits)
     assert caught.value.code == "user_concurrency"  # two running: the user's cap
     release()
     await slots.settle()  # with Redis, a release is sent in the background
-    third = await admission.admit(1, 12, limits)
+    third = (await admission.admit(1, 12, limits)).release
     with pytest.raises(RateLimitedError) as caught:
         await admission.admit(1, 13, limits)
     assert caught.value.code in ("user_rate_limited", "user_concurrency")
