@@ -72,6 +72,7 @@ from app.logs.writer import CallLogWriter
 from app.mail.cache import MailConfigCache
 from app.mail.context import MailContext
 from app.mail.outbox import Outbox
+from app.mail.spend_alerts import SpendAlertMail
 from app.ratelimit import services as ratelimit
 from app.ratelimit.admission import Admission
 from app.ratelimit.limiter import RateLimiter
@@ -142,6 +143,7 @@ class AppContext:
     instance: InstanceRegistry = field(init=False, repr=False)
     instances: Periodic = field(init=False, repr=False)
     account_mail: AccountMail = field(init=False, repr=False)
+    spend_alerts: Periodic = field(init=False, repr=False)
     _open: bool = field(default=False, repr=False)
 
     @classmethod
@@ -324,6 +326,18 @@ class AppContext:
             self.secret_box,
         )
         self.outbox.start()
+        self.spend_alerts = Periodic(
+            "spend-alerts",
+            self.settings.mail.spend_alert_interval_seconds,
+            SpendAlertMail(
+                self.sessionmaker,
+                self.outbox,
+                lambda: self.mail_config.current,
+                self.runtime,
+                self.settings.server.timezone,
+            ).run_once,
+        )
+        self.spend_alerts.start()
         self.account_mail = AccountMail(
             outbox=self.outbox,
             smtp=lambda: self.mail_config.current,
@@ -398,6 +412,7 @@ class AppContext:
             await self.replies.shutdown()  # replies store their messages and call-log rows
             await self.jobs.drain()
             await self.calls.settling.drain()  # reservations released before Redis closes
+            await self.spend_alerts.stop()
             await self.outbox.stop()
             await self.health.stop()
             await self.retention.stop()

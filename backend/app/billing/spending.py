@@ -3,8 +3,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import date, datetime
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select
@@ -93,3 +94,15 @@ async def summary(
             for key in keys
         ],
     )
+
+
+async def fill_spent(
+    db: AsyncSession, dim: str, items: Sequence[Any], tz: ZoneInfo, now: datetime
+) -> None:
+    """Set `spent` and `spent_period` on read models of users or keys (with `id` and
+    `budget_period`): each one's spend in its budget's period, else this month."""
+    periods = {item.id: period_of(item.budget_period) for item in items}
+    spent = await spent_by(db, dim, periods.items(), tz, now)
+    for item in items:
+        item.spent = nano_text(spent.get(item.id, 0))
+        item.spent_period = period_label(periods[item.id], tz, now)

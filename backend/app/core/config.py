@@ -168,6 +168,8 @@ class MailSettings(BaseSettings):
     retry_seconds: float = Field(default=5.0, gt=0, le=3600)
     # Messages waiting to be sent; beyond this new ones are dropped (and logged).
     queue_size: int = Field(default=1000, ge=10)
+    # How often budgets and balances are checked for the 80 % and 100 % mails.
+    spend_alert_interval_seconds: float = Field(default=60.0, gt=0, le=86_400)
 
 
 class GatewaySettings(BaseSettings):

@@ -5,7 +5,8 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, status
 
 from app.access.dependencies import CurrentUser, require_admin
-from app.core.deps import SessionDep
+from app.billing.spending import fill_spent
+from app.core.deps import CoreContextDep, SessionDep
 from app.core.ids import RowId, RowIdFilter
 from app.core.pagination import Page, PageDep
 from app.keys import service as key_service
@@ -17,6 +18,7 @@ from app.keys.schemas import (
     ApiKeyUpdate,
     KeyStatus,
 )
+from app.models.base import utcnow
 
 router = APIRouter(prefix="/api/keys", tags=["keys"])
 admin_router = APIRouter(
@@ -43,15 +45,19 @@ async def create_key(body: ApiKeyCreate, user: CurrentUser, db: SessionDep) -> A
 @router.get("")
 async def list_keys(
     user: CurrentUser,
+    ctx: CoreContextDep,
     db: SessionDep,
     page: PageDep,
     include_revoked: Annotated[bool, Query()] = False,
 ) -> Page[ApiKeyRead]:
-    """Your API keys, shown as `sk-AbCd1234…wxyz` (`include_revoked` to list revoked ones too)."""
+    """Your API keys, shown as `sk-AbCd1234…wxyz` (`include_revoked` to list revoked ones too),
+    each with what it spent in its budget's period (else this month)."""
     rows, total = await key_service.list_for_user(
         db, user.id, page, include_revoked=include_revoked
     )
-    return page.result([key_service.to_read(k) for k in rows], total)
+    items = [key_service.to_read(k) for k in rows]
+    await fill_spent(db, "key", items, ctx.settings.server.timezone, utcnow())
+    return page.result(items, total)
 
 
 @router.get("/{key_id}")
@@ -78,6 +84,7 @@ async def revoke_key(key_id: RowId, user: CurrentUser, db: SessionDep) -> None:
 
 @admin_router.get("")
 async def admin_list_keys(
+    ctx: CoreContextDep,
     db: SessionDep,
     page: PageDep,
     user_id: RowIdFilter = None,
@@ -88,6 +95,7 @@ async def admin_list_keys(
     items, total = await key_service.admin_list(
         db, page, user_id=user_id, query=q, status=key_status
     )
+    await fill_spent(db, "key", items, ctx.settings.server.timezone, utcnow())
     return page.result(items, total)
 
 

@@ -75,6 +75,10 @@ class ApiKeyRead(BaseModel):
         default=None, description="The most this key may spend per budget_period (null: none)"
     )
     budget_period: str | None = None
+    spent: str | None = Field(
+        default=None, description="Spend in the budget's period, else this month (in lists)"
+    )
+    spent_period: str | None = Field(default=None, description="Which period `spent` is for")
     status: KeyStatus
     created_at: datetime
     expires_at: datetime | None

@@ -13,7 +13,7 @@ from email.utils import formatdate, make_msgid
 from typing import Literal
 
 Language = Literal["zh-CN", "en"]
-Kind = Literal["verify_email", "reset_password", "test"]
+Kind = Literal["verify_email", "reset_password", "test", "spend_alert"]
 
 
 def preferred_language(accept_language: str | None) -> Language:
@@ -71,6 +71,24 @@ _TEXTS: dict[Kind, dict[Language, _Text]] = {
             ignore="如果这不是您本人的操作，请忽略此邮件，您的密码不会改变。",
         ),
     },
+    "spend_alert": {
+        "en": _Text(
+            subject="{site}: {detail_subject}",
+            greeting="Hello {name},",
+            body="{detail}",
+            button="",
+            expiry="",
+            ignore="",
+        ),
+        "zh-CN": _Text(
+            subject="{site}：{detail_subject}",
+            greeting="{name}，您好：",
+            body="{detail}",
+            button="",
+            expiry="",
+            ignore="",
+        ),
+    },
     "test": {
         "en": _Text(
             subject="Test mail from {site}",
@@ -115,6 +133,8 @@ def compose(
     name: str = "",
     link: str | None = None,
     valid_minutes: int = 0,
+    detail: str = "",
+    detail_subject: str = "",
 ) -> EmailMessage:
     text = _TEXTS[kind][language]
     values = {
@@ -122,6 +142,8 @@ def compose(
         "name": name,
         "email": to,
         "validity": validity(valid_minutes, language) if valid_minutes else "",
+        "detail": detail,
+        "detail_subject": detail_subject,
     }
     lines = [text.greeting.format(**values), "", text.body.format(**values)]
     if link:

@@ -8,10 +8,12 @@ from fastapi import APIRouter, Depends, Query, status
 
 from app.access.dependencies import AdminUser, require_admin
 from app.billing.budgets import default_budget
+from app.billing.spending import fill_spent
 from app.core.deps import SessionDep
 from app.core.ids import RowId
 from app.core.pagination import Page, PageDep
 from app.models import UserRole, UserStatus
+from app.models.base import utcnow
 from app.users import service as user_service
 from app.users.context import UsersContextDep
 from app.users.schemas import (
@@ -31,6 +33,7 @@ router = APIRouter(
 
 @router.get("")
 async def list_users(
+    ctx: UsersContextDep,
     db: SessionDep,
     page: PageDep,
     q: Annotated[str | None, Query(max_length=100)] = None,
@@ -38,7 +41,9 @@ async def list_users(
     user_status: Annotated[UserStatus | None, Query(alias="status")] = None,
 ) -> Page[UserRead]:
     rows, total = await user_service.list_users(db, page, query=q, role=role, status=user_status)
-    return page.result([UserRead.model_validate(u) for u in rows], total)
+    items = [UserRead.model_validate(u) for u in rows]
+    await fill_spent(db, "user", items, ctx.settings.server.timezone, utcnow())
+    return page.result(items, total)
 
 
 @router.post("", status_code=status.HTTP_201_CREATED)

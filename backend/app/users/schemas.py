@@ -36,6 +36,10 @@ class UserRead(BaseModel):
         description="The most the account may spend per budget_period (null: no budget)",
     )
     budget_period: str | None = None
+    spent: str | None = Field(
+        default=None, description="Spend in the budget's period, else this month (in lists)"
+    )
+    spent_period: str | None = Field(default=None, description="Which period `spent` is for")
     balance: CostText = Field(
         default=None,
         validation_alias=BALANCE_READ,

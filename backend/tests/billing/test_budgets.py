@@ -143,6 +143,12 @@ def test_a_hundred_concurrent_calls_never_spend_more_than_the_budget(
     assert gateway.run(spent) == 80_000_000  # exactly the budget, never more
     assert sum(r.end_reason == "rejected" for r in rows) == 90
     assert call(0).status_code == 429  # and it stays spent
+    keys = gateway.http.get("/api/keys", headers=gateway.admin).json()["items"]
+    capped = next(k for k in keys if k["budget"] == "0.08")
+    assert (capped["spent"], capped["budget_period"]) == ("0.08", "day")
+    users = gateway.http.get("/api/admin/users", headers=gateway.admin).json()["items"]
+    assert users[0]["spent"] == "0.08"  # the account's spend this month (it has no budget)
+    assert len(users[0]["spent_period"]) == 7  # 2026-12
     mine = gateway.http.get("/api/spending", headers=gateway.admin).json()
     assert mine["keys"][-1]["budget"] == {
         "limit": "0.08",

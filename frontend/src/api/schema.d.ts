@@ -668,7 +668,8 @@ export interface paths {
         };
         /**
          * List Keys
-         * @description Your API keys, shown as `sk-AbCd1234…wxyz` (`include_revoked` to list revoked ones too).
+         * @description Your API keys, shown as `sk-AbCd1234…wxyz` (`include_revoked` to list revoked ones too),
+         *     each with what it spent in its budget's period (else this month).
          */
         get: operations["keys-list_keys"];
         put?: never;
@@ -2216,6 +2217,16 @@ export interface components {
             /** Budget Period */
             budget_period?: string | null;
             /**
+             * Spent
+             * @description Spend in the budget's period, else this month (in lists)
+             */
+            spent?: string | null;
+            /**
+             * Spent Period
+             * @description Which period `spent` is for
+             */
+            spent_period?: string | null;
+            /**
              * Status
              * @enum {string}
              */
@@ -2465,6 +2476,16 @@ export interface components {
             /** Budget Period */
             budget_period?: string | null;
             /**
+             * Spent
+             * @description Spend in the budget's period, else this month (in lists)
+             */
+            spent?: string | null;
+            /**
+             * Spent Period
+             * @description Which period `spent` is for
+             */
+            spent_period?: string | null;
+            /**
              * Status
              * @enum {string}
              */
@@ -2516,6 +2537,16 @@ export interface components {
             budget?: string | null;
             /** Budget Period */
             budget_period?: string | null;
+            /**
+             * Spent
+             * @description Spend in the budget's period, else this month (in lists)
+             */
+            spent?: string | null;
+            /**
+             * Spent Period
+             * @description Which period `spent` is for
+             */
+            spent_period?: string | null;
             /**
              * Status
              * @enum {string}
@@ -4748,6 +4779,16 @@ export interface components {
             budget?: string | null;
             /** Budget Period */
             budget_period?: string | null;
+            /**
+             * Spent
+             * @description Spend in the budget's period, else this month (in lists)
+             */
+            spent?: string | null;
+            /**
+             * Spent Period
+             * @description Which period `spent` is for
+             */
+            spent_period?: string | null;
             /**
              * Balance
              * @description What is left of the prepaid balance (null: calls are not paid from one)
