@@ -186,6 +186,24 @@ test('an admin adds and tests a channel, reads logs and the dashboard, exports C
   await shot(page, '07b-anthropic-channel-tested')
   await page.keyboard.press('Escape')
 
+  // Price the model through the Prices page; a call made now has a cost.
+  await page.click('[data-test=admin-nav] >> text=Prices')
+  await page.waitForSelector('[data-test=prices]')
+  await page.click('[data-test=add-price]')
+  await page.fill('[data-test=price-form] input[name=model]', 'mock-gpt')
+  await page.fill('[data-test=price-form] input[name=input]', '1000')
+  await page.fill('[data-test=price-form] input[name=output]', '2000')
+  await page.click('[data-test=save-price]')
+  await page.waitForSelector('td >> text=2000')
+  await shot(page, '07c-prices')
+  const pricedKey = (await api(h.base, token, 'POST', '/api/keys', { name: 'priced' })).body.key
+  const priced = await fetch(`${h.base}/v1/chat/completions`, {
+    method: 'POST',
+    headers: { Authorization: `Bearer ${pricedKey}`, 'Content-Type': 'application/json' },
+    body: JSON.stringify({ model: 'mock-gpt', messages: [{ role: 'user', content: 'price me' }] }),
+  })
+  assert.equal(priced.status, 200)
+
   // The calls made so far are in the logs, with totals; the CSV holds the same rows.
   await page.click('[data-test=admin-nav] >> text=Call logs')
   await page.waitForSelector('[data-test=log-totals]')
@@ -204,9 +222,19 @@ test('an admin adds and tests a channel, reads logs and the dashboard, exports C
   assert.equal(lines.length - 2, calls, 'header + one line per call + totals')
   assert.match(lines.at(-1), /^TOTAL,/)
 
-  // The dashboard counts them, in both languages and themes.
+  // The dashboard counts them (and what the priced call cost), in both languages and themes.
   await page.click('[data-test=admin-nav] >> text=Dashboard')
   await page.waitForSelector('[data-test=dashboard] canvas')
+  let spend = ''
+  for (let tries = 0; tries < 20; tries++) {
+    spend = await page.locator('[data-test=spend-card]').first().innerText()
+    if (!/\$0\.00/.test(spend)) break
+    await page.waitForTimeout(250)
+    await page.reload()
+    await page.waitForSelector('[data-test=spend-card]')
+  }
+  assert.doesNotMatch(spend, /\$0\.00/, 'the priced call shows as spend today')
+  assert.match(spend, /\$\d/)
   await shot(page, '09-dashboard-en-light')
   await page.selectOption('[data-test=locale]', 'zh-CN')
   await page.click('[data-test=theme-toggle]')
@@ -214,6 +242,14 @@ test('an admin adds and tests a channel, reads logs and the dashboard, exports C
   await shot(page, '10-dashboard-zh-dark')
   await page.click('[data-test=theme-toggle]')
   await page.selectOption('[data-test=locale]', 'en')
+
+  // "My usage" shows the admin's own spend this month.
+  await page.goto(`${h.base}/account/usage`)
+  await page.waitForSelector('[data-test=spending]')
+  assert.doesNotMatch(await page.locator('[data-test=spent]').innerText(), /\$0\.00/)
+  await shot(page, '10b-my-usage-spend')
+  await page.goto(`${h.base}/admin`)
+  await page.waitForSelector('[data-test=dashboard]')
 
   // Block a range; a client from it is refused everywhere.
   await page.click('[data-test=admin-nav] >> text=IP blacklist')

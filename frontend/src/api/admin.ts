@@ -72,8 +72,33 @@ export const statsApi = {
   trend: (days: number) => unwrap(client.GET('/api/admin/stats/trend', { params: { query: { days } } })),
   models: (days: number) => unwrap(client.GET('/api/admin/stats/models', { params: { query: { days } } })),
   activeUsers: () => unwrap(client.GET('/api/admin/stats/active-users')),
-  topUsers: (days: number) => unwrap(client.GET('/api/admin/stats/top-users', { params: { query: { days, limit: 10 } } })),
+  topUsers: (days: number, by: 'calls' | 'cost' = 'calls') =>
+    unwrap(client.GET('/api/admin/stats/top-users', { params: { query: { days, limit: 10, by } } })),
   topKeys: (days: number) => unwrap(client.GET('/api/admin/stats/top-keys', { params: { query: { days, limit: 10 } } })),
   channels: (days: number) => unwrap(client.GET('/api/admin/stats/channels', { params: { query: { days } } })),
   blocked: (days: number) => unwrap(client.GET('/api/admin/stats/blocked', { params: { query: { days, limit: 20 } } })),
+}
+
+export const pricesApi = {
+  list: () => unwrap(client.GET('/api/admin/prices')),
+  create: (body: Schemas['PriceCreate']) => unwrap(client.POST('/api/admin/prices', { body })),
+  remove: (id: number) => unwrap(client.DELETE('/api/admin/prices/{price_id}', { params: { path: { price_id: id } } })),
+  exportFile: () => unwrap(client.GET('/api/admin/prices/export')),
+  importFile: (data: Record<string, unknown>, onlyServed = true) =>
+    unwrap(client.POST('/api/admin/prices/import', { params: { query: { only_served: onlyServed } }, body: data })),
+}
+
+export const balancesApi = {
+  history: (userId: number) =>
+    unwrap(client.GET('/api/admin/users/{user_id}/balance', { params: { path: { user_id: userId }, query: { page_size: 20 } } })),
+  change: (userId: number, body: Schemas['BalanceChange']) =>
+    unwrap(client.POST('/api/admin/users/{user_id}/balance', { params: { path: { user_id: userId } }, body })),
+  spending: (userId: number) =>
+    unwrap(client.GET('/api/admin/users/{user_id}/spending', { params: { path: { user_id: userId } } })),
+}
+
+export const codesApi = {
+  list: (query: Query<'/api/admin/codes'>) => unwrap(client.GET('/api/admin/codes', { params: { query } })),
+  create: (body: Schemas['CodesCreate']) => unwrap(client.POST('/api/admin/codes', { body })),
+  disable: (id: number) => unwrap(client.DELETE('/api/admin/codes/{code_id}', { params: { path: { code_id: id } } })),
 }

@@ -11,6 +11,8 @@ export interface PublicSettings {
   require_verified_email: boolean
   /** Links can be mailed (password reset, address confirmation). */
   mail_enabled: boolean
+  /** What prices, costs, budgets and balances are in (ISO 4217). */
+  currency: string
 }
 
 export const settingsApi = {

@@ -6,3 +6,9 @@ export const usageApi = {
   totals: (query: Query<'/api/usage/totals'>) => unwrap(client.GET('/api/usage/totals', { params: { query } })),
   daily: (days: number) => unwrap(client.GET('/api/usage/daily', { params: { query: { days } } })),
 }
+
+export const spendingApi = {
+  mine: () => unwrap(client.GET('/api/spending')),
+  balance: () => unwrap(client.GET('/api/spending/balance', { params: { query: { page_size: 20 } } })),
+  redeem: (code: string) => unwrap(client.POST('/api/spending/redeem', { body: { code } })),
+}

@@ -1,5 +1,6 @@
 export default {
   common: {
+    close: 'Close',
     cancel: 'Cancel', confirm: 'Confirm', delete: 'Delete', deleted: 'Deleted', done: 'Done', edit: 'Edit',
     empty: 'Nothing here yet', language: 'Language', loadMore: 'Load more', loading: 'Loading…', more: 'More',
     no: 'No', yes: 'Yes', notFound: 'This page does not exist.', ok: 'OK', save: 'Save', saved: 'Saved',
@@ -53,6 +54,7 @@ export default {
     systemPrompt: 'System prompt', defaultModel: 'Server default', temperature: 'Temperature', temperatureHint: '0–2; empty: the model\'s default',
     maxTokens: 'Max tokens', maxTokensHint: 'Longest answer; empty: no limit',
     errors: {
+      quota: 'Your budget or balance does not cover this answer. See what is left under My usage, or ask an administrator for more.', unpriced: 'This model has no price yet, and your spending is limited: ask an administrator to price it.',
       title: 'Could not send', rateLimited: 'You are sending too fast. Try again in {s} s.', noChannel: 'No channel can answer with this model right now.',
       noModels: 'No model is available yet: an administrator has to add a channel.', running: 'A reply is still being generated in this chat.',
       timeout: 'The model took too long to answer.', restart: 'The server restarted while answering; the part received is kept.',
@@ -69,6 +71,7 @@ export default {
   },
   usage: { last30: 'My calls and tokens, last 30 days' },
   admin: {
+    prices: 'Prices', codes: 'Redemption codes',
     dashboard: 'Dashboard', channels: 'Channels', users: 'Users', keys: 'API keys', agents: 'Agents',
     conversations: 'Conversations', ipRules: 'IP blacklist', logs: 'Call logs', settings: 'Settings', channel: 'Channel',
     mail: 'Mail',
@@ -157,5 +160,33 @@ export default {
     needsPublicUrl: 'Set public_url (the address of this site) so that mails can carry links:',
     test: 'Send a test mail', testHint: 'Sends a mail now with the saved settings and shows what the server said.',
     testTo: 'To', send: 'Send', testOk: 'The mail server accepted the mail to {to}.',
+  },
+  prices: {
+    unit: 'Prices per million tokens, in {currency}; a change is a new version from its time on.',
+    onlyServed: 'Only models the channels serve', import: 'Import JSON', export: 'Export', add: 'Set a price',
+    unpriced: 'These models have no price: their calls are not counted as free, their cost is unknown. Click one to price it.',
+    history: 'Show earlier and scheduled versions', scheduled: 'scheduled', past: 'replaced', everyChannel: 'Every channel',
+    reasoning: 'Reasoning', empty: 'No prices yet', input: 'Input', cachedInput: 'Cached input', output: 'Output',
+    perCall: 'Per call', effectiveFrom: 'From', saved: 'Price saved', deleteTitle: 'Delete this price version?',
+    deleteMessage: 'Calls already made keep their cost; new calls of {model} use the version before it, if any.',
+    imported: '{imported} imported, {skipped} skipped', notJson: 'That file is not JSON',
+    sameAsInput: 'Empty: as input', sameAsOutput: 'Empty: as output', maxOutput: 'Output cap (tokens)',
+    maxOutputHint: 'Reserved against a budget when a request sets no max_tokens',
+  },
+  codes: {
+    make: 'Make codes', shownOnce: '{count} codes — shown only now: copy them and hand them out.', copy: 'Copy all',
+    copied: 'Copied', anyStatus: 'Any status', code: 'Code', amount: 'Amount', batch: 'Batch', expires: 'Expires',
+    redeemedAt: 'Redeemed', empty: 'No codes', count: 'How many', amountEach: 'Amount each ({currency})',
+    status: { unused: 'Unused', redeemed: 'Redeemed', expired: 'Expired', disabled: 'Disabled' },
+  },
+  billing: {
+    budget: 'Budget', period: 'Period', noBudget: 'No budget', spent: 'Spent', left: 'Left', balance: 'Balance',
+    periods: { day: 'per day', week: 'per week', month: 'per month', total: 'in total' },
+    topUp: 'Top up', amount: 'Amount (negative takes away)', note: 'Note', topUpDone: 'Balance changed',
+    history: 'Balance history', spentThisPeriod: 'Spent ({period})', redeem: 'Redeem', redeemCode: 'Redemption code',
+    redeemed: '{amount} added to your balance', cost: 'Cost', minCost: 'Cost at least', sortByCost: 'Costliest first',
+    budgetHint: 'The most to spend per period, in {currency}. Empty: no budget.', spending: 'Spending',
+    perKey: 'Per API key', unpricedCalls: '{n} calls of unpriced models',
+    kinds: { topup: 'Top-up', adjust: 'Adjustment', code: 'Code' },
   },
 }

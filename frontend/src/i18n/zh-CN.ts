@@ -2,6 +2,7 @@ import type en from './en'
 
 const zhCN: typeof en = {
   common: {
+    close: '关闭',
     cancel: '取消', confirm: '确认', delete: '删除', deleted: '已删除', done: '完成', edit: '编辑',
     empty: '暂无内容', language: '语言', loadMore: '加载更多', loading: '加载中…', more: '更多',
     no: '否', yes: '是', notFound: '页面不存在。', ok: '好的', save: '保存', saved: '已保存',
@@ -55,6 +56,7 @@ const zhCN: typeof en = {
     systemPrompt: '系统提示词', defaultModel: '服务器默认', temperature: '温度', temperatureHint: '0–2；留空使用模型默认值',
     maxTokens: '最大 tokens', maxTokensHint: '回答的最大长度；留空不限制',
     errors: {
+      quota: '您的预算或余额不足以支付这次回答。可在“我的用量”查看剩余额度，或联系管理员增加。', unpriced: '该模型尚未定价，而您的花费受限：请联系管理员为其定价。',
       title: '发送失败', rateLimited: '发送过于频繁，请 {s} 秒后再试。', noChannel: '当前没有可用渠道响应这个模型。',
       noModels: '还没有可用模型：需要管理员先添加渠道。', running: '这个对话还在生成回复。',
       timeout: '模型响应超时。', restart: '服务器在回答时重启，已收到的部分已保留。',
@@ -71,6 +73,7 @@ const zhCN: typeof en = {
   },
   usage: { last30: '近 30 天的调用次数和 tokens' },
   admin: {
+    prices: '价格', codes: '兑换码',
     dashboard: '仪表盘', channels: '渠道', users: '用户', keys: 'API 密钥', agents: '助手',
     conversations: '对话', ipRules: 'IP 黑名单', logs: '调用日志', settings: '系统设置', channel: '渠道',
     mail: '邮件',
@@ -159,6 +162,34 @@ const zhCN: typeof en = {
     needsPublicUrl: '请先设置 public_url（本站的访问地址），邮件中的链接才能生成：',
     test: '发送测试邮件', testHint: '立即用已保存的设置发送一封邮件，并显示邮件服务器的答复。',
     testTo: '收件人', send: '发送', testOk: '邮件服务器已接收发往 {to} 的邮件。',
+  },
+  prices: {
+    unit: '价格按每百万 token 计，币种 {currency}；修改会从生效时间起成为新版本。',
+    onlyServed: '只导入渠道提供的模型', import: '导入 JSON', export: '导出', add: '设置价格',
+    unpriced: '以下模型尚未定价：它们的调用不会被当作免费，而是费用未知。点击即可定价。',
+    history: '显示历史和待生效版本', scheduled: '待生效', past: '已替换', everyChannel: '所有渠道',
+    reasoning: '推理', empty: '还没有价格', input: '输入', cachedInput: '缓存输入', output: '输出',
+    perCall: '每次调用', effectiveFrom: '生效时间', saved: '价格已保存', deleteTitle: '删除这个价格版本？',
+    deleteMessage: '已完成的调用费用不变；{model} 的新调用将使用之前的版本（如有）。',
+    imported: '已导入 {imported} 条，跳过 {skipped} 条', notJson: '该文件不是 JSON',
+    sameAsInput: '留空：同输入价格', sameAsOutput: '留空：同输出价格', maxOutput: '输出上限（token）',
+    maxOutputHint: '请求未设置 max_tokens 时，按此预留预算',
+  },
+  codes: {
+    make: '生成兑换码', shownOnce: '共 {count} 个兑换码，仅显示这一次：请复制后分发。', copy: '全部复制',
+    copied: '已复制', anyStatus: '全部状态', code: '兑换码', amount: '金额', batch: '批次', expires: '过期时间',
+    redeemedAt: '兑换时间', empty: '没有兑换码', count: '数量', amountEach: '每个金额（{currency}）',
+    status: { unused: '未使用', redeemed: '已兑换', expired: '已过期', disabled: '已停用' },
+  },
+  billing: {
+    budget: '预算', period: '周期', noBudget: '无预算', spent: '已花费', left: '剩余', balance: '余额',
+    periods: { day: '每天', week: '每周', month: '每月', total: '总计' },
+    topUp: '充值', amount: '金额（负数为扣减）', note: '备注', topUpDone: '余额已更新',
+    history: '余额记录', spentThisPeriod: '已花费（{period}）', redeem: '兑换', redeemCode: '兑换码',
+    redeemed: '已向余额添加 {amount}', cost: '费用', minCost: '费用不低于', sortByCost: '按费用从高到低',
+    budgetHint: '每个周期最多花费多少（{currency}）。留空：不限。', spending: '花费',
+    perKey: '各 API 密钥', unpricedCalls: '{n} 次调用的模型未定价',
+    kinds: { topup: '充值', adjust: '调整', code: '兑换码' },
   },
 }
 

@@ -1,4 +1,4 @@
-// The public site settings (name, announcement, registration open, default model).
+// The public site settings (name, announcement, registration open, default model, currency).
 import { defineStore } from 'pinia'
 import { ref } from 'vue'
 import { settingsApi, type PublicSettings } from '@/api/settings'
@@ -13,6 +13,7 @@ export const useSiteStore = defineStore('site', () => {
     email_verification: false,
     require_verified_email: false,
     mail_enabled: false,
+    currency: 'USD',
   })
 
   async function load(): Promise<void> {

@@ -22,3 +22,15 @@ export function percent(value: number | null | undefined): string {
   if (value === null || value === undefined) return '—'
   return `${(value * 100).toFixed(1)}%`
 }
+
+/** An amount of the site's currency as the API gives it (a decimal string; null: unknown). */
+export function formatMoney(amount: string | null | undefined, currency: string, locale: string): string {
+  if (amount === null || amount === undefined) return '—'
+  const value = Number(amount)
+  if (!Number.isFinite(value)) return amount
+  try {
+    return new Intl.NumberFormat(locale, { style: 'currency', currency, minimumFractionDigits: 2, maximumFractionDigits: value !== 0 && Math.abs(value) < 0.01 ? 6 : 2 }).format(value)
+  } catch {
+    return `${amount} ${currency}`
+  }
+}
