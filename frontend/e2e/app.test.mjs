@@ -197,12 +197,16 @@ test('an admin adds and tests a channel, reads logs and the dashboard, exports C
   await page.waitForSelector('td >> text=2000')
   await shot(page, '07c-prices')
   const pricedKey = (await api(h.base, token, 'POST', '/api/keys', { name: 'priced' })).body.key
+  const logged = async () => (await api(h.base, token, 'GET', '/api/admin/logs/totals')).body.requests
+  const before = await logged()
   const priced = await fetch(`${h.base}/v1/chat/completions`, {
     method: 'POST',
     headers: { Authorization: `Bearer ${pricedKey}`, 'Content-Type': 'application/json' },
     body: JSON.stringify({ model: 'mock-gpt', messages: [{ role: 'user', content: 'price me' }] }),
   })
   assert.equal(priced.status, 200)
+  // Its log row is written in the background: wait for it, so the log pages below are complete.
+  for (let tries = 0; tries < 40 && (await logged()) === before; tries++) await new Promise((r) => setTimeout(r, 100))
 
   // The calls made so far are in the logs, with totals; the CSV holds the same rows.
   await page.click('[data-test=admin-nav] >> text=Call logs')
