@@ -15,6 +15,7 @@ from pydantic import BeforeValidator, WithJsonSchema
 MICRO = 1_000_000
 NANO = 1_000_000_000
 MAX_PRICE_MICRO = 10**15  # a billion currency units per million tokens: past any real price
+MAX_AMOUNT = Decimal(10**12)  # no amount here is ever more (exact arithmetic stays in range)
 
 
 def decimal_of(value: object) -> Decimal:
@@ -27,6 +28,8 @@ def decimal_of(value: object) -> Decimal:
         raise ValueError("an amount must be a decimal number such as 2.5") from None
     if not amount.is_finite() or amount < 0:
         raise ValueError("an amount must be a finite number, zero or more")
+    if amount > MAX_AMOUNT:
+        raise ValueError("the amount is too large")
     return amount
 
 

@@ -40,7 +40,7 @@ class PriceCreate(BaseModel):
         description="The most tokens one answer can have: what a call without max_tokens "
         "reserves against a budget (unset: the runtime setting budget_output_tokens)",
     )
-    effective_from: datetime | None = Field(
+    effective_from: InstantOrUTC | None = Field(
         default=None,
         description="From when (default now). Calls keep the cost of the price in force when "
         "they started.",

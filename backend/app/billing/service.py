@@ -235,6 +235,10 @@ async def import_prices(
             where = ".".join(str(part) for part in first["loc"])
             errors.append(f"prices[{index}].{where}: {first['msg']}"[:300])
             continue
+        if body.channel_id is not None and body.channel_id not in names.values():
+            skipped += 1
+            errors.append(f"prices[{index}]: no channel with id {body.channel_id}")
+            continue
         held = current.get((body.model, body.channel_id))
         if held is not None and _same(held, body):
             skipped += 1

@@ -309,3 +309,39 @@ async def test_reprice_gives_past_calls_of_a_newly_priced_model_their_cost(
             select(func.sum(UsageDaily.unpriced_calls)).where(UsageDaily.dim == "all")
         )
     assert (total, unpriced) == (expected, 0)
+
+
+async def test_odd_inputs_are_refused_cleanly(harness: Harness, client: httpx.AsyncClient) -> None:
+    admin = await harness.admin_headers()
+    # A time without a zone is UTC; an import naming a channel id that does not exist is an
+    # entry refused, not a server error; NaN, huge and negative costs are skipped.
+    naive = await client.post(
+        PRICES,
+        json={"model": "m", "input": "1", "output": "1", "effective_from": "2026-01-01T00:00:00"},
+        headers=admin,
+    )
+    assert naive.status_code == 201, naive.text
+    assert naive.json()["effective_from"].startswith("2026-01-01T00:00:00")
+    result = await client.post(
+        f"{PRICES}/import",
+        json={"prices": [{"model": "x", "channel_id": 99999, "input": "1", "output": "1"}]},
+        headers=admin,
+    )
+    assert result.status_code == 200
+    assert (result.json()["imported"], result.json()["errors"]) == (
+        0,
+        ["prices[0]: no channel with id 99999"],
+    )
+    weird = await client.post(
+        f"{PRICES}/import",
+        params={"only_served": "false"},
+        content=b'{"a": {"input_cost_per_token": NaN, "output_cost_per_token": 1},'
+        b' "b": {"input_cost_per_token": 1e30, "output_cost_per_token": 1},'
+        b' "c": {"input_cost_per_token": -1, "output_cost_per_token": 1}}',
+        headers={**admin, "Content-Type": "application/json"},
+    )
+    assert weird.status_code in (200, 422), weird.text
+    if weird.status_code == 200:
+        assert weird.json()["imported"] == 0
+    not_object = await client.post(f"{PRICES}/import", json=[1, 2], headers=admin)
+    assert not_object.status_code == 422
