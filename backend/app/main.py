@@ -45,6 +45,7 @@ from app.keys.router import router as keys_router
 from app.logs.router import router as admin_logs_router
 from app.logs.router import usage_router
 from app.mail.router import router as admin_mail_router
+from app.prompts.router import router as prompts_router
 from app.runtime_settings.router import public_router as public_settings_router
 from app.runtime_settings.router import router as settings_router
 from app.stats import rollup
@@ -149,6 +150,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         balances_admin_router,
         spending_router,
         agents_router,
+        prompts_router,
         admin_agents_router,
         conversations_router,
         admin_conversations_router,

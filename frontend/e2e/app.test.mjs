@@ -32,6 +32,8 @@ before(async () => {
     models: ['mock-gpt'],
   })
   assert.equal(channel.status, 201)
+  const prompt = await api(h.base, token, 'POST', '/api/prompts', { title: 'Summarise', body: 'Summarise this in one sentence:', shared: true })
+  assert.equal(prompt.status, 201)
   const agent = await api(h.base, token, 'POST', '/api/admin/agents', {
     name: 'Travel guide',
     avatar: '🧭',
@@ -65,6 +67,14 @@ test('a user chats, stops, regenerates, reloads mid-answer and uses an API key',
   await page.fill('input[name=repeat]', 'correct horse battery')
   await page.click('[data-test=register-submit]')
   await page.waitForSelector('[data-test=new-chat-intro]')
+
+  // A prompt an admin published is offered by "/" in the composer and put in place of it.
+  await page.fill('[data-test=composer]', '/sum')
+  await page.waitForSelector('[data-test=prompt-picker] >> text=Summarise')
+  await shot(page, '01b-prompt-picker')
+  await page.press('[data-test=composer]', 'Enter')
+  assert.equal(await page.inputValue('[data-test=composer]'), 'Summarise this in one sentence:')
+  await page.fill('[data-test=composer]', '')
 
   // New chat with an agent: its greeting and starters appear; a starter asks the question.
   await page.locator('[data-test=agent-card]', { hasText: 'Travel guide' }).click()

@@ -63,6 +63,34 @@ class AgentCreate(BaseModel):
     sort_order: int = Field(default=0, ge=-100_000, le=100_000)
 
 
+class PrivateAgentCreate(BaseModel):
+    """A user's own agent: what it tells the model, its model, how it greets, what to ask."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: AgentName
+    description: Annotated[str, Field(max_length=2000)] = ""
+    avatar: Annotated[str, Field(max_length=512, description="An emoji or an image URL")] = ""
+    system_prompt: LongText = ""
+    greetings: Greetings = Field(default_factory=list)
+    suggested_questions: Starters = Field(default_factory=list)
+    default_model: ModelName | None = None
+    params: ChatParams = Field(default_factory=ChatParams)
+
+
+class PrivateAgentUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: AgentName | None = None
+    description: Annotated[str, Field(max_length=2000)] | None = None
+    avatar: Annotated[str, Field(max_length=512)] | None = None
+    system_prompt: LongText | None = None
+    greetings: Greetings | None = None
+    suggested_questions: Starters | None = None
+    default_model: ModelName | None = None
+    params: ChatParams | None = None
+
+
 class AgentUpdate(BaseModel):
     """Omitted fields stay as they are."""
 
@@ -98,5 +126,6 @@ class AgentRead(BaseModel):
     enabled: bool
     is_default: bool
     sort_order: int
+    owner_id: int | None = Field(default=None, description="Set: a user's private agent")
     created_at: datetime
     updated_at: datetime

@@ -5,42 +5,102 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import ColumnElement, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.agents.schemas import AgentCreate, AgentUpdate
+from app.agents.schemas import AgentCreate, AgentUpdate, PrivateAgentCreate, PrivateAgentUpdate
 from app.core.db import get_or_404
-from app.core.errors import NotFoundError
+from app.core.errors import ConflictError, NotFoundError
 from app.models import Agent, AppMeta
 
 DEFAULT_AGENT_MARK = "default_agent"
 ORDER = (Agent.sort_order, Agent.id)
 
 
-async def list_enabled(db: AsyncSession) -> Sequence[Agent]:
-    return (await db.scalars(select(Agent).where(Agent.enabled).order_by(*ORDER))).all()
+MAX_PRIVATE_AGENTS = 50
+
+
+def _sees(user_id: int | None) -> ColumnElement[bool]:
+    """The site's agents, and `user_id`'s own."""
+    site = Agent.owner_id.is_(None)
+    return site if user_id is None else or_(site, Agent.owner_id == user_id)
+
+
+async def list_enabled(db: AsyncSession, user_id: int | None = None) -> Sequence[Agent]:
+    """The enabled site agents, then the user's own."""
+    query = select(Agent).where(Agent.enabled, _sees(user_id))
+    return (await db.scalars(query.order_by(Agent.owner_id.is_not(None), *ORDER))).all()
 
 
 async def list_all(db: AsyncSession) -> Sequence[Agent]:
-    return (await db.scalars(select(Agent).order_by(*ORDER))).all()
+    """The site's agents (admins); users' private ones are theirs."""
+    return (await db.scalars(select(Agent).where(Agent.owner_id.is_(None)).order_by(*ORDER))).all()
 
 
 async def get_any(db: AsyncSession, agent_id: int) -> Agent:
-    return await get_or_404(db, Agent, agent_id, "Agent")
-
-
-async def get_enabled(db: AsyncSession, agent_id: int) -> Agent:
-    """An agent a user may start a chat with (a disabled one is as good as missing)."""
-    agent = await db.get(Agent, agent_id)
-    if agent is None or not agent.enabled:
+    agent = await get_or_404(db, Agent, agent_id, "Agent")
+    if agent.owner_id is not None:
         raise NotFoundError("Agent not found", code="agent_not_found")
+    return agent
+
+
+async def get_enabled(db: AsyncSession, agent_id: int, user_id: int | None = None) -> Agent:
+    """An agent a user may start a chat with (a disabled one, or someone else's private one,
+    is as good as missing)."""
+    agent = await db.get(Agent, agent_id)
+    if (
+        agent is None
+        or not agent.enabled
+        or (agent.owner_id is not None and agent.owner_id != user_id)
+    ):
+        raise NotFoundError("Agent not found", code="agent_not_found")
+    return agent
+
+
+async def get_own(db: AsyncSession, agent_id: int, user_id: int) -> Agent:
+    agent = await db.get(Agent, agent_id)
+    if agent is None or agent.owner_id != user_id:
+        raise NotFoundError("Agent not found", code="agent_not_found")
+    return agent
+
+
+async def create_private(db: AsyncSession, user_id: int, body: PrivateAgentCreate) -> Agent:
+    owned = await db.scalar(
+        select(func.count()).select_from(Agent).where(Agent.owner_id == user_id)
+    )
+    if (owned or 0) >= MAX_PRIVATE_AGENTS:
+        raise ConflictError(
+            f"You already have {MAX_PRIVATE_AGENTS} agents; delete one first",
+            code="too_many_agents",
+        )
+    values = body.model_dump()
+    values["params"] = {k: v for k, v in values["params"].items() if v is not None}
+    agent = Agent(**values, owner_id=user_id, enabled=True, is_default=False)
+    db.add(agent)
+    await db.flush()
+    return agent
+
+
+async def update_private(db: AsyncSession, agent: Agent, body: PrivateAgentUpdate) -> Agent:
+    values = body.model_dump(exclude_unset=True)
+    if values.get("params") is not None:
+        values["params"] = {k: v for k, v in values["params"].items() if v is not None}
+    for name, value in values.items():
+        if value is None and name != "default_model":
+            continue
+        setattr(agent, name, value)
+    await db.flush()
+    await db.refresh(agent)
     return agent
 
 
 async def default_agent(db: AsyncSession) -> Agent | None:
     return await db.scalar(
-        select(Agent).where(Agent.enabled, Agent.is_default).order_by(*ORDER).limit(1)
+        select(Agent)
+        .where(Agent.enabled, Agent.is_default, Agent.owner_id.is_(None))
+        .order_by(*ORDER)
+        .limit(1)
     )
 
 

@@ -51,7 +51,7 @@ async def create(
     db: AsyncSession, user: User, body: ConversationCreate, default_model: str
 ) -> Conversation:
     if body.agent_id is not None:
-        agent: Agent | None = await agent_service.get_enabled(db, body.agent_id)
+        agent: Agent | None = await agent_service.get_enabled(db, body.agent_id, user.id)
     else:
         agent = await agent_service.default_agent(db)
     conversation = Conversation(

@@ -93,6 +93,14 @@ class RuntimeValues(BaseModel):
         ),
         json_schema_extra=_meta("limits"),
     )
+    user_agents_enabled: bool = Field(
+        default=False,
+        description=(
+            "Whether users may create private agents (system prompt, model, greeting, suggested "
+            "questions) that only they see."
+        ),
+        json_schema_extra=_meta("chat", public=True),
+    )
     default_model: str = Field(
         default="",
         max_length=128,

@@ -19,6 +19,7 @@ from app.models.model_price import ModelPrice
 from app.models.model_response import ModelResponse
 from app.models.recovery_code import RecoveryCode
 from app.models.runtime_setting import RuntimeSetting, RuntimeSettingChange
+from app.models.saved_prompt import SavedPrompt
 from app.models.server_instance import ServerInstance
 from app.models.spent_challenge import SpentChallenge
 from app.models.usage_rollup import LatencyDaily, UsageDaily
@@ -68,6 +69,7 @@ __all__ = [
     "RedemptionCode",
     "RuntimeSetting",
     "RuntimeSettingChange",
+    "SavedPrompt",
     "ServerInstance",
     "SpendAlert",
     "SpentChallenge",

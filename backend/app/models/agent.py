@@ -35,5 +35,9 @@ class Agent(Base):
     enabled: Mapped[bool] = mapped_column(Boolean, default=True)
     is_default: Mapped[bool] = mapped_column(Boolean, default=False)
     sort_order: Mapped[int] = mapped_column(Integer, default=0)
+    # Set: a user's private agent (runtime setting user_agents_enabled), seen by them alone;
+    # deleted with its owner (`users.service.admin_delete`). No foreign key: `agents` cannot get
+    # one on SQLite without a rebuild, which would lose its AUTOINCREMENT.
+    owner_id: Mapped[int | None] = mapped_column(Integer, index=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)

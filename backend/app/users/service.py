@@ -18,7 +18,7 @@ from app.core.events import announce
 from app.core.pagination import PageParams, like_pattern, paginate
 from app.core.security import PasswordHasher
 from app.keys import service as key_service
-from app.models import RecoveryCode, User, UserRole, UserStatus
+from app.models import Agent, RecoveryCode, User, UserRole, UserStatus
 from app.models.base import utcnow
 from app.users.fields import username_key
 
@@ -227,6 +227,7 @@ async def sign_out_everywhere(
 
 async def admin_delete(db: AsyncSession, actor: User, target: User) -> None:
     await _guard_admin_change(db, actor, target, "delete")
+    await db.execute(delete(Agent).where(Agent.owner_id == target.id))  # their private agents
     await db.delete(target)
     await db.flush()
     announce(db, "credentials")

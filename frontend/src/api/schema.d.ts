@@ -1452,10 +1452,17 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** List Agents */
+        /**
+         * List Agents
+         * @description The site's enabled agents, then your own private ones.
+         */
         get: operations["agents-list_agents"];
         put?: never;
-        post?: never;
+        /**
+         * Create Private Agent
+         * @description Your own agent, seen by you alone (when the runtime setting user_agents_enabled is on).
+         */
+        post: operations["agents-create_private_agent"];
         delete?: never;
         options?: never;
         head?: never;
@@ -1473,10 +1480,57 @@ export interface paths {
         get: operations["agents-get_agent"];
         put?: never;
         post?: never;
+        /**
+         * Delete Private Agent
+         * @description Your own agent (chats started from it keep their copied context).
+         */
+        delete: operations["agents-delete_private_agent"];
+        options?: never;
+        head?: never;
+        /** Update Private Agent */
+        patch: operations["agents-update_private_agent"];
+        trace?: never;
+    };
+    "/api/prompts": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List Prompts
+         * @description Your prompts and the ones admins published, by title.
+         */
+        get: operations["prompts-list_prompts"];
+        put?: never;
+        /**
+         * Create Prompt
+         * @description Keep a prompt (`shared`: admins publish it to everyone).
+         */
+        post: operations["prompts-create_prompt"];
         delete?: never;
         options?: never;
         head?: never;
         patch?: never;
+        trace?: never;
+    };
+    "/api/prompts/{prompt_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /** Delete Prompt */
+        delete: operations["prompts-delete_prompt"];
+        options?: never;
+        head?: never;
+        /** Update Prompt */
+        patch: operations["prompts-update_prompt"];
         trace?: never;
     };
     "/api/admin/agents": {
@@ -2370,6 +2424,11 @@ export interface components {
             is_default: boolean;
             /** Sort Order */
             sort_order: number;
+            /**
+             * Owner Id
+             * @description Set: a user's private agent
+             */
+            owner_id?: number | null;
             /**
              * Created At
              * Format: date-time
@@ -4221,6 +4280,109 @@ export interface components {
              * Format: date-time
              */
             created_at: string;
+        };
+        /**
+         * PrivateAgentCreate
+         * @description A user's own agent: what it tells the model, its model, how it greets, what to ask.
+         */
+        PrivateAgentCreate: {
+            /** Name */
+            name: string;
+            /**
+             * Description
+             * @default
+             */
+            description: string;
+            /**
+             * Avatar
+             * @description An emoji or an image URL
+             * @default
+             */
+            avatar: string;
+            /**
+             * System Prompt
+             * @default
+             */
+            system_prompt: string;
+            /** Greetings */
+            greetings?: string[];
+            /**
+             * Suggested Questions
+             * @description Up to 4 suggested first questions
+             */
+            suggested_questions?: string[];
+            /** Default Model */
+            default_model?: string | null;
+            params?: components["schemas"]["ChatParams"];
+        };
+        /** PrivateAgentUpdate */
+        PrivateAgentUpdate: {
+            /** Name */
+            name?: string | null;
+            /** Description */
+            description?: string | null;
+            /** Avatar */
+            avatar?: string | null;
+            /** System Prompt */
+            system_prompt?: string | null;
+            /** Greetings */
+            greetings?: string[] | null;
+            /** Suggested Questions */
+            suggested_questions?: string[] | null;
+            /** Default Model */
+            default_model?: string | null;
+            params?: components["schemas"]["ChatParams"] | null;
+        };
+        /** PromptCreate */
+        PromptCreate: {
+            /** Title */
+            title: string;
+            /** Body */
+            body: string;
+            /**
+             * Shared
+             * @description Admins only: publish it to everyone
+             * @default false
+             */
+            shared: boolean;
+        };
+        /** PromptRead */
+        PromptRead: {
+            /** Id */
+            id: number;
+            /** Title */
+            title: string;
+            /** Body */
+            body: string;
+            /** Shared */
+            shared: boolean;
+            /**
+             * Mine
+             * @description Yours to change (else published by an admin)
+             */
+            mine: boolean;
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+            /**
+             * Updated At
+             * Format: date-time
+             */
+            updated_at: string;
+        };
+        /**
+         * PromptUpdate
+         * @description Omitted fields stay as they are.
+         */
+        PromptUpdate: {
+            /** Title */
+            title?: string | null;
+            /** Body */
+            body?: string | null;
+            /** Shared */
+            shared?: boolean | null;
         };
         /** RecoveryCodes */
         RecoveryCodes: {
@@ -9335,6 +9497,39 @@ export interface operations {
             };
         };
     };
+    "agents-create_private_agent": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["PrivateAgentCreate"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AgentRead"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
     "agents-get_agent": {
         parameters: {
             query?: never;
@@ -9353,6 +9548,187 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["AgentRead"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    "agents-delete_private_agent": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                agent_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    "agents-update_private_agent": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                agent_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["PrivateAgentUpdate"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AgentRead"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    "prompts-list_prompts": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PromptRead"][];
+                };
+            };
+        };
+    };
+    "prompts-create_prompt": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["PromptCreate"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PromptRead"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    "prompts-delete_prompt": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                prompt_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    "prompts-update_prompt": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                prompt_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["PromptUpdate"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PromptRead"];
                 };
             };
             /** @description Validation Error */

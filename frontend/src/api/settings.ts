@@ -13,6 +13,8 @@ export interface PublicSettings {
   mail_enabled: boolean
   /** What prices, costs, budgets and balances are in (ISO 4217). */
   currency: string
+  /** Users may keep private agents. */
+  user_agents_enabled: boolean
 }
 
 export const settingsApi = {

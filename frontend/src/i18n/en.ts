@@ -6,7 +6,7 @@ export default {
     no: 'No', yes: 'Yes', notFound: 'This page does not exist.', ok: 'OK', save: 'Save', saved: 'Saved',
     search: 'Search', status: 'Status', theme: 'Light / dark theme', totalItems: '{n} in total', back: 'Back',
   },
-  nav: { chat: 'Chat', account: 'Account', profile: 'Profile', apiKeys: 'API keys', usage: 'My usage', admin: 'Admin' },
+  nav: { chat: 'Chat', account: 'Account', profile: 'Profile', apiKeys: 'API keys', usage: 'My usage', prompts: 'Prompts', admin: 'Admin', myAgents: 'My agents' },
   auth: {
     login: 'Sign in to continue', adminLogin: 'Admin sign-in', userLogin: 'User sign-in', signIn: 'Sign in',
     logout: 'Sign out', username: 'Username', password: 'Password', email: 'E-mail', repeatPassword: 'Repeat password',
@@ -188,5 +188,16 @@ export default {
     budgetHint: 'The most to spend per period, in {currency}. Empty: no budget.', spending: 'Spending',
     perKey: 'Per API key', unpricedCalls: '{n} calls of unpriced models',
     kinds: { topup: 'Top-up', adjust: 'Adjustment', code: 'Code' },
+  },
+  prompts: {
+    hint: 'Type / at the start of a message to insert one.', add: 'New prompt', title: 'Title', body: 'Prompt',
+    publish: 'Publish to everyone', published: 'Published', noneYet: 'No saved prompts yet: keep one under Account → Prompts.',
+    deleteTitle: 'Delete this prompt?',
+  },
+  myAgents: {
+    hint: 'Agents only you see: they start chats with your system prompt, model, greeting and questions.',
+    add: 'New agent', none: 'No agents of your own yet', name: 'Name', avatar: 'Avatar', systemPrompt: 'System prompt',
+    model: 'Model', greeting: 'Greeting', questions: 'Suggested questions', questionsHint: 'One per line, up to 4',
+    deleteTitle: 'Delete this agent?',
   },
 }

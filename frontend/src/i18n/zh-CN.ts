@@ -8,7 +8,7 @@ const zhCN: typeof en = {
     no: '否', yes: '是', notFound: '页面不存在。', ok: '好的', save: '保存', saved: '已保存',
     search: '搜索', status: '状态', theme: '浅色 / 深色', totalItems: '共 {n} 条', back: '返回',
   },
-  nav: { chat: '对话', account: '账户', profile: '个人资料', apiKeys: 'API 密钥', usage: '我的用量', admin: '管理后台' },
+  nav: { chat: '对话', account: '账户', profile: '个人资料', apiKeys: 'API 密钥', usage: '我的用量', admin: '管理后台', prompts: '提示词', myAgents: '我的助手' },
   auth: {
     login: '登录以继续', adminLogin: '管理员登录', userLogin: '普通用户登录', signIn: '登录',
     logout: '退出登录', username: '用户名', password: '密码', email: '邮箱', repeatPassword: '确认密码',
@@ -190,6 +190,17 @@ const zhCN: typeof en = {
     budgetHint: '每个周期最多花费多少（{currency}）。留空：不限。', spending: '花费',
     perKey: '各 API 密钥', unpricedCalls: '{n} 次调用的模型未定价',
     kinds: { topup: '充值', adjust: '调整', code: '兑换码' },
+  },
+  prompts: {
+    hint: '在消息开头输入 / 即可插入。', add: '新建提示词', title: '标题', body: '提示词内容',
+    publish: '发布给所有人', published: '已发布', noneYet: '还没有保存的提示词：可在“账户 → 提示词”中添加。',
+    deleteTitle: '删除这个提示词？',
+  },
+  myAgents: {
+    hint: '只有您能看到的助手：用您的系统提示词、模型、开场白和推荐问题开始对话。',
+    add: '新建助手', none: '还没有自己的助手', name: '名称', avatar: '头像', systemPrompt: '系统提示词',
+    model: '模型', greeting: '开场白', questions: '推荐问题', questionsHint: '每行一个，最多 4 个',
+    deleteTitle: '删除这个助手？',
   },
 }
 

@@ -20,6 +20,8 @@ const routes: RouteRecordRaw[] = [
       { path: 'profile', name: 'profile', component: () => import('@/views/account/ProfileView.vue') },
       { path: 'keys', name: 'keys', component: () => import('@/views/account/ApiKeysView.vue') },
       { path: 'usage', name: 'usage', component: () => import('@/views/account/UsageView.vue') },
+      { path: 'prompts', name: 'prompts', component: () => import('@/views/account/PromptsView.vue') },
+      { path: 'agents', name: 'my-agents', component: () => import('@/views/account/MyAgentsView.vue') },
     ],
   },
   {

@@ -14,6 +14,7 @@ export const useSiteStore = defineStore('site', () => {
     require_verified_email: false,
     mail_enabled: false,
     currency: 'USD',
+    user_agents_enabled: false,
   })
 
   async function load(): Promise<void> {

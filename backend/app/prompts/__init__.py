@@ -1,0 +1,1 @@
+"""Saved prompts: inserted into the chat composer with `/`."""
