@@ -34,6 +34,7 @@ before(async () => {
   assert.equal(channel.status, 201)
   const prompt = await api(h.base, token, 'POST', '/api/prompts', { title: 'Summarise', body: 'Summarise this in one sentence:', shared: true })
   assert.equal(prompt.status, 201)
+  assert.equal((await api(h.base, token, 'PUT', '/api/admin/settings', { user_agents_enabled: true })).status, 200)
   const agent = await api(h.base, token, 'POST', '/api/admin/agents', {
     name: 'Travel guide',
     avatar: '🧭',
@@ -75,6 +76,17 @@ test('a user chats, stops, regenerates, reloads mid-answer and uses an API key',
   await page.press('[data-test=composer]', 'Enter')
   assert.equal(await page.inputValue('[data-test=composer]'), 'Summarise this in one sentence:')
   await page.fill('[data-test=composer]', '')
+
+  // Her own agent: made under Account → My agents, offered when she starts a chat.
+  await page.goto(`${h.base}/account/agents`)
+  await page.click('[data-test=add-my-agent]')
+  await page.fill('[data-test=my-agent-form] input[name=name]', 'Haiku poet')
+  await page.fill('[data-test=my-agent-form] textarea[name=system_prompt]', 'Answer in haiku.')
+  await page.click('[data-test=save-my-agent]')
+  await page.waitForSelector('[data-test=my-agents] >> text=Haiku poet')
+  await shot(page, '01c-my-agents')
+  await page.goto(`${h.base}/`)
+  await page.waitForSelector('[data-test=agent-card] >> text=Haiku poet')
 
   // New chat with an agent: its greeting and starters appear; a starter asks the question.
   await page.locator('[data-test=agent-card]', { hasText: 'Travel guide' }).click()
