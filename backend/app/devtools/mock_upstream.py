@@ -988,7 +988,11 @@ class MockServer:
         self.mock = MockUpstream()
         self.host, self.port = host, port
         self._thread = LoopThread("mock-upstream")
-        self._runner = web.AppRunner(self.mock.app, handler_cancellation=True, access_log=None)
+        # Stopping does not wait for answers still being written (a test's stream may be left
+        # open): they are cancelled after a moment, well inside `LoopThread.stop`'s timeout.
+        self._runner = web.AppRunner(
+            self.mock.app, handler_cancellation=True, access_log=None, shutdown_timeout=1.0
+        )
 
     @property
     def state(self) -> MockState:
