@@ -130,6 +130,20 @@ test('a user chats, stops, regenerates, reloads mid-answer and uses an API key',
   // The sidebar lists it (with its generated title), and the search finds it by content.
   await page.waitForFunction(() => document.querySelectorAll('[data-test=conversation-item]').length === 1)
 
+  // A conversation exported as JSON (here, from another installation) is imported with a button.
+  const exported = {
+    format: 'ai-chat-gateway.conversation', version: 1, title: 'Imported trip', system_prompt: '',
+    messages: [
+      { role: 'user', content: 'Where to in autumn?', status: 'complete', prompt_tokens: 0, completion_tokens: 0 },
+      { role: 'assistant', content: 'Kyoto.', status: 'complete', prompt_tokens: 0, completion_tokens: 0 },
+    ],
+  }
+  await page.setInputFiles('[data-test=import-conversation-file]', { name: 'trip.json', mimeType: 'application/json', buffer: Buffer.from(JSON.stringify(exported)) })
+  await page.waitForSelector('[data-test=assistant-message] >> text=Kyoto.')
+  await page.fill('[data-test=search]', 'autumn')
+  await page.waitForFunction(() => document.querySelectorAll('[data-test=conversation-item]').length === 2)
+  await page.fill('[data-test=search]', '')
+
   // Formulas are typeset (KaTeX, loaded on first use); a script in an answer never runs.
   await mockProfile('e2e', { chunks: 7, text: 'Energy: $E = mc^2$ <img src=x onerror="window.__pwned=1">' })
   await page.fill('[data-test=composer]', 'Physics?')

@@ -40,6 +40,7 @@ export default {
     addEmailToChat: 'Add and confirm an e-mail address to chat, on your',
   },
   chat: {
+    importJson: 'Import JSON', imported: 'Conversation imported',
     newChat: 'New chat', search: 'Search chats', conversations: 'Conversations', noConversations: 'No chats yet',
     noMatches: 'No chat matches', untitled: 'New conversation', pinned: 'Pinned', pin: 'Pin', unpin: 'Unpin',
     rename: 'Rename', archive: 'Archive', unarchive: 'Restore', showArchived: 'Show archived chats',

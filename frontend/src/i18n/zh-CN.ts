@@ -42,6 +42,7 @@ const zhCN: typeof en = {
     addEmailToChat: '请先添加并确认邮箱地址再开始对话，前往：',
   },
   chat: {
+    importJson: '导入 JSON', imported: '已导入对话',
     newChat: '新建对话', search: '搜索对话', conversations: '对话列表', noConversations: '还没有对话',
     noMatches: '没有匹配的对话', untitled: '新对话', pinned: '已置顶', pin: '置顶', unpin: '取消置顶',
     rename: '重命名', archive: '归档', unarchive: '恢复', showArchived: '查看已归档',
