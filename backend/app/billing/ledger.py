@@ -6,8 +6,10 @@ becomes its real cost. A claim refuses a reservation that would take spent + res
 limit, so concurrent calls can never spend more than the limit together — unlike checking the
 budget first and charging after.
 
-`MemoryLedger` (one process): checks and bookings run without yielding, so they are atomic.
-`RedisLedger` (any number of processes): one Lua script per reservation, one per settlement.
+The reservation itself is made by the admission (`ratelimit.admission`), together with the
+rate and concurrency checks. `MemoryLedger` (one process): its check and booking run without
+yielding, so they are atomic. With Redis (any number of processes) the admission's Lua script
+reserves (`RESERVE_CHECK`), and `RedisLedger` settles and credits, one script each.
 Either starts a claim from the database the first time it is used (`Claim.load`: the period's
 spend so far, or the balance left) and keeps it from then on; Redis forgets a period's claim
 after the period. A reservation not settled (its process died) lapses after `HOLD_SECONDS`.
@@ -148,11 +150,6 @@ class MemoryLedger:
             self._sweep()
         return Hold(claims, amount, self._members.new())
 
-    async def reserve(self, claims: Sequence[Claim], amount: int) -> Hold:
-        await self.load(claims)
-        self.check(claims, amount)  # from here on nothing yields: check and booking are one step
-        return self.book(claims, amount)
-
     def settle(self, hold: Hold, cost: int) -> Coroutine[Any, Any, None] | None:
         """The call ended having cost `cost` (0 if it failed before any answer). In memory this
         is done at once (nothing to await)."""
@@ -206,37 +203,6 @@ local function reserve_check(key, limit, now, amount)
   return nil
 end
 """
-# KEYS: one hash per claim. ARGV: now, amount, member, hold expiry, then per claim its limit
-# ("" for a balance), its loaded value ("" if not loaded yet) and when Redis may forget it (Unix
-# time, 0: never). A hash holds `spent`, a balance's `limit`, and `r:<member>` = "amount|expiry"
-# per live reservation. Answers {0} (booked), {1, i} (claim i must be loaded first) or
-# {2, i, left} (claim i refuses).
-_RESERVE = """
-local now, amount = tonumber(ARGV[1]), tonumber(ARGV[2])
-local member, expiry = ARGV[3], ARGV[4]
-for i = 1, #KEYS do
-  if redis.call('EXISTS', KEYS[i]) == 0 then
-    local loaded = ARGV[3 + i * 3]
-    if loaded == '' then return {1, i} end
-    if ARGV[2 + i * 3] == '' then
-      redis.call('HSET', KEYS[i], 'spent', 0, 'limit', loaded)
-    else
-      redis.call('HSET', KEYS[i], 'spent', loaded)
-    end
-    local forget = tonumber(ARGV[4 + i * 3])
-    if forget > 0 then redis.call('EXPIREAT', KEYS[i], forget) end
-  end
-end
-for i = 1, #KEYS do
-  local left = reserve_check(KEYS[i], ARGV[2 + i * 3], now, amount)
-  if left then return {2, i, tostring(left)} end
-end
-for i = 1, #KEYS do
-  redis.call('HSET', KEYS[i], 'r:' .. member, amount .. '|' .. expiry)
-end
-return {0}
-"""
-_RESERVE = RESERVE_CHECK + _RESERVE
 # KEYS: the claims' hashes, then the sets holding the call's concurrency leases. ARGV: member,
 # cost, claim count.
 _SETTLE = """
@@ -260,33 +226,9 @@ return 0
 class RedisLedger:
     def __init__(self, redis: Redis, namespace: str = "acgw") -> None:
         self._prefix = f"{namespace}:ledger:"
-        self._reserve = redis.register_script(_RESERVE)
         self._settle = redis.register_script(_SETTLE)
         self._credit = redis.register_script(_CREDIT)
         self._members = _Members()
-
-    async def reserve(self, claims: Sequence[Claim], amount: int) -> Hold:
-        keys = [self._prefix + claim.key for claim in claims]
-        loaded: dict[int, int] = {}
-        member = self._members.new()
-        while True:
-            now = time.time()
-            args: list[str | int | float] = [now, amount, member, now + HOLD_SECONDS]
-            for index, claim in enumerate(claims):
-                args += [
-                    "" if claim.limit is None else claim.limit,
-                    loaded.get(index, ""),
-                    int(claim.forget_at),
-                ]
-            outcome = await self._reserve(keys=keys, args=args)
-            kind = int(outcome[0])
-            if kind == 0:
-                return Hold(claims, amount, member)
-            index = int(outcome[1]) - 1
-            if kind == 1:
-                loaded[index] = await claims[index].load()
-                continue
-            raise refusal(claims[index], int(outcome[2]))
 
     def settle(self, hold: Hold, cost: int) -> Coroutine[Any, Any, None] | None:
         if hold.settled:

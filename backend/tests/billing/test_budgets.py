@@ -14,9 +14,14 @@ import pytest
 from redis.asyncio import Redis
 from sqlalchemy import func, select
 
-from app.billing.ledger import Claim, InsufficientQuotaError, MemoryLedger, RedisLedger
+from app.billing.ledger import Claim, InsufficientQuotaError, RedisLedger, Reservation
+from app.core.runtime_values import RuntimeValues
 from app.devtools.mock_upstream import MockServer
 from app.models import CallLog
+from app.ratelimit.admission import Admission, CallerLimits
+from app.ratelimit.limiter import RateLimiter
+from app.ratelimit.slots import ConcurrencySlots
+from app.runtime_settings.cache import RuntimeSettingsCache
 from tests.live import LiveGateway
 
 
@@ -28,20 +33,35 @@ def _claims(limit: int | None, loaded: int = 0, key: str = "user:1:2026-12") -> 
     return [Claim(key=key, limit=limit, what="your account's monthly budget", load=load)]
 
 
-async def _race(ledgers: list[Any], claims: list[Claim], calls: int, amount: int) -> list[Any]:
+def _admission(redis: Redis | None = None, namespace: str = "acgw") -> Admission:
+    """An admission with no rate or concurrency limit in the way: the budget is what is tested."""
+    runtime = RuntimeSettingsCache(RuntimeValues())
+    return Admission(
+        RateLimiter(redis, namespace), ConcurrencySlots(redis, namespace=namespace), runtime,
+        redis, namespace,
+    )  # fmt: skip
+
+
+async def _race(
+    admissions: list[Admission], claims: list[Claim], calls: int, amount: int
+) -> list[Any]:
     async def one(index: int) -> Any:
+        admission = admissions[index % len(admissions)]
+        no_limits = CallerLimits(user_rpm=0, user_streams=0)
         try:
-            return await ledgers[index % len(ledgers)].reserve(claims, amount)
+            ticket = await admission.admit(1, None, no_limits, budget=Reservation(claims, amount))
         except InsufficientQuotaError as error:
             return error
+        return ticket.hold
 
     return await asyncio.gather(*(one(i) for i in range(calls)))
 
 
 async def test_memory_ledger_admits_exactly_what_the_limit_allows() -> None:
-    ledger = MemoryLedger()
+    admission = _admission()
+    ledger = admission.memory_ledger
     claims = _claims(limit=10_000, loaded=1_000)
-    outcomes = await _race([ledger], claims, 100, 1_000)
+    outcomes = await _race([admission], claims, 100, 1_000)
     held = [o for o in outcomes if not isinstance(o, InsufficientQuotaError)]
     refused = [o for o in outcomes if isinstance(o, InsufficientQuotaError)]
     assert (len(held), len(refused)) == (9, 91)  # 1,000 already spent: room for 9 more
@@ -53,17 +73,17 @@ async def test_memory_ledger_admits_exactly_what_the_limit_allows() -> None:
     for hold in held[4:]:
         ledger.settle(hold, 1_000)
     ledger.settle(held[4], 1_000)  # settling twice changes nothing
-    again = await _race([ledger], claims, 10, 1_000)
+    again = await _race([admission], claims, 10, 1_000)
     assert sum(not isinstance(o, InsufficientQuotaError) for o in again) == 4
 
 
 async def test_a_balance_is_held_and_credited() -> None:
-    ledger = MemoryLedger()
+    admission = _admission()
     claims = _claims(limit=None, loaded=3_000, key="balance:7")
-    outcomes = await _race([ledger], claims, 10, 1_000)
+    outcomes = await _race([admission], claims, 10, 1_000)
     assert sum(not isinstance(o, InsufficientQuotaError) for o in outcomes) == 3
-    await ledger.credit("balance:7", 2_000)
-    more = await _race([ledger], claims, 10, 1_000)
+    await admission.memory_ledger.credit("balance:7", 2_000)
+    more = await _race([admission], claims, 10, 1_000)
     assert sum(not isinstance(o, InsufficientQuotaError) for o in more) == 2
 
 
@@ -73,14 +93,15 @@ async def test_redis_ledgers_in_two_processes_admit_exactly_what_the_limit_allow
     namespace = f"t{uuid.uuid4().hex[:8]}"
     clients = [Redis.from_url(redis_url), Redis.from_url(redis_url)]
     try:
+        admissions = [_admission(client, namespace) for client in clients]
         ledgers = [RedisLedger(client, namespace) for client in clients]
         claims = _claims(limit=10_000) + _claims(limit=None, loaded=50_000, key="balance:1")
-        outcomes = await _race(ledgers, claims, 100, 1_000)
+        outcomes = await _race(admissions, claims, 100, 1_000)
         held = [o for o in outcomes if not isinstance(o, InsufficientQuotaError)]
         assert len(held) == 10
         for hold in held:
             await ledgers[0].settle(hold, 500)  # each cost less than reserved
-        outcomes = await _race(ledgers, claims, 100, 1_000)
+        outcomes = await _race(admissions, claims, 100, 1_000)
         assert sum(not isinstance(o, InsufficientQuotaError) for o in outcomes) == 5
         await ledgers[1].credit("balance:1", 1)
         raw = await clients[0].hgetall(f"{namespace}:ledger:balance:1")
