@@ -169,10 +169,14 @@ def _per_million(cost_per_token: Any) -> str:
     return micro_text(int(micro))
 
 
-def _litellm_entries(data: dict[str, Any], served: set[str] | None) -> list[dict[str, Any]]:
+def _litellm_entries(
+    data: dict[str, Any], served: set[str] | None
+) -> tuple[list[dict[str, Any]], list[str]]:
     """LiteLLM's entries with token costs, as our import entries (named as a channel serves
-    them: "openai/gpt-4o" is "gpt-4o" when that is what is served)."""
+    them: "openai/gpt-4o" is "gpt-4o" when that is what is served), and why the ones whose
+    costs are not amounts were left out."""
     entries: dict[str, dict[str, Any]] = {}
+    refused: list[str] = []
     for name, spec in data.items():
         if not isinstance(spec, dict) or name == "sample_spec":
             continue
@@ -190,7 +194,8 @@ def _litellm_entries(data: dict[str, Any], served: set[str] | None) -> list[dict
             for field in ("input", "cached_input", "output", "reasoning"):
                 if field in costs:
                     entry[field] = _per_million(costs[field])
-        except ValueError:
+        except ValueError as exc:
+            refused.append(f"{name[:128]}: {exc}")
             continue
         entry.setdefault("input", "0")
         entry.setdefault("output", "0")
@@ -198,7 +203,7 @@ def _litellm_entries(data: dict[str, Any], served: set[str] | None) -> list[dict
         if isinstance(cap, int) and not isinstance(cap, bool) and 0 < cap <= 10_000_000:
             entry["max_output_tokens"] = cap
         entries[model] = entry
-    return list(entries.values())
+    return list(entries.values()), refused
 
 
 async def import_prices(
@@ -207,13 +212,15 @@ async def import_prices(
     """Add the prices in `data` (see the module's description); `only_served`: of LiteLLM's
     file, only the models a channel serves."""
     names = {name: channel_id for channel_id, name in (await _channel_names(db)).items()}
+    errors: list[str] = []
     if isinstance(data.get("prices"), list):
         entries = list(data["prices"])
     else:
-        entries = _litellm_entries(data, await served_models(db) if only_served else None)
+        served = await served_models(db) if only_served else None
+        entries, errors = _litellm_entries(data, served)
     rows = list((await db.scalars(select(ModelPrice))).all())
     current = in_force(rows, utcnow())
-    imported, skipped, errors = 0, 0, []
+    imported, skipped = 0, len(errors)
     for index, entry in enumerate(entries):
         if not isinstance(entry, dict):
             skipped += 1
